@@ -1,0 +1,101 @@
+//! The validated mesh configuration: what the rest of meshgate builds from.
+
+use datafusion::arrow::datatypes::DataType;
+use url::Url;
+
+pub use super::model::Status;
+
+/// A validated mesh configuration.
+#[derive(Debug, Clone)]
+pub struct MeshConfig {
+    pub catalog: String,
+    pub stores: Vec<StoreSettings>,
+    pub domains: Vec<Domain>,
+}
+
+impl MeshConfig {
+    pub fn products(&self) -> impl Iterator<Item = &Product> {
+        self.domains.iter().flat_map(|domain| domain.products.iter())
+    }
+}
+
+/// Object-store options for every location under `prefix`.
+#[derive(Clone)]
+pub struct StoreSettings {
+    pub prefix: Url,
+    /// Config path of this entry, for error messages.
+    pub path: String,
+    /// Option name → value, `${VAR}` references already expanded. May hold secrets.
+    pub options: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for StoreSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.options.iter().map(|(name, _)| name.as_str()).collect();
+        f.debug_struct("StoreSettings")
+            .field("prefix", &self.prefix.as_str())
+            .field("options", &names)
+            .finish()
+    }
+}
+
+/// A domain: one SQL schema.
+#[derive(Debug, Clone)]
+pub struct Domain {
+    pub name: String,
+    pub owner: String,
+    pub description: String,
+    pub products: Vec<Product>,
+}
+
+/// A data product: one SQL table.
+#[derive(Debug, Clone)]
+pub struct Product {
+    pub domain: String,
+    pub name: String,
+    pub description: String,
+    pub owner: String,
+    pub version: String,
+    pub status: Status,
+    pub tags: Vec<String>,
+    pub location: Url,
+    pub format: Format,
+    pub partitions: Vec<(String, DataType)>,
+    pub schema: Option<Vec<Column>>,
+}
+
+impl Product {
+    /// `domain.product`, as users write it in SQL.
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.domain, self.name)
+    }
+}
+
+/// File format and its reading options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Parquet,
+    Csv { has_header: bool, delimiter: u8 },
+    Ndjson,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Csv { .. } => "csv",
+            Format::Ndjson => "ndjson",
+        }
+    }
+}
+
+/// A declared column.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub name: String,
+    pub data_type: DataType,
+    pub nullable: bool,
+    pub key: bool,
+    pub description: String,
+    pub tags: Vec<String>,
+}

@@ -1,0 +1,266 @@
+//! Checks a parsed configuration and turns it into [`MeshConfig`], collecting every
+//! error with its path.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use url::Url;
+
+use super::load::{SourcedDomain, SourcedProduct};
+use super::mesh::{Column, Domain, Format, MeshConfig, Product, StoreSettings};
+use super::model::{ColumnSpec, FormatName, MeshFile};
+use super::types::parse_type;
+use crate::error::ConfigError;
+
+/// URL schemes a product location or store prefix may use.
+pub const SUPPORTED_SCHEMES: [&str; 6] = ["file", "s3", "gs", "az", "http", "https"];
+
+pub(crate) struct Validator<'a> {
+    errors: &'a mut Vec<ConfigError>,
+}
+
+impl<'a> Validator<'a> {
+    pub fn new(errors: &'a mut Vec<ConfigError>) -> Self {
+        Self { errors }
+    }
+
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(ConfigError::new(path, message));
+    }
+
+    pub fn validate(mut self, mesh: &MeshFile, domains: Vec<SourcedDomain>) -> Option<MeshConfig> {
+        self.identifier("catalog", &mesh.catalog);
+        let stores = self.stores(mesh);
+        let domains = domains.into_iter().map(|domain| self.domain(domain)).collect();
+        self.errors.is_empty().then(|| MeshConfig { catalog: mesh.catalog.clone(), stores, domains })
+    }
+
+    fn identifier(&mut self, path: &str, name: &str) -> bool {
+        let mut chars = name.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        if !valid {
+            self.error(path, format!("'{name}' is not a valid name (use lowercase letters, digits and _, not starting with a digit)"));
+        }
+        valid
+    }
+
+    fn stores(&mut self, mesh: &MeshFile) -> Vec<StoreSettings> {
+        let mut stores = Vec::new();
+        for (prefix, options) in &mesh.stores {
+            let path = format!("stores.{prefix}");
+            let Some(url) = self.url(&path, prefix) else { continue };
+            if url.scheme() == "file" {
+                self.error(&path, "local files need no store settings");
+                continue;
+            }
+            let mut expanded = Vec::new();
+            for (name, value) in options {
+                match expand_env(value) {
+                    Ok(value) => expanded.push((name.clone(), value)),
+                    Err(variable) => self.error(
+                        format!("{path}.{name}"),
+                        format!("environment variable {variable} is not set"),
+                    ),
+                }
+            }
+            stores.push(StoreSettings { prefix: url, path, options: expanded });
+        }
+        stores
+    }
+
+    fn url(&mut self, path: &str, text: &str) -> Option<Url> {
+        match Url::parse(text) {
+            Ok(url) if SUPPORTED_SCHEMES.contains(&url.scheme()) => {
+                if url.scheme() != "file" && url.host_str().is_none_or(str::is_empty) {
+                    self.error(path, format!("'{text}' names no bucket or host"));
+                    return None;
+                }
+                Some(url)
+            }
+            Ok(url) => {
+                self.error(path, format!("unsupported scheme '{}' (use file, s3, gs, az, http or https)", url.scheme()));
+                None
+            }
+            Err(error) => {
+                self.error(path, format!("invalid URL '{text}': {error}"));
+                None
+            }
+        }
+    }
+
+    fn domain(&mut self, domain: SourcedDomain) -> Domain {
+        let path = format!("domains.{}", domain.name);
+        self.identifier(&path, &domain.name);
+        if domain.spec.owner.trim().is_empty() {
+            self.error(format!("{path}.owner"), "must not be empty");
+        }
+        if domain.spec.products.is_empty() && domain.spec.products_dir.is_none() {
+            self.error(&path, "lists no products and no products_dir");
+        }
+        let mut names = BTreeSet::new();
+        let mut products = Vec::new();
+        for sourced in domain.products {
+            if !names.insert(sourced.spec.name.clone()) {
+                self.error(&sourced.path, format!("duplicate product name '{}' in domain {}", sourced.spec.name, domain.name));
+                continue;
+            }
+            if let Some(product) = self.product(&domain.name, &domain.spec.owner, sourced) {
+                products.push(product);
+            }
+        }
+        Domain { name: domain.name, owner: domain.spec.owner, description: domain.spec.description, products }
+    }
+
+    fn product(&mut self, domain: &str, domain_owner: &str, sourced: SourcedProduct) -> Option<Product> {
+        let SourcedProduct { spec, path, base_dir } = sourced;
+        let before = self.errors.len();
+        self.identifier(&format!("{path}.name"), &spec.name);
+        if !is_semver(&spec.version) {
+            self.error(format!("{path}.version"), format!("'{}' is not a semantic version (major.minor.patch)", spec.version));
+        }
+        let location = self.location(&format!("{path}.location"), &spec.location, &base_dir);
+        let format = match (spec.format, &spec.csv) {
+            (FormatName::Csv, csv) => {
+                let (has_header, delimiter) = csv.as_ref().map_or((true, ','), |c| (c.has_header, c.delimiter));
+                if !delimiter.is_ascii() {
+                    self.error(format!("{path}.csv.delimiter"), "must be a single ASCII character");
+                }
+                Format::Csv { has_header, delimiter: delimiter as u8 }
+            }
+            (_, Some(_)) => {
+                self.error(format!("{path}.csv"), "csv options need format: csv");
+                Format::Parquet
+            }
+            (FormatName::Parquet, None) => Format::Parquet,
+            (FormatName::Ndjson, None) => Format::Ndjson,
+        };
+        let mut seen = BTreeSet::new();
+        let schema = spec.schema.as_ref().map(|columns| {
+            if columns.is_empty() {
+                self.error(format!("{path}.schema"), "declares no columns");
+            }
+            columns.iter().filter_map(|column| self.column(&path, column, &mut seen)).collect::<Vec<_>>()
+        });
+        let mut partitions = Vec::new();
+        for partition in &spec.partitions {
+            let column_path = format!("{path}.partitions.{}", partition.name);
+            self.identifier(&column_path, &partition.name);
+            if !seen.insert(partition.name.clone()) {
+                self.error(&column_path, format!("column '{}' is declared twice", partition.name));
+            }
+            match parse_type(&partition.data_type) {
+                Ok(data_type) => partitions.push((partition.name.clone(), data_type)),
+                Err(message) => self.error(format!("{column_path}.type"), message),
+            }
+        }
+        if self.errors.len() != before {
+            return None;
+        }
+        Some(Product {
+            domain: domain.to_owned(),
+            name: spec.name,
+            description: spec.description,
+            owner: spec.owner.unwrap_or_else(|| domain_owner.to_owned()),
+            version: spec.version,
+            status: spec.status,
+            tags: spec.tags,
+            location: location?,
+            format,
+            partitions,
+            schema,
+        })
+    }
+
+    fn location(&mut self, path: &str, text: &str, base_dir: &Path) -> Option<Url> {
+        if text.contains("://") {
+            return self.url(path, text);
+        }
+        if let Some((scheme, _)) = text.split_once(':') {
+            if scheme.len() > 1 && scheme.chars().all(|c| c.is_ascii_alphanumeric()) {
+                self.error(path, format!("unsupported scheme '{scheme}' (use file, s3, gs, az, http or https)"));
+                return None;
+            }
+        }
+        let joined = base_dir.join(text);
+        let absolute = std::path::absolute(&joined).unwrap_or(joined);
+        let normalized = normalize(&absolute);
+        let directory = text.ends_with('/') || normalized.is_dir();
+        let url = if directory { Url::from_directory_path(&normalized) } else { Url::from_file_path(&normalized) };
+        match url {
+            Ok(url) => Some(url),
+            Err(()) => {
+                self.error(path, format!("'{text}' is not a valid local path"));
+                None
+            }
+        }
+    }
+
+    fn column(&mut self, product_path: &str, spec: &ColumnSpec, seen: &mut BTreeSet<String>) -> Option<Column> {
+        let path = format!("{product_path}.schema.{}", spec.name);
+        if !self.identifier(&path, &spec.name) {
+            return None;
+        }
+        if !seen.insert(spec.name.clone()) {
+            self.error(&path, format!("column '{}' is declared twice", spec.name));
+            return None;
+        }
+        match parse_type(&spec.data_type) {
+            Ok(data_type) => Some(Column {
+                name: spec.name.clone(),
+                data_type,
+                nullable: spec.nullable,
+                key: spec.key,
+                description: spec.description.clone(),
+                tags: spec.tags.clone(),
+            }),
+            Err(message) => {
+                self.error(format!("{path}.type"), message);
+                None
+            }
+        }
+    }
+}
+
+/// Expands `${NAME}` from the environment; a value without it is returned as is.
+fn expand_env(value: &str) -> Result<String, String> {
+    match value.trim().strip_prefix("${").and_then(|rest| rest.strip_suffix('}')) {
+        Some(name) => std::env::var(name).map_err(|_| name.to_owned()),
+        None => Ok(value.to_owned()),
+    }
+}
+
+fn is_semver(version: &str) -> bool {
+    let core = version.split(['-', '+']).next().unwrap_or_default();
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3 && parts.iter().all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// Removes `.` and `..` components without touching the filesystem.
+fn normalize(path: &Path) -> std::path::PathBuf {
+    let mut out = std::path::PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semver_and_env() {
+        assert!(is_semver("1.2.3"));
+        assert!(is_semver("1.2.3-rc.1"));
+        assert!(!is_semver("1.2"));
+        assert_eq!(expand_env("plain"), Ok("plain".to_owned()));
+        assert_eq!(expand_env("${MESHGATE_SURELY_UNSET_VAR}"), Err("MESHGATE_SURELY_UNSET_VAR".to_owned()));
+    }
+}

@@ -1,0 +1,68 @@
+//! Errors of the catalog crate.
+
+use std::fmt;
+
+/// One configuration mistake, with the path of the setting it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.message)
+    }
+}
+
+/// Every mistake found in a configuration; never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.0.len();
+        writeln!(f, "{count} configuration error{}:", if count == 1 { "" } else { "s" })?;
+        for error in &self.0 {
+            writeln!(f, "  {error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Why a product cannot serve queries; named after the product by [`ProductError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// The files differ from the declared schema.
+    SchemaDrift,
+    /// The store could not be reached or the files could not be listed or read.
+    Unavailable,
+    /// The files are not valid for the product's format.
+    Corrupt,
+}
+
+/// A failure reading a product, naming it. Carried inside DataFusion errors as
+/// `DataFusionError::External` so the protocol layer can map it.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("product {product} {}: {detail}", kind_text(.kind))]
+pub struct ProductError {
+    pub product: String,
+    pub kind: ProblemKind,
+    pub detail: String,
+}
+
+fn kind_text(kind: &ProblemKind) -> &'static str {
+    match kind {
+        ProblemKind::SchemaDrift => "does not match its declared schema",
+        ProblemKind::Unavailable => "is unavailable",
+        ProblemKind::Corrupt => "has unreadable files",
+    }
+}

@@ -1,0 +1,127 @@
+//! Whether a product can serve: schema drift against the declared contract, and
+//! turning read failures into [`ProductError`]s that name the product.
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::common::DataFusionError;
+
+use crate::config::types::{type_name, type_satisfies};
+use crate::config::{Column, Format};
+use crate::error::{ProblemKind, ProductError};
+
+/// A product's state when the snapshot was built.
+#[derive(Debug, Clone)]
+pub enum Health {
+    Healthy,
+    Unhealthy(ProductError),
+}
+
+impl Health {
+    pub fn problem(&self) -> Option<&ProductError> {
+        match self {
+            Health::Healthy => None,
+            Health::Unhealthy(error) => Some(error),
+        }
+    }
+}
+
+/// Differences between the declared columns and the schema found in the files.
+pub fn schema_drift(declared: &[Column], found: &Schema, format: Format) -> Vec<String> {
+    let mut differences = Vec::new();
+    if let Format::Csv { .. } = format {
+        let header: Vec<&str> = found.fields().iter().map(|f| f.name().as_str()).collect();
+        let names: Vec<&str> = declared.iter().map(|c| c.name.as_str()).collect();
+        if header != names {
+            differences.push(format!("CSV columns are [{}], declared [{}]", header.join(", "), names.join(", ")));
+        }
+        return differences;
+    }
+    for column in declared {
+        match found.field_with_name(&column.name) {
+            Err(_) => differences.push(format!("column {} is declared but missing from the files", column.name)),
+            Ok(field) if !type_satisfies(&column.data_type, field.data_type()) => differences.push(format!(
+                "column {} is declared {} but the files have {}",
+                column.name,
+                type_name(&column.data_type),
+                type_name(field.data_type())
+            )),
+            Ok(_) => {}
+        }
+    }
+    differences
+}
+
+/// Turns a failure reading `product` into an error that names it, without the
+/// store's internal paths.
+pub fn classify(product: &str, location: &str, error: &DataFusionError) -> ProductError {
+    let kind = match error.find_root() {
+        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => ProblemKind::Unavailable,
+        DataFusionError::Plan(message) if message.starts_with("No files found") => ProblemKind::Unavailable,
+        DataFusionError::ResourcesExhausted(_) => ProblemKind::Unavailable,
+        _ => ProblemKind::Corrupt,
+    };
+    let root = error.find_root();
+    let detail = match (root, &kind) {
+        (DataFusionError::Plan(message), ProblemKind::Unavailable) if message.starts_with("No files found") => {
+            "no data files found at its location".to_owned()
+        }
+        _ => strip_location(&root.to_string(), location),
+    };
+    ProductError { product: product.to_owned(), kind, detail }
+}
+
+fn strip_location(message: &str, location: &str) -> String {
+    let path = location.split_once("://").map_or(location, |(_, rest)| rest);
+    let path = path.trim_start_matches(|c: char| c != '/').trim_end_matches('/');
+    let message = message.replace(location, "");
+    if path.len() > 1 { message.replace(path, "") } else { message }
+}
+
+/// The schema of a product's table, as given by the contract where declared.
+pub fn declared_schema(declared: &[Column], found: Option<&SchemaRef>) -> Schema {
+    use datafusion::arrow::datatypes::Field;
+    let fields: Vec<Field> = declared
+        .iter()
+        .map(|column| {
+            let found_nullable = found
+                .and_then(|schema| schema.field_with_name(&column.name).ok())
+                .is_none_or(|field| field.is_nullable());
+            Field::new(&column.name, column.data_type.clone(), column.nullable || found_nullable)
+        })
+        .collect();
+    Schema::new(fields)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::datatypes::{DataType, Field};
+
+    use super::*;
+
+    fn column(name: &str, data_type: DataType) -> Column {
+        Column { name: name.into(), data_type, nullable: true, key: false, description: String::new(), tags: vec![] }
+    }
+
+    #[test]
+    fn drift_names_missing_and_mistyped_columns() {
+        let found = Schema::new(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Utf8View, true)]);
+        let declared = [column("a", DataType::Int32), column("b", DataType::Utf8), column("c", DataType::Int64)];
+        assert_eq!(
+            schema_drift(&declared, &found, Format::Parquet),
+            vec![
+                "column a is declared int32 but the files have int64".to_owned(),
+                "column c is declared but missing from the files".to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn classify_hides_local_paths() {
+        let error = DataFusionError::ParquetError(Box::new(datafusion::parquet::errors::ParquetError::General(
+            "file /data/lake/sales/orders/x.parquet is bad".into(),
+        )));
+        let named = classify("sales.orders", "file:///data/lake/sales/orders/", &error);
+        assert_eq!(named.kind, ProblemKind::Corrupt);
+        assert!(!named.detail.contains("/data/lake"), "{}", named.detail);
+        assert!(named.to_string().starts_with("product sales.orders has unreadable files"));
+    }
+}

@@ -1,0 +1,22 @@
+//! meshgate-catalog: the mesh configuration (parsed strictly, validated with every
+//! error reported by path), object stores, and data products as DataFusion tables.
+//!
+//! It knows nothing of principals or protocols; the engine and policy layers build
+//! on the [`MeshSnapshot`] it produces.
+
+pub mod config;
+mod error;
+mod health;
+mod product_table;
+mod scan_exec;
+mod snapshot;
+mod sql_catalog;
+mod stores;
+
+pub use config::{MeshConfig, load_mesh, load_mesh_str};
+pub use error::{ConfigError, ConfigErrors, ProblemKind, ProductError};
+pub use health::Health;
+pub use product_table::ProductTable;
+pub use scan_exec::ProductScanExec;
+pub use snapshot::{MeshSnapshot, ProductEntry};
+pub use sql_catalog::{DomainSchema, MeshCatalog};

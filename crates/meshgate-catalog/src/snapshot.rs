@@ -1,0 +1,183 @@
+//! `MeshSnapshot`: the immutable, loaded mesh — every product's table and health,
+//! built from a validated [`MeshConfig`]. Queries bind to one snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::file_format::FileFormat;
+use datafusion::datasource::file_format::csv::CsvFormat;
+use datafusion::datasource::file_format::json::JsonFormat;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::execution::context::SessionContext;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::SessionConfig;
+use futures::StreamExt;
+
+use crate::config::{Format, MeshConfig, Product};
+use crate::error::{ConfigErrors, ProblemKind, ProductError};
+use crate::health::{Health, classify, declared_schema, schema_drift};
+use crate::product_table::ProductTable;
+use crate::stores::register_stores;
+
+/// How many products are opened at once while loading.
+const LOAD_CONCURRENCY: usize = 8;
+
+/// A loaded product: its descriptor and its table.
+#[derive(Debug)]
+pub struct ProductEntry {
+    pub product: Product,
+    pub table: Arc<ProductTable>,
+}
+
+/// The loaded mesh.
+#[derive(Debug)]
+pub struct MeshSnapshot {
+    config: MeshConfig,
+    runtime: Arc<RuntimeEnv>,
+    session_config: SessionConfig,
+    /// domain → product name → entry
+    products: BTreeMap<String, BTreeMap<String, Arc<ProductEntry>>>,
+}
+
+impl MeshSnapshot {
+    /// Registers the stores, opens every product's files (concurrently) and checks
+    /// them against their declared schemas. A product that cannot be read is kept,
+    /// marked unhealthy; only configuration errors fail the load.
+    pub async fn load(config: MeshConfig, session_config: SessionConfig) -> Result<Self, ConfigErrors> {
+        let runtime = Arc::new(RuntimeEnv::default());
+        register_stores(&config, &runtime)?;
+        let ctx = SessionContext::new_with_config_rt(session_config.clone(), Arc::clone(&runtime));
+        let entries: Vec<ProductEntry> = futures::stream::iter(config.products().cloned())
+            .map(|product| open_product(&ctx, product))
+            .buffered(LOAD_CONCURRENCY)
+            .collect()
+            .await;
+        let mut products: BTreeMap<String, BTreeMap<String, Arc<ProductEntry>>> = BTreeMap::new();
+        for domain in &config.domains {
+            products.entry(domain.name.clone()).or_default();
+        }
+        for entry in entries {
+            products
+                .entry(entry.product.domain.clone())
+                .or_default()
+                .insert(entry.product.name.clone(), Arc::new(entry));
+        }
+        Ok(Self { config, runtime, session_config, products })
+    }
+
+    pub fn catalog_name(&self) -> &str {
+        &self.config.catalog
+    }
+
+    pub fn config(&self) -> &MeshConfig {
+        &self.config
+    }
+
+    pub fn runtime(&self) -> &Arc<RuntimeEnv> {
+        &self.runtime
+    }
+
+    pub fn session_config(&self) -> &SessionConfig {
+        &self.session_config
+    }
+
+    /// Domain names, sorted.
+    pub fn domain_names(&self) -> impl Iterator<Item = &str> {
+        self.products.keys().map(String::as_str)
+    }
+
+    /// Products of a domain, sorted by name; `None` for an unknown domain.
+    pub fn domain_products(&self, domain: &str) -> Option<impl Iterator<Item = &Arc<ProductEntry>>> {
+        self.products.get(domain).map(|products| products.values())
+    }
+
+    pub fn product(&self, domain: &str, name: &str) -> Option<&Arc<ProductEntry>> {
+        self.products.get(domain)?.get(name)
+    }
+
+    /// Every product, by domain then name.
+    pub fn products(&self) -> impl Iterator<Item = &Arc<ProductEntry>> {
+        self.products.values().flat_map(|products| products.values())
+    }
+}
+
+async fn open_product(ctx: &SessionContext, product: Product) -> ProductEntry {
+    let name = product.qualified_name();
+    let location = product.location.to_string();
+    let state = ctx.state();
+    let opened = async {
+        let url = ListingTableUrl::parse(&location)?;
+        let options = listing_options(&product, &state);
+        let found = options.infer_schema(&state, &url).await;
+        Ok::<_, datafusion::error::DataFusionError>((url, options, found))
+    }
+    .await;
+    let (url, options, found) = match opened {
+        Ok(parts) => parts,
+        Err(error) => return unreadable(product, classify(&name, &location, &error)),
+    };
+    let (found, mut health) = match found {
+        Ok(schema) => (Some(schema), Health::Healthy),
+        Err(error) => (None, Health::Unhealthy(classify(&name, &location, &error))),
+    };
+    let schema: SchemaRef = match (&product.schema, &found) {
+        (Some(declared), found) => {
+            if let Some(found) = found {
+                let drift = schema_drift(declared, found, product.format);
+                if !drift.is_empty() {
+                    health = Health::Unhealthy(ProductError {
+                        product: name.clone(),
+                        kind: ProblemKind::SchemaDrift,
+                        detail: drift.join("; "),
+                    });
+                }
+            }
+            Arc::new(declared_schema(declared, found.as_ref()))
+        }
+        (None, Some(found)) => Arc::clone(found),
+        (None, None) => {
+            let problem = health.problem().cloned().unwrap_or_else(|| ProductError {
+                product: name.clone(),
+                kind: ProblemKind::Unavailable,
+                detail: "its schema could not be read".into(),
+            });
+            return unreadable(product, problem);
+        }
+    };
+    let listing = ListingTableConfig::new(url).with_listing_options(options).with_schema(Arc::clone(&schema));
+    match ListingTable::try_new(listing) {
+        Ok(table) => {
+            let table_schema = table.schema();
+            let inner: Arc<dyn TableProvider> = Arc::new(table);
+            let table = ProductTable::new(name, location, table_schema, Some(inner), health);
+            ProductEntry { product, table: Arc::new(table) }
+        }
+        Err(error) => unreadable(product, classify(&name, &location, &error)),
+    }
+}
+
+fn unreadable(product: Product, problem: ProductError) -> ProductEntry {
+    let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
+    let table = ProductTable::new(problem.product.clone(), product.location.to_string(), schema, None, Health::Unhealthy(problem));
+    ProductEntry { product, table: Arc::new(table) }
+}
+
+fn listing_options(product: &Product, state: &datafusion::execution::SessionState) -> ListingOptions {
+    let (format, extension): (Arc<dyn FileFormat>, &str) = match product.format {
+        Format::Parquet => {
+            (Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone())), ".parquet")
+        }
+        Format::Csv { has_header, delimiter } => {
+            (Arc::new(CsvFormat::default().with_has_header(has_header).with_delimiter(delimiter)), ".csv")
+        }
+        Format::Ndjson => (Arc::new(JsonFormat::default()), ".json"),
+    };
+    // A location naming one file reads that file whatever its extension.
+    let extension = if product.location.path().ends_with('/') { extension } else { "" };
+    ListingOptions::new(format)
+        .with_file_extension(extension)
+        .with_table_partition_cols(product.partitions.clone())
+}

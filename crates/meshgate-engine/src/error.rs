@@ -1,0 +1,88 @@
+//! Errors of the engine: what went wrong with a query, in terms a user can act on.
+
+use datafusion::common::DataFusionError;
+use meshgate_catalog::ProductError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The SQL does not parse or plan (syntax, unknown column, type mismatch…).
+    #[error("{0}")]
+    InvalidSql(String),
+    /// A statement or feature outside the read-only query surface.
+    #[error("{what} is not allowed: meshgate serves read-only queries over the mesh's products")]
+    Refused { what: String },
+    /// A table that does not exist (or that the caller may not see).
+    #[error("table {name} not found{hint}")]
+    TableNotFound { name: String, hint: String },
+    /// A product that cannot be read.
+    #[error(transparent)]
+    Product(#[from] ProductError),
+    /// The query ran past the memory it may use.
+    #[error("{0}")]
+    ResourcesExhausted(String),
+    /// A failure while executing the query (division by zero, bad cast…).
+    #[error("{0}")]
+    Execution(String),
+    /// A bug or an unexpected state inside meshgate; details are logged, not sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DataFusionError> for EngineError {
+    fn from(error: DataFusionError) -> Self {
+        if let Some(product) = find_product_error(&error) {
+            return EngineError::Product(product.clone());
+        }
+        match error.find_root() {
+            DataFusionError::SQL(..)
+            | DataFusionError::Plan(_)
+            | DataFusionError::SchemaError(..)
+            | DataFusionError::NotImplemented(_)
+            | DataFusionError::Configuration(_) => EngineError::InvalidSql(strip_backtrace(&error)),
+            DataFusionError::ResourcesExhausted(message) => EngineError::ResourcesExhausted(message.clone()),
+            DataFusionError::ArrowError(..) | DataFusionError::Execution(_) => {
+                EngineError::Execution(strip_backtrace(&error))
+            }
+            _ => EngineError::Internal(strip_backtrace(&error)),
+        }
+    }
+}
+
+/// The product error inside a (possibly wrapped) DataFusion error.
+fn find_product_error(error: &DataFusionError) -> Option<&ProductError> {
+    let mut current: &(dyn std::error::Error + 'static) = error;
+    loop {
+        if let Some(product) = current.downcast_ref::<ProductError>() {
+            return Some(product);
+        }
+        if let Some(DataFusionError::External(inner)) = current.downcast_ref::<DataFusionError>() {
+            if let Some(product) = inner.downcast_ref::<ProductError>() {
+                return Some(product);
+            }
+        }
+        current = current.source()?;
+    }
+}
+
+fn strip_backtrace(error: &DataFusionError) -> String {
+    error.find_root().strip_backtrace()
+}
+
+#[cfg(test)]
+mod tests {
+    use meshgate_catalog::ProblemKind;
+
+    use super::*;
+
+    #[test]
+    fn product_errors_are_found_under_context() {
+        let product = ProductError { product: "sales.orders".into(), kind: ProblemKind::Corrupt, detail: "bad".into() };
+        let wrapped = DataFusionError::Context(
+            "while reading".into(),
+            Box::new(DataFusionError::External(Box::new(product))),
+        );
+        assert!(matches!(EngineError::from(wrapped), EngineError::Product(p) if p.product == "sales.orders"));
+        let plan = DataFusionError::Plan("No field named x".into());
+        assert!(matches!(EngineError::from(plan), EngineError::InvalidSql(m) if m.contains("No field named x")));
+    }
+}

@@ -1,0 +1,9 @@
+//! meshgate-engine: plans and runs SQL over a mesh snapshot in a locked DataFusion
+//! session — read-only queries over the mesh's products, nothing else.
+
+mod engine;
+mod error;
+mod sql_guard;
+
+pub use engine::{Engine, Query, session_config};
+pub use error::EngineError;

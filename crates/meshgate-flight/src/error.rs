@@ -1,0 +1,90 @@
+//! Errors of the Flight SQL layer and the one place they become gRPC statuses.
+
+use meshgate_catalog::{ProblemKind, ProductError};
+use meshgate_engine::EngineError;
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlightError {
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// A ticket or handle that is forged, tampered, for someone else or expired.
+    #[error("{0}")]
+    InvalidTicket(String),
+    /// A request the server cannot decode.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A Flight SQL feature meshgate does not offer (yet), with what to use instead.
+    #[error("{0}")]
+    Unsupported(String),
+    /// Encoding results failed.
+    #[error("cannot encode results: {0}")]
+    Encode(String),
+}
+
+impl From<datafusion::common::DataFusionError> for FlightError {
+    fn from(error: datafusion::common::DataFusionError) -> Self {
+        FlightError::Engine(EngineError::from(error))
+    }
+}
+
+impl From<FlightError> for Status {
+    fn from(error: FlightError) -> Self {
+        to_status(&error)
+    }
+}
+
+/// The one mapping from meshgate errors to gRPC statuses. Internal details are
+/// logged here and never sent.
+pub fn to_status(error: &FlightError) -> Status {
+    let (code, message) = match error {
+        FlightError::Engine(engine) => match engine {
+            EngineError::InvalidSql(_) | EngineError::Refused { .. } | EngineError::Execution(_) => {
+                (Code::InvalidArgument, engine.to_string())
+            }
+            EngineError::TableNotFound { .. } => (Code::NotFound, engine.to_string()),
+            EngineError::Product(product) => (product_code(product), engine.to_string()),
+            EngineError::ResourcesExhausted(_) => (Code::ResourceExhausted, engine.to_string()),
+            EngineError::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                (Code::Internal, "internal error in meshgate; the server log has the details".to_owned())
+            }
+        },
+        FlightError::InvalidTicket(_) => (Code::InvalidArgument, error.to_string()),
+        FlightError::BadRequest(_) => (Code::InvalidArgument, error.to_string()),
+        FlightError::Unsupported(_) => (Code::Unimplemented, error.to_string()),
+        FlightError::Encode(detail) => {
+            tracing::error!(%detail, "encoding results failed");
+            (Code::Internal, "cannot encode results; the server log has the details".to_owned())
+        }
+    };
+    if code != Code::Internal {
+        tracing::debug!(?code, %message, "request failed");
+    }
+    Status::new(code, message)
+}
+
+fn product_code(product: &ProductError) -> Code {
+    match product.kind {
+        ProblemKind::Unavailable => Code::Unavailable,
+        ProblemKind::SchemaDrift => Code::FailedPrecondition,
+        ProblemKind::Corrupt => Code::InvalidArgument,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_the_error() {
+        let not_found = FlightError::Engine(EngineError::TableNotFound { name: "sales.nope".into(), hint: String::new() });
+        let status = to_status(&not_found);
+        assert_eq!(status.code(), Code::NotFound);
+        assert_eq!(status.message(), "table sales.nope not found");
+        let down = ProductError { product: "crm.customer".into(), kind: ProblemKind::Unavailable, detail: "connection refused".into() };
+        assert_eq!(to_status(&FlightError::Engine(EngineError::Product(down))).code(), Code::Unavailable);
+        let internal = to_status(&FlightError::Engine(EngineError::Internal("secret detail".into())));
+        assert!(!internal.message().contains("secret detail"));
+    }
+}

@@ -1,0 +1,22 @@
+//! meshgate-flight: the Arrow Flight SQL face of meshgate. A thin adapter: each RPC
+//! decodes, delegates to the engine or catalog, and encodes; errors become gRPC
+//! statuses in one place ([`error::to_status`]).
+
+pub mod error;
+mod metadata;
+mod results;
+mod server;
+mod service;
+mod sql_info;
+mod tickets;
+
+/// Messages of `proto/meshgate/v1/tickets.proto`.
+#[allow(clippy::all, missing_docs)]
+pub mod proto {
+    include!(concat!(env!("OUT_DIR"), "/meshgate.v1.rs"));
+}
+
+pub use error::FlightError;
+pub use server::{ServerOptions, serve};
+pub use service::MeshFlightSqlService;
+pub use tickets::TicketSigner;

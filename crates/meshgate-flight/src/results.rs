@@ -1,0 +1,152 @@
+//! Streaming a query's batches to the client as Flight data, in the exact schema
+//! announced in FlightInfo, and logging one line per query when the stream ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::compute::cast;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow_flight::FlightData;
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::{Stream, StreamExt, TryStreamExt};
+use tonic::Status;
+
+use crate::error::{FlightError, to_status};
+
+/// Target size of one encoded Flight message.
+const MAX_FLIGHT_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
+
+/// The schema sent on the wire: view types become their plain forms, which every
+/// Flight SQL client reads.
+pub fn wire_schema(schema: &Schema) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| field.as_ref().clone().with_data_type(wire_type(field.data_type())))
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+fn wire_type(data_type: &DataType) -> DataType {
+    match data_type {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::Dictionary(_, value) => wire_type(value),
+        DataType::List(item) => DataType::List(Arc::new(item.as_ref().clone().with_data_type(wire_type(item.data_type())))),
+        other => other.clone(),
+    }
+}
+
+/// Rebuilds `batch` in exactly `schema` (casting view columns to plain ones).
+fn to_wire(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, FlightError> {
+    if batch.schema_ref() == schema {
+        return Ok(batch);
+    }
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| {
+            if column.data_type() == field.data_type() { Ok(Arc::clone(column)) } else { cast(column, field.data_type()) }
+        })
+        .collect::<Result<Vec<ArrayRef>, _>>()
+        .map_err(|error| FlightError::Encode(error.to_string()))?;
+    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|error| FlightError::Encode(error.to_string()))
+}
+
+/// What one query did, logged when its stream ends (finished, failed or dropped).
+pub struct QueryLog {
+    principal: String,
+    sql: String,
+    started: Instant,
+    rows: AtomicU64,
+    bytes: AtomicU64,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+impl QueryLog {
+    pub fn new(principal: &str, sql: &str) -> Arc<Self> {
+        Arc::new(Self {
+            principal: principal.to_owned(),
+            sql: sql.to_owned(),
+            started: Instant::now(),
+            rows: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            failed: std::sync::atomic::AtomicBool::new(false),
+        })
+    }
+}
+
+impl Drop for QueryLog {
+    fn drop(&mut self) {
+        let outcome = if self.failed.load(Ordering::Relaxed) { "failed" } else { "done" };
+        tracing::info!(
+            principal = %self.principal,
+            duration_ms = self.started.elapsed().as_millis() as u64,
+            rows = self.rows.load(Ordering::Relaxed),
+            bytes = self.bytes.load(Ordering::Relaxed),
+            outcome,
+            sql = %self.sql,
+            "query"
+        );
+    }
+}
+
+/// Encodes `batches` as Flight data in `schema`, streaming: each batch is encoded
+/// and sent as the plan produces it.
+pub fn flight_stream(
+    batches: SendableRecordBatchStream,
+    schema: SchemaRef,
+    log: Arc<QueryLog>,
+) -> impl Stream<Item = Result<FlightData, Status>> + Send + 'static {
+    let rows_log = Arc::clone(&log);
+    let wire = Arc::clone(&schema);
+    let batches = batches.map(move |batch| {
+        let batch = batch.map_err(FlightError::from).and_then(|batch| to_wire(batch, &wire));
+        if let Ok(batch) = &batch {
+            rows_log.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+        }
+        batch.map_err(|error| arrow_flight::error::FlightError::Tonic(Box::new(to_status(&error))))
+    });
+    FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .with_max_flight_data_size(MAX_FLIGHT_MESSAGE_BYTES)
+        .build(batches)
+        .map_err(flight_error_to_status)
+        .map(move |data| {
+            match &data {
+                Ok(data) => {
+                    log.bytes.fetch_add((data.data_body.len() + data.data_header.len()) as u64, Ordering::Relaxed);
+                }
+                Err(_) => log.failed.store(true, Ordering::Relaxed),
+            }
+            data
+        })
+}
+
+fn flight_error_to_status(error: arrow_flight::error::FlightError) -> Status {
+    match error {
+        arrow_flight::error::FlightError::Tonic(status) => *status,
+        other => to_status(&FlightError::Encode(other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::StringViewArray;
+
+    use super::*;
+
+    #[test]
+    fn view_columns_are_sent_plain() {
+        let view = Schema::new(vec![Field::new("s", DataType::Utf8View, true)]);
+        let wire = wire_schema(&view);
+        assert_eq!(wire.field(0).data_type(), &DataType::Utf8);
+        let batch = RecordBatch::try_new(Arc::new(view), vec![Arc::new(StringViewArray::from(vec!["a", "b"]))]).unwrap();
+        let sent = to_wire(batch, &wire).unwrap();
+        assert_eq!(sent.schema(), wire);
+    }
+}

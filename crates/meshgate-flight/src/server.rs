@@ -1,0 +1,41 @@
+//! Serving the Flight SQL service over gRPC.
+
+use std::future::Future;
+
+use arrow_flight::flight_service_server::FlightServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::service::MeshFlightSqlService;
+
+/// Transport settings.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Largest gRPC message accepted or sent. Clients send bind batches as single
+    /// messages, so this is well above tonic's 4 MiB default.
+    pub max_message_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        Self { max_message_bytes: 64 * 1024 * 1024 }
+    }
+}
+
+/// Serves `service` on `listener` until `shutdown` completes; then stops accepting
+/// and lets in-flight calls finish.
+pub async fn serve(
+    listener: TcpListener,
+    service: MeshFlightSqlService,
+    options: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), tonic::transport::Error> {
+    let flight = FlightServiceServer::new(service)
+        .max_decoding_message_size(options.max_message_bytes)
+        .max_encoding_message_size(options.max_message_bytes);
+    tonic::transport::Server::builder()
+        .tcp_nodelay(true)
+        .add_service(flight)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await
+}

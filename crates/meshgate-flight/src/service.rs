@@ -1,0 +1,244 @@
+//! The Flight SQL service: each RPC decodes, delegates to the engine or the
+//! catalog, and encodes. Tickets and handles are signed and stateless.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow::datatypes::Schema;
+use arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::sql::metadata::SqlInfoData;
+use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo,
+    CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery, CommandStatementQuery,
+    ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
+use arrow_flight::{
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket,
+};
+use futures::{Stream, stream};
+use meshgate_engine::Engine;
+use prost::Message;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::error::FlightError;
+use crate::metadata;
+use crate::proto::Purpose;
+use crate::results::{QueryLog, flight_stream, wire_schema};
+use crate::sql_info::sql_info;
+use crate::tickets::TicketSigner;
+
+/// Who a request runs as until authentication lands.
+const ANONYMOUS: &str = "anonymous";
+
+type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
+
+/// meshgate's Flight SQL service.
+#[derive(Clone)]
+pub struct MeshFlightSqlService {
+    engine: Arc<Engine>,
+    signer: TicketSigner,
+    sql_info: Arc<SqlInfoData>,
+}
+
+impl MeshFlightSqlService {
+    pub fn new(engine: Arc<Engine>, signer: TicketSigner) -> Result<Self, FlightError> {
+        let sql_info = Arc::new(sql_info(engine.session_state())?);
+        Ok(Self { engine, signer, sql_info })
+    }
+
+    /// Plans `sql` and describes its result: schema and one signed ticket.
+    async fn statement_info(&self, sql: &str, descriptor: FlightDescriptor) -> Result<FlightInfo, FlightError> {
+        let query = self.engine.plan(sql).await?;
+        let schema = wire_schema(&query.schema());
+        let handle = self.signer.sign(sql, ANONYMOUS, Purpose::Ticket);
+        let ticket = Ticket::new(TicketStatementQuery { statement_handle: handle }.as_any().encode_to_vec());
+        let info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(|error| FlightError::Encode(error.to_string()))?
+            .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
+            .with_descriptor(descriptor);
+        Ok(info)
+    }
+
+    /// Runs the statement a ticket carries and streams its batches.
+    async fn run_ticket(&self, handle: &[u8]) -> Result<DoGetStream, FlightError> {
+        let payload = self.signer.verify(handle, ANONYMOUS, Purpose::Ticket)?;
+        let log = QueryLog::new(ANONYMOUS, &payload.sql);
+        let query = self.engine.plan(&payload.sql).await?;
+        let schema = wire_schema(&query.schema());
+        let batches = query.execute().await?;
+        Ok(Box::pin(flight_stream(batches, schema, log)))
+    }
+}
+
+fn metadata_info(any: Vec<u8>, schema: &Schema, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|error| FlightError::Encode(error.to_string()))?
+        .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(any)))
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+fn one_batch(batch: arrow::array::RecordBatch) -> Response<DoGetStream> {
+    let schema = batch.schema();
+    let stream = arrow_flight::encode::FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(stream::once(async { Ok(batch) }))
+        .map_err_to_status();
+    Response::new(Box::pin(stream))
+}
+
+trait MapErrToStatus {
+    fn map_err_to_status(self) -> DoGetStream;
+}
+
+impl<S> MapErrToStatus for S
+where
+    S: Stream<Item = Result<arrow_flight::FlightData, arrow_flight::error::FlightError>> + Send + 'static,
+{
+    fn map_err_to_status(self) -> DoGetStream {
+        use futures::TryStreamExt;
+        Box::pin(self.map_err(|error| Status::from(FlightError::Encode(error.to_string()))))
+    }
+}
+
+fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, FlightError> {
+    let IpcMessage(bytes) = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
+        .try_into()
+        .map_err(|error: arrow::error::ArrowError| FlightError::Encode(error.to_string()))?;
+    Ok(bytes)
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for MeshFlightSqlService {
+    type FlightService = MeshFlightSqlService;
+
+    async fn do_handshake(
+        &self,
+        _request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
+        // No authentication yet: every caller is anonymous. Answer with one response,
+        // as clients that always handshake expect.
+        let response = HandshakeResponse { protocol_version: 0, payload: Default::default() };
+        Ok(Response::new(Box::pin(stream::once(async { Ok(response) }))))
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Ok(Response::new(self.statement_info(&query.query, request.into_inner()).await?))
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        command: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let payload = self.signer.verify(&command.prepared_statement_handle, ANONYMOUS, Purpose::PreparedStatement)?;
+        Ok(Response::new(self.statement_info(&payload.sql, request.into_inner()).await?))
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        Ok(Response::new(self.run_ticket(&ticket.statement_handle).await?))
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        request: ActionCreatePreparedStatementRequest,
+        _action: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let query = self.engine.plan(&request.query).await.map_err(FlightError::from)?;
+        let dataset_schema = schema_bytes(&wire_schema(&query.schema()))?;
+        let parameter_schema = schema_bytes(&Schema::empty())?;
+        let handle = self.signer.sign(&request.query, ANONYMOUS, Purpose::PreparedStatement);
+        Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: handle, dataset_schema, parameter_schema })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        request: ActionClosePreparedStatementRequest,
+        _action: Request<Action>,
+    ) -> Result<(), Status> {
+        // Handles are stateless: closing frees nothing, but a handle that is not ours is refused.
+        self.signer.verify(&request.prepared_statement_handle, ANONYMOUS, Purpose::PreparedStatement)?;
+        Ok(())
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        command: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = command.clone().into_builder().schema();
+        metadata_info(command.as_any().encode_to_vec(), &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        command: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = command.clone().into_builder().schema();
+        metadata_info(command.as_any().encode_to_vec(), &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        command: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = command.clone().into_builder().schema();
+        metadata_info(command.as_any().encode_to_vec(), &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        command: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = command.clone().into_builder().schema();
+        metadata_info(command.as_any().encode_to_vec(), &schema, request.into_inner())
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        command: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = command.clone().into_builder(&self.sql_info).schema();
+        metadata_info(command.as_any().encode_to_vec(), &schema, request.into_inner())
+    }
+
+    async fn do_get_catalogs(&self, command: CommandGetCatalogs, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        Ok(one_batch(metadata::catalogs(self.engine.snapshot(), command)?))
+    }
+
+    async fn do_get_schemas(&self, command: CommandGetDbSchemas, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        Ok(one_batch(metadata::db_schemas(self.engine.snapshot(), command)?))
+    }
+
+    async fn do_get_tables(&self, command: CommandGetTables, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        Ok(one_batch(metadata::tables(self.engine.snapshot(), command)?))
+    }
+
+    async fn do_get_table_types(&self, command: CommandGetTableTypes, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        Ok(one_batch(metadata::table_types(command)?))
+    }
+
+    async fn do_get_sql_info(&self, command: CommandGetSqlInfo, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+        let batch = command.into_builder(&self.sql_info).build().map_err(|error| FlightError::Encode(error.to_string()))?;
+        Ok(one_batch(batch))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}

@@ -1,0 +1,117 @@
+//! Signed, stateless, expiring tickets and prepared-statement handles.
+//!
+//! A ticket carries the SQL itself (no results are parked in server memory), the
+//! principal it was issued to, an expiry and its purpose, all under an HMAC-SHA256
+//! signature. Any replica with the same secret can redeem it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use hmac::{Hmac, Mac};
+use prost::Message;
+use sha2::Sha256;
+
+use crate::error::FlightError;
+use crate::proto::{Purpose, SignedEnvelope, StatementPayload};
+
+const ENVELOPE_VERSION: u32 = 1;
+
+/// Signs and verifies ticket and handle bytes.
+#[derive(Clone)]
+pub struct TicketSigner {
+    secret: Vec<u8>,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for TicketSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TicketSigner").field("ttl", &self.ttl).finish_non_exhaustive()
+    }
+}
+
+impl TicketSigner {
+    pub fn new(secret: impl Into<Vec<u8>>, ttl: Duration) -> Self {
+        Self { secret: secret.into(), ttl }
+    }
+
+    /// A signer with a random secret: tickets are valid on this process only.
+    pub fn random(ttl: Duration) -> Self {
+        let secret: [u8; 32] = rand::random();
+        Self::new(secret.to_vec(), ttl)
+    }
+
+    pub fn sign(&self, sql: &str, principal: &str, purpose: Purpose) -> Bytes {
+        let expires_at_ms = now_ms().saturating_add(self.ttl.as_millis() as u64);
+        let payload = StatementPayload { sql: sql.to_owned(), principal: principal.to_owned(), expires_at_ms, purpose: purpose as i32 }
+            .encode_to_vec();
+        let signature = self.mac(&payload);
+        Bytes::from(SignedEnvelope { version: ENVELOPE_VERSION, payload, signature }.encode_to_vec())
+    }
+
+    /// Checks the signature, purpose, expiry and principal; returns the payload.
+    pub fn verify(&self, bytes: &[u8], principal: &str, purpose: Purpose) -> Result<StatementPayload, FlightError> {
+        let what = purpose_name(purpose);
+        let invalid = || FlightError::InvalidTicket(format!("{what} is not valid"));
+        let envelope = SignedEnvelope::decode(bytes).map_err(|_| invalid())?;
+        if envelope.version != ENVELOPE_VERSION {
+            return Err(invalid());
+        }
+        let mut mac = self.keyed();
+        mac.update(&envelope.payload);
+        mac.verify_slice(&envelope.signature).map_err(|_| invalid())?;
+        let payload = StatementPayload::decode(envelope.payload.as_slice()).map_err(|_| invalid())?;
+        if payload.purpose != purpose as i32 || payload.principal != principal {
+            return Err(invalid());
+        }
+        if payload.expires_at_ms <= now_ms() {
+            return Err(FlightError::InvalidTicket(format!("{what} has expired; run the statement again")));
+        }
+        Ok(payload)
+    }
+
+    fn keyed(&self) -> Hmac<Sha256> {
+        // HMAC takes keys of any length, so this cannot fail.
+        <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+    }
+
+    fn mac(&self, payload: &[u8]) -> Vec<u8> {
+        let mut mac = self.keyed();
+        mac.update(payload);
+        mac.finalize().into_bytes().to_vec()
+    }
+}
+
+fn purpose_name(purpose: Purpose) -> &'static str {
+    match purpose {
+        Purpose::PreparedStatement => "prepared statement handle",
+        Purpose::Ticket | Purpose::Unspecified => "ticket",
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_rejections() {
+        let signer = TicketSigner::new(b"secret".to_vec(), Duration::from_secs(60));
+        let ticket = signer.sign("SELECT 1", "anonymous", Purpose::Ticket);
+        assert_eq!(signer.verify(&ticket, "anonymous", Purpose::Ticket).unwrap().sql, "SELECT 1");
+        assert!(signer.verify(&ticket, "mallory", Purpose::Ticket).is_err());
+        assert!(signer.verify(&ticket, "anonymous", Purpose::PreparedStatement).is_err());
+        let other = TicketSigner::new(b"other".to_vec(), Duration::from_secs(60));
+        assert!(other.verify(&ticket, "anonymous", Purpose::Ticket).is_err());
+        let mut tampered = ticket.to_vec();
+        let last = tampered.len() - 40;
+        tampered[last] ^= 1;
+        assert!(signer.verify(&tampered, "anonymous", Purpose::Ticket).is_err());
+        assert!(signer.verify(b"garbage", "anonymous", Purpose::Ticket).is_err());
+        let expired = TicketSigner::new(b"secret".to_vec(), Duration::ZERO).sign("SELECT 1", "anonymous", Purpose::Ticket);
+        let error = signer.verify(&expired, "anonymous", Purpose::Ticket).unwrap_err();
+        assert!(error.to_string().contains("expired"));
+    }
+}

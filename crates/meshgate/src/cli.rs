@@ -1,0 +1,44 @@
+//! Command-line interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "meshgate", version, about = "A federated Arrow Flight SQL gateway for a data mesh")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the mesh over Arrow Flight SQL (the built-in demo mesh without --config).
+    Serve(ServeArgs),
+    /// Validate a mesh configuration and its data; print a report; exit 1 on any error.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Mesh file; without it, the demo mesh in testdata/ is served.
+    #[arg(long, env = "MESHGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "MESHGATE_BIND", default_value = "127.0.0.1:50051")]
+    pub bind: SocketAddr,
+    /// Seconds in-flight streams get to finish after SIGTERM/Ctrl-C before they are cancelled.
+    #[arg(long, default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+    /// Lifetime of tickets and prepared-statement handles, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ticket_ttl_secs: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Mesh file to check.
+    #[arg(long, env = "MESHGATE_CONFIG")]
+    pub config: PathBuf,
+}

@@ -1,0 +1,25 @@
+//! Loading a mesh: configuration, then snapshot, then engine.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use meshgate_catalog::{ConfigErrors, MeshSnapshot, load_mesh};
+use meshgate_engine::{Engine, session_config};
+
+/// The demo mesh's file, for `serve` without `--config`: `testdata/mesh.yaml` in the
+/// working directory or one above it, else in the source tree meshgate was built from.
+pub fn demo_config() -> Option<PathBuf> {
+    let relative = Path::new("testdata").join("mesh.yaml");
+    let cwd = std::env::current_dir().ok();
+    let from_cwd = cwd.iter().flat_map(|dir| dir.ancestors()).map(|dir| dir.join(&relative));
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(&relative);
+    from_cwd.chain(std::iter::once(built_from)).find(|path| path.is_file())
+}
+
+/// Loads and validates the mesh file, then opens every product.
+pub async fn load_engine(path: &Path) -> Result<Engine, ConfigErrors> {
+    let config = load_mesh(path)?;
+    let session = session_config(&config.catalog);
+    let snapshot = MeshSnapshot::load(config, session).await?;
+    Ok(Engine::new(Arc::new(snapshot)))
+}

@@ -1,0 +1,123 @@
+//! `meshgate serve`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use meshgate_flight::{MeshFlightSqlService, ServerOptions, TicketSigner};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::load::{demo_config, load_engine};
+
+/// Environment variable holding the secret tickets are signed with; replicas that
+/// share it can redeem each other's tickets. Without it a random secret is used.
+const TICKET_SECRET_ENV: &str = "MESHGATE_TICKET_SECRET";
+
+pub async fn run(args: ServeArgs) -> ExitCode {
+    let Some(config) = args.config.clone().or_else(demo_config) else {
+        eprintln!("meshgate: no --config given and the demo mesh (testdata/mesh.yaml) was not found");
+        return ExitCode::from(2);
+    };
+    let engine = match load_engine(&config).await {
+        Ok(engine) => Arc::new(engine),
+        Err(errors) => {
+            eprint!("meshgate: {} is not valid\n{errors}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let snapshot = engine.snapshot();
+    let products = snapshot.products().count();
+    for entry in snapshot.products() {
+        if let Some(problem) = entry.table.health().problem() {
+            tracing::warn!(product = %entry.product.qualified_name(), "{problem}");
+        }
+    }
+    tracing::info!(config = %config.display(), domains = snapshot.domain_names().count(), products, "mesh loaded");
+
+    let ttl = Duration::from_secs(args.ticket_ttl_secs);
+    let signer = match std::env::var(TICKET_SECRET_ENV) {
+        Ok(secret) if !secret.is_empty() => TicketSigner::new(secret.into_bytes(), ttl),
+        _ => TicketSigner::random(ttl),
+    };
+    let service = match MeshFlightSqlService::new(Arc::clone(&engine), signer) {
+        Ok(service) => service,
+        Err(error) => {
+            eprintln!("meshgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match TcpListener::bind(args.bind).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("meshgate: cannot listen on {}: {error}", args.bind);
+            return ExitCode::from(2);
+        }
+    };
+    let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| args.bind.to_string());
+    // The one line on stdout: scripts and tests wait for it to know the server is ready.
+    let mut stdout = tokio::io::stdout();
+    let ready = format!("meshgate listening on grpc://{address}\n");
+    if stdout.write_all(ready.as_bytes()).await.and(stdout.flush().await).is_err() {
+        tracing::warn!("cannot write the ready line to stdout");
+    }
+    tracing::info!(%address, "serving Flight SQL");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = {
+        let mut stop_rx = stop_rx.clone();
+        async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let server = meshgate_flight::serve(listener, service, ServerOptions::default(), shutdown);
+    tokio::pin!(server);
+    let result = tokio::select! {
+        result = &mut server => result,
+        () = shutdown_signal() => {
+            tracing::info!(grace_secs = args.shutdown_grace_secs, "shutting down: no new calls, in-flight streams may finish");
+            let _ = stop_tx.send(true);
+            match tokio::time::timeout(Duration::from_secs(args.shutdown_grace_secs), &mut server).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!("grace period over: cancelling the remaining streams");
+                    Ok(())
+                }
+            }
+        }
+    };
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

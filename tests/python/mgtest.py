@@ -1,0 +1,708 @@
+"""Shared helpers for meshgate's Python client tests.
+
+Imported by conftest.py and by the test modules (pytest puts this directory on
+sys.path because it has no __init__.py).
+
+Contents:
+- paths of the repository and the demo mesh,
+- `Server`: starts `meshgate serve`, waits for its ready line, stops it with SIGTERM,
+- a hand-written protobuf encoder for Flight SQL commands (no protobuf package needed),
+- `flight_sql_query` / `flight_command`: run commands with plain pyarrow.flight,
+- `duckdb_expected`: the same SQL computed by DuckDB directly on the demo files,
+- `assert_same_rows`: order-insensitive comparison of two results,
+- gRPC status-code extraction from pyarrow.flight and ADBC exceptions,
+- the demo mesh's declared contract, read from its YAML files.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pyarrow.parquet as pq
+import yaml  # PyYAML, installed with moto[server]
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+TESTDATA = REPO_ROOT / "testdata"
+DATA = TESTDATA / "data"
+DEMO_CONFIG = TESTDATA / "mesh.yaml"
+
+READY_RE = re.compile(r"^meshgate listening on (grpc://127\.0\.0\.1:(\d+))$")
+START_TIMEOUT = float(os.environ.get("MESHGATE_TEST_START_TIMEOUT", "120"))
+STOP_TIMEOUT = float(os.environ.get("MESHGATE_TEST_STOP_TIMEOUT", "30"))
+
+DEMO_DOMAINS = {"sales", "customers", "supply"}
+DEMO_PRODUCTS = {
+    ("sales", "orders"),
+    ("sales", "lineitem"),
+    ("customers", "customer"),
+    ("customers", "nation"),
+    ("customers", "region"),
+    ("supply", "part"),
+    ("supply", "partsupp"),
+    ("supply", "supplier"),
+}
+
+
+# --------------------------------------------------------------------------------------
+# the binary and servers
+# --------------------------------------------------------------------------------------
+
+
+def meshgate_bin_path() -> Path:
+    """MESHGATE_BIN (relative paths resolve against the repo root), else target/debug."""
+    raw = os.environ.get("MESHGATE_BIN", "target/debug/meshgate")
+    p = Path(os.path.expanduser(raw))
+    if not p.is_absolute():
+        p = REPO_ROOT / p
+    return p
+
+
+def free_port() -> int:
+    """A port that was free a moment ago (bind to port 0, read it, close)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerStartError(AssertionError):
+    """meshgate exited (or printed something unexpected) instead of becoming ready."""
+
+    def __init__(self, message: str, returncode: int | None, stdout: str, stderr: str):
+        super().__init__(message)
+        self.returncode = returncode
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+_LIVE_SERVERS: list["Server"] = []  # read by conftest's failure hook
+
+
+class Server:
+    """One `meshgate serve` process.
+
+    >>> with Server(bin, config, log_dir=tmp) as srv:
+    ...     client = flight.FlightClient(srv.uri)
+    """
+
+    _counter = 0
+
+    def __init__(
+        self,
+        binary: Path,
+        config: Path | str,
+        *,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        name: str = "meshgate",
+        bind: str = "127.0.0.1:0",
+    ):
+        Server._counter += 1
+        self.binary = Path(binary)
+        self.config = Path(config)
+        self.name = name
+        self.bind = bind
+        self.extra_env = dict(env or {})
+        self.stderr_path = Path(log_dir) / f"{name}-{Server._counter}.stderr.log"
+        self.proc: subprocess.Popen | None = None
+        self.uri: str | None = None
+        self.port: int | None = None
+        self._stdout_lines: list[str] = []
+        self._lines: queue.Queue = queue.Queue()
+        self._stderr_file = None
+        self.returncode: int | None = None
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self, timeout: float = START_TIMEOUT) -> "Server":
+        env = dict(os.environ)
+        env.setdefault("RUST_BACKTRACE", "1")
+        env.update(self.extra_env)
+        self._stderr_file = open(self.stderr_path, "wb")
+        argv = [str(self.binary), "serve", "--config", str(self.config), "--bind", self.bind]
+        self.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr_file,
+            cwd=REPO_ROOT,
+            env=env,
+        )
+        pump = threading.Thread(target=self._pump_stdout, name=f"{self.name}-stdout", daemon=True)
+        pump.start()
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            self._kill()
+            raise ServerStartError(
+                f"{self.name}: no ready line on stdout within {timeout:.0f}s ({argv})\n"
+                f"--- stderr ---\n{self.stderr_text()[-8000:]}",
+                None,
+                "".join(self._stdout_lines),
+                self.stderr_text(),
+            )
+        if line is None:  # stdout closed: the process exited
+            rc = self.proc.wait(timeout=STOP_TIMEOUT)
+            self.returncode = rc
+            self._close_stderr()
+            raise ServerStartError(
+                f"{self.name}: exited with {rc} before it was ready ({argv})\n"
+                f"--- stderr ---\n{self.stderr_text()[-8000:]}",
+                rc,
+                "".join(self._stdout_lines),
+                self.stderr_text(),
+            )
+        m = READY_RE.match(line.rstrip("\r\n"))
+        if not m:
+            self._kill()
+            raise ServerStartError(
+                f"{self.name}: first stdout line is not the ready line: {line!r}\n"
+                f"--- stderr ---\n{self.stderr_text()[-8000:]}",
+                self.proc.returncode,
+                "".join(self._stdout_lines),
+                self.stderr_text(),
+            )
+        self.uri = m.group(1)
+        self.port = int(m.group(2))
+        _LIVE_SERVERS.append(self)
+        return self
+
+    def _pump_stdout(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for raw in self.proc.stdout:  # keeps draining so the pipe never fills
+            text = raw.decode("utf-8", "replace")
+            self._stdout_lines.append(text)
+            self._lines.put(text)
+        self._lines.put(None)
+
+    def stop(self, check: bool = True) -> int:
+        """SIGTERM, wait; with check=True assert the exit code is 0."""
+        if self.proc is None:
+            raise RuntimeError("server was never started")
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self._kill()
+                self._forget()
+                raise AssertionError(
+                    f"{self.name}: did not exit within {STOP_TIMEOUT:.0f}s of SIGTERM\n"
+                    f"--- stderr ---\n{self.stderr_text()[-8000:]}"
+                )
+        self.returncode = self.proc.returncode
+        self._close_stderr()
+        self._forget()
+        if check and self.returncode != 0:
+            raise AssertionError(
+                f"{self.name}: exit code after SIGTERM was {self.returncode}, expected 0\n"
+                f"--- stderr ---\n{self.stderr_text()[-8000:]}"
+            )
+        return self.returncode
+
+    def _kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._close_stderr()
+        self._forget()
+
+    def _forget(self) -> None:
+        if self in _LIVE_SERVERS:
+            _LIVE_SERVERS.remove(self)
+
+    def _close_stderr(self) -> None:
+        if self._stderr_file is not None and not self._stderr_file.closed:
+            self._stderr_file.close()
+
+    def __enter__(self) -> "Server":
+        if self.proc is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.stop(check=exc[0] is None)
+
+    # -- inspection ------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stderr_text(self) -> str:
+        try:
+            return self.stderr_path.read_text("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def stdout_text(self) -> str:
+        return "".join(self._stdout_lines)
+
+    def proc_status(self, key: str) -> int:
+        """A `kB` figure from /proc/<pid>/status (VmHWM, VmRSS), in bytes."""
+        with open(f"/proc/{self.pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    parts = line.split()
+                    assert parts[2] == "kB", line
+                    return int(parts[1]) * 1024
+        raise KeyError(key)
+
+
+def run_meshgate(binary: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180):
+    """Run a one-shot meshgate command; returns CompletedProcess with text stdout/stderr."""
+    full_env = dict(os.environ)
+    full_env.setdefault("RUST_BACKTRACE", "1")
+    full_env.update(env or {})
+    return subprocess.run(
+        [str(binary), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# protobuf by hand: just enough for Flight SQL commands
+# --------------------------------------------------------------------------------------
+
+
+def pb_varint(n: int) -> bytes:
+    if n < 0:
+        n &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pb_key(field: int, wire_type: int) -> bytes:
+    return pb_varint((field << 3) | wire_type)
+
+
+def pb_bytes(field: int, data: bytes) -> bytes:
+    return pb_key(field, 2) + pb_varint(len(data)) + data
+
+
+def pb_string(field: int, s: str) -> bytes:
+    return pb_bytes(field, s.encode("utf-8"))
+
+
+def pb_bool(field: int, v: bool) -> bytes:
+    return pb_key(field, 0) + pb_varint(1 if v else 0)
+
+
+def pb_packed_uint32(field: int, values: Iterable[int]) -> bytes:
+    return pb_bytes(field, b"".join(pb_varint(v) for v in values))
+
+
+SQL_TYPE_PREFIX = "type.googleapis.com/arrow.flight.protocol.sql."
+
+
+def pack_any(message_name: str, value: bytes) -> bytes:
+    """google.protobuf.Any{type_url = 1, value = 2}."""
+    return pb_string(1, SQL_TYPE_PREFIX + message_name) + pb_bytes(2, value)
+
+
+def cmd_statement_query(sql: str) -> bytes:
+    return pack_any("CommandStatementQuery", pb_string(1, sql))
+
+
+def cmd_get_catalogs() -> bytes:
+    return pack_any("CommandGetCatalogs", b"")
+
+
+def cmd_get_db_schemas(catalog: str | None = None, db_schema_filter_pattern: str | None = None) -> bytes:
+    body = b""
+    if catalog is not None:
+        body += pb_string(1, catalog)
+    if db_schema_filter_pattern is not None:
+        body += pb_string(2, db_schema_filter_pattern)
+    return pack_any("CommandGetDbSchemas", body)
+
+
+def cmd_get_tables(
+    catalog: str | None = None,
+    db_schema_filter_pattern: str | None = None,
+    table_name_filter_pattern: str | None = None,
+    table_types: Sequence[str] = (),
+    include_schema: bool = False,
+) -> bytes:
+    body = b""
+    if catalog is not None:
+        body += pb_string(1, catalog)
+    if db_schema_filter_pattern is not None:
+        body += pb_string(2, db_schema_filter_pattern)
+    if table_name_filter_pattern is not None:
+        body += pb_string(3, table_name_filter_pattern)
+    for t in table_types:
+        body += pb_string(4, t)
+    if include_schema:
+        body += pb_bool(5, True)
+    return pack_any("CommandGetTables", body)
+
+
+def cmd_get_table_types() -> bytes:
+    return pack_any("CommandGetTableTypes", b"")
+
+
+def cmd_get_sql_info(ids: Sequence[int] = ()) -> bytes:
+    return pack_any("CommandGetSqlInfo", pb_packed_uint32(1, ids) if ids else b"")
+
+
+# SqlInfo ids (FlightSql.proto)
+SQLINFO_SERVER_NAME = 0
+SQLINFO_SERVER_VERSION = 1
+SQLINFO_SERVER_ARROW_VERSION = 2
+SQLINFO_SERVER_READ_ONLY = 3
+SQLINFO_IDENTIFIER_QUOTE_CHAR = 504
+
+
+# --------------------------------------------------------------------------------------
+# pyarrow.flight calls
+# --------------------------------------------------------------------------------------
+
+
+def flight_command(
+    client: flight.FlightClient,
+    command: bytes,
+    options: flight.FlightCallOptions | None = None,
+) -> tuple[flight.FlightInfo, pa.Table, list[pa.Schema]]:
+    """GetFlightInfo(command) then DoGet every endpoint's ticket.
+
+    Returns (FlightInfo, all rows as one Table, the schema of each DoGet stream).
+    """
+    options = options or flight.FlightCallOptions()
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
+    tables: list[pa.Table] = []
+    stream_schemas: list[pa.Schema] = []
+    for endpoint in info.endpoints:
+        target = client
+        other = None
+        locations = [str(loc.uri.decode() if isinstance(loc.uri, bytes) else loc.uri) for loc in endpoint.locations]
+        locations = [u for u in locations if not u.startswith("arrow-flight-reuse-connection:")]
+        if locations:
+            other = flight.FlightClient(locations[0])
+            target = other
+        try:
+            reader = target.do_get(endpoint.ticket, options)
+            stream_schemas.append(reader.schema)
+            tables.append(reader.read_all())
+        finally:
+            if other is not None:
+                other.close()
+    if tables:
+        table = pa.concat_tables(tables)
+    else:
+        table = info.schema.empty_table()
+    return info, table, stream_schemas
+
+
+def flight_sql_query(client: flight.FlightClient, sql: str, options: flight.FlightCallOptions | None = None) -> pa.Table:
+    """Run SQL as a plain CommandStatementQuery (no prepared statement)."""
+    return flight_command(client, cmd_statement_query(sql), options)[1]
+
+
+def adbc_query(conn, sql: str) -> pa.Table:
+    """Run SQL through the ADBC DB-API (prepare + execute + DoGet)."""
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetch_arrow_table()
+
+
+# --------------------------------------------------------------------------------------
+# gRPC status codes from client exceptions
+# --------------------------------------------------------------------------------------
+
+GRPC_CODE_NAMES = {
+    0: "OK", 1: "CANCELLED", 2: "UNKNOWN", 3: "INVALID_ARGUMENT", 4: "DEADLINE_EXCEEDED",
+    5: "NOT_FOUND", 6: "ALREADY_EXISTS", 7: "PERMISSION_DENIED", 8: "RESOURCE_EXHAUSTED",
+    9: "FAILED_PRECONDITION", 10: "ABORTED", 11: "OUT_OF_RANGE", 12: "UNIMPLEMENTED",
+    13: "INTERNAL", 14: "UNAVAILABLE", 15: "DATA_LOSS", 16: "UNAUTHENTICATED",
+}
+# grpc-go's codes.Code.String(), used in the ADBC Go driver's messages: "msg (InvalidArgument; ctx)"
+_GO_CODE_NAMES = {
+    "Canceled": "CANCELLED", "Unknown": "UNKNOWN", "InvalidArgument": "INVALID_ARGUMENT",
+    "DeadlineExceeded": "DEADLINE_EXCEEDED", "NotFound": "NOT_FOUND", "AlreadyExists": "ALREADY_EXISTS",
+    "PermissionDenied": "PERMISSION_DENIED", "ResourceExhausted": "RESOURCE_EXHAUSTED",
+    "FailedPrecondition": "FAILED_PRECONDITION", "Aborted": "ABORTED", "OutOfRange": "OUT_OF_RANGE",
+    "Unimplemented": "UNIMPLEMENTED", "Internal": "INTERNAL", "Unavailable": "UNAVAILABLE",
+    "DataLoss": "DATA_LOSS", "Unauthenticated": "UNAUTHENTICATED",
+}
+
+
+def flight_grpc_code(exc: BaseException) -> str:
+    """The gRPC status code behind a pyarrow.flight client exception.
+
+    Arrow's C++ client maps codes to exception classes: INVALID_ARGUMENT -> ArrowInvalid,
+    NOT_FOUND -> ArrowKeyError, UNAVAILABLE -> FlightUnavailableError, INTERNAL ->
+    FlightInternalError, UNIMPLEMENTED -> ArrowNotImplementedError, ... When gRPC adds its
+    debug context ("gRPC client debug context: INVALID_ARGUMENT:...") that is used first.
+    """
+    m = re.search(r"gRPC client debug context: ([A-Z_]+):", str(exc))
+    if m and m.group(1) in GRPC_CODE_NAMES.values():
+        return m.group(1)
+    checks = [
+        (flight.FlightUnavailableError, "UNAVAILABLE"),
+        (flight.FlightInternalError, "INTERNAL"),
+        (flight.FlightTimedOutError, "DEADLINE_EXCEEDED"),
+        (flight.FlightCancelledError, "CANCELLED"),
+        (flight.FlightUnauthenticatedError, "UNAUTHENTICATED"),
+        (flight.FlightUnauthorizedError, "PERMISSION_DENIED"),
+        (pa.ArrowInvalid, "INVALID_ARGUMENT"),
+        (pa.ArrowKeyError, "NOT_FOUND"),
+        (pa.ArrowNotImplementedError, "UNIMPLEMENTED"),
+    ]
+    for cls, name in checks:
+        if isinstance(exc, cls):
+            return name
+    return "UNKNOWN"
+
+
+def adbc_grpc_code(exc: BaseException) -> str:
+    """The gRPC status code behind an ADBC Flight SQL driver exception.
+
+    The Go driver sets vendor_code = int(grpc code) and formats the message as
+    "<server message> (<GoCodeName>; <context>)".
+    """
+    vc = getattr(exc, "vendor_code", None)
+    if isinstance(vc, int) and vc in GRPC_CODE_NAMES and vc != 0:
+        return GRPC_CODE_NAMES[vc]
+    m = re.search(r"\((\w+); ", str(exc))
+    if m and m.group(1) in _GO_CODE_NAMES:
+        return _GO_CODE_NAMES[m.group(1)]
+    return "UNKNOWN"
+
+
+def describe_exc(exc: BaseException) -> str:
+    return f"{type(exc).__name__}(vendor_code={getattr(exc, 'vendor_code', None)!r}): {exc}"
+
+
+# --------------------------------------------------------------------------------------
+# independent expectations: DuckDB / pyarrow on the demo files
+# --------------------------------------------------------------------------------------
+
+DUCKDB_SOURCES = {
+    "sales.orders": (
+        f"read_parquet('{DATA}/sales/orders/*/*.parquet', hive_partitioning = true, "
+        "hive_types = {'o_year': INTEGER})"
+    ),
+    "sales.lineitem": f"read_parquet('{DATA}/sales/lineitem/*.parquet')",
+    "customers.customer": f"read_parquet('{DATA}/customers/customer/*.parquet')",
+    "customers.nation": f"read_parquet('{DATA}/customers/nation/*.parquet')",
+    "customers.region": f"read_parquet('{DATA}/customers/region/*.parquet')",
+    "supply.part": f"read_parquet('{DATA}/supply/part/*.parquet')",
+    "supply.partsupp": f"read_parquet('{DATA}/supply/partsupp/*.parquet')",
+    "supply.supplier": f"read_csv('{DATA}/supply/supplier/*.csv', header = true)",
+}
+_TABLE_REF_RE = re.compile(r"(?<![\w.'])(?:mesh\.)?(sales|customers|supply)\.(\w+)\b(?!\.)")
+
+
+def duckdb_sql(sql: str) -> str:
+    """Rewrite meshgate table references (sales.orders, mesh.sales.orders) into DuckDB readers."""
+
+    def repl(m: re.Match) -> str:
+        key = f"{m.group(1)}.{m.group(2)}"
+        if key not in DUCKDB_SOURCES:
+            raise KeyError(f"no DuckDB source for {key}")
+        return DUCKDB_SOURCES[key]
+
+    return _TABLE_REF_RE.sub(repl, sql)
+
+
+@dataclass
+class Rows:
+    names: list[str]
+    rows: list[tuple]
+
+
+def duckdb_expected(sql: str) -> Rows:
+    """Compute the meshgate SQL with DuckDB directly on the testdata files."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        cur = con.execute(duckdb_sql(sql))
+        names = [d[0] for d in cur.description]
+        return Rows(names, [tuple(r) for r in cur.fetchall()])
+    finally:
+        con.close()
+
+
+def table_rows(table: pa.Table) -> Rows:
+    cols = [c.to_pylist() for c in table.columns]
+    return Rows(list(table.column_names), list(zip(*cols)) if cols else [])
+
+
+def _plain(v: Any) -> Any:
+    """numpy/pandas scalars -> Python scalars."""
+    if v is None:
+        return None
+    if hasattr(v, "item") and not isinstance(v, (Decimal, str, bytes)):
+        try:
+            return v.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    return v
+
+
+def _sort_key(row: tuple) -> tuple:
+    key = []
+    for v in row:
+        v = _plain(v)
+        if v is None:
+            key.append((0, 0))
+        elif isinstance(v, bool):
+            key.append((1, int(v)))
+        elif isinstance(v, (int, float, Decimal)):
+            key.append((1, round(float(v), 3)))
+        elif isinstance(v, datetime):
+            key.append((2, v.isoformat()))
+        elif isinstance(v, date):
+            key.append((2, v.isoformat()))
+        else:
+            key.append((3, str(v)))
+    return tuple(key)
+
+
+def values_equal(a: Any, b: Any, rel_tol: float = 1e-9, abs_tol: float = 1e-6) -> bool:
+    a, b = _plain(a), _plain(b)
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a == b
+    if isinstance(a, Decimal) and isinstance(b, Decimal):
+        return a == b
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    if isinstance(a, (int, float, Decimal)) and isinstance(b, (int, float, Decimal)):
+        return math.isclose(float(a), float(b), rel_tol=rel_tol, abs_tol=abs_tol)
+    if isinstance(a, datetime) or isinstance(b, datetime):
+        return a == b
+    return a == b
+
+
+def assert_same_rows(actual: Rows | pa.Table, expected: Rows | pa.Table, *, check_names: bool = True,
+                     rel_tol: float = 1e-9, abs_tol: float = 1e-6) -> None:
+    """Compare two results ignoring row order (both sorted by all columns)."""
+    if isinstance(actual, pa.Table):
+        actual = table_rows(actual)
+    if isinstance(expected, pa.Table):
+        expected = table_rows(expected)
+    if check_names:
+        assert actual.names == expected.names, f"column names differ: {actual.names} != {expected.names}"
+    else:
+        assert len(actual.names) == len(expected.names), f"{actual.names} vs {expected.names}"
+    assert len(actual.rows) == len(expected.rows), (
+        f"row count differs: got {len(actual.rows)}, expected {len(expected.rows)}; "
+        f"first rows got={actual.rows[:3]} expected={expected.rows[:3]}"
+    )
+    a_sorted = sorted(actual.rows, key=_sort_key)
+    e_sorted = sorted(expected.rows, key=_sort_key)
+    mismatches = []
+    for i, (ra, re_) in enumerate(zip(a_sorted, e_sorted)):
+        if len(ra) != len(re_) or not all(values_equal(x, y, rel_tol, abs_tol) for x, y in zip(ra, re_)):
+            mismatches.append((i, ra, re_))
+            if len(mismatches) >= 5:
+                break
+    assert not mismatches, "rows differ (index, got, expected):\n" + "\n".join(map(repr, mismatches))
+
+
+def parquet_row_count(path: Path) -> int:
+    return sum(pq.read_metadata(f).num_rows for f in sorted(Path(path).rglob("*.parquet")))
+
+
+def parquet_table(path: Path) -> pa.Table:
+    files = sorted(Path(path).rglob("*.parquet"))
+    return pa.concat_tables([pq.read_table(f) for f in files])
+
+
+# --------------------------------------------------------------------------------------
+# the demo mesh's declared contract (from its YAML files)
+# --------------------------------------------------------------------------------------
+
+_DECIMAL_RE = re.compile(r"^decimal\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)$")
+_SIMPLE_TYPES = {
+    "bool": pa.bool_(), "int8": pa.int8(), "int16": pa.int16(), "int32": pa.int32(), "int64": pa.int64(),
+    "uint8": pa.uint8(), "uint16": pa.uint16(), "uint32": pa.uint32(), "uint64": pa.uint64(),
+    "float32": pa.float32(), "float64": pa.float64(), "utf8": pa.string(), "string": pa.string(),
+    "binary": pa.binary(), "date32": pa.date32(), "date": pa.date32(),
+    "timestamp": pa.timestamp("us"), "timestamp_tz": pa.timestamp("us", tz="UTC"),
+}
+
+
+def arrow_type(name: str) -> pa.DataType:
+    name = name.strip()
+    m = _DECIMAL_RE.match(name)
+    if m:
+        return pa.decimal128(int(m.group(1)), int(m.group(2)))
+    return _SIMPLE_TYPES[name]
+
+
+@dataclass
+class DeclaredColumn:
+    name: str
+    type: pa.DataType
+    nullable: bool | None  # None: not declared (partition columns)
+
+
+def load_contract(config: Path = DEMO_CONFIG) -> dict[tuple[str, str], list[DeclaredColumn]]:
+    """(domain, product) -> declared columns (schema, then partition columns)."""
+    config = Path(config)
+    doc = yaml.safe_load(config.read_text())
+    out: dict[tuple[str, str], list[DeclaredColumn]] = {}
+    for domain, d in doc["domains"].items():
+        products = list(d.get("products") or [])
+        if d.get("products_dir"):
+            pdir = (config.parent / d["products_dir"]).resolve()
+            for f in sorted(list(pdir.glob("*.yaml")) + list(pdir.glob("*.yml"))):
+                products.append(yaml.safe_load(f.read_text()))
+        for p in products:
+            cols = [
+                DeclaredColumn(c["name"], arrow_type(str(c["type"])), bool(c.get("nullable", True)))
+                for c in p.get("schema") or []
+            ]
+            cols += [DeclaredColumn(c["name"], arrow_type(str(c["type"])), None) for c in p.get("partitions") or []]
+            out[(domain, p["name"])] = cols
+    return out
+
+
+def assert_schema_matches_contract(schema: pa.Schema, declared: list[DeclaredColumn], what: str) -> None:
+    assert schema.names == [c.name for c in declared], f"{what}: columns {schema.names}"
+    for c in declared:
+        field = schema.field(c.name)
+        assert field.type == c.type, f"{what}.{c.name}: type {field.type}, declared {c.type}"
+        if c.nullable is not None:
+            assert field.nullable == c.nullable, f"{what}.{c.name}: nullable={field.nullable}, declared {c.nullable}"
+
+
+def write_yaml(path: Path, doc: Any) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+    return path
