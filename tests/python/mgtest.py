@@ -706,3 +706,89 @@ def write_yaml(path: Path, doc: Any) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
     return path
+
+
+def product_lines(output: str, domain: str, product: str) -> list[str]:
+    """Output lines naming the product, as `domain.product` or by its config path
+    `domains.<domain>.products.<product>` (the name must not continue, e.g. `customer_x`)."""
+    pat = re.compile(
+        rf"(?<![\w.])(?:{re.escape(domain)}\.{re.escape(product)}|"
+        rf"domains\.{re.escape(domain)}\.products\.{re.escape(product)})(?![\w])"
+    )
+    return [line for line in output.splitlines() if pat.search(line)]
+
+
+def product_line(output: str, domain: str, product: str) -> str | None:
+    """The first output line naming the product (see product_lines)."""
+    lines = product_lines(output, domain, product)
+    return lines[0] if lines else None
+
+
+# --------------------------------------------------------------------------------------
+# a mesh with broken products (used by test_errors and test_check)
+# --------------------------------------------------------------------------------------
+
+BROKEN_PRODUCTS = {
+    # product -> (substrings the error must contain)
+    "corrupt": ["broken.corrupt"],
+    "mangled": ["broken.mangled"],
+    "nation_extra": ["broken.nation_extra", "extra_col"],
+    "customer_retyped": ["broken.customer_retyped", "c_name"],
+}
+
+
+def write_broken_mesh(root: Path) -> Path:
+    """A mesh whose `broken` domain has a corrupt file and two drifted schemas, next to
+    healthy products. Used by test_errors and test_check."""
+    bad_dir = root / "bad"
+    bad_dir.mkdir(parents=True, exist_ok=True)
+    (bad_dir / "x.parquet").write_bytes(b"this is not a parquet file\n" * 200)
+    doc = {
+        "catalog": "mesh",
+        "domains": {
+            "broken": {
+                "owner": "qa@example.com",
+                "description": "products with problems",
+                "products": [
+                    {"name": "corrupt", "location": f"{bad_dir}/", "format": "parquet"},
+                    {
+                        "name": "mangled",
+                        "location": f"{bad_dir}/",
+                        "format": "parquet",
+                        "schema": [{"name": "id", "type": "int64"}],
+                    },
+                    {
+                        "name": "nation",
+                        "location": f"{DATA / 'customers' / 'nation'}/",
+                        "format": "parquet",
+                    },
+                    {
+                        "name": "nation_extra",
+                        "location": f"{DATA / 'customers' / 'nation'}/",
+                        "format": "parquet",
+                        "schema": [
+                            {"name": "n_nationkey", "type": "int64"},
+                            {"name": "n_name", "type": "utf8"},
+                            {"name": "extra_col", "type": "int64"},
+                        ],
+                    },
+                    {
+                        "name": "customer_retyped",
+                        "location": f"{DATA / 'customers' / 'customer'}/",
+                        "format": "parquet",
+                        "schema": [
+                            {"name": "c_custkey", "type": "int64"},
+                            {"name": "c_name", "type": "int64"},
+                        ],
+                    },
+                ],
+            },
+            "healthy": {
+                "owner": "qa@example.com",
+                "products": [
+                    {"name": "region", "location": f"{DATA / 'customers' / 'region'}/", "format": "parquet"},
+                ],
+            },
+        },
+    }
+    return write_yaml(root / "broken-mesh.yaml", doc)

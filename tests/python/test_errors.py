@@ -25,6 +25,8 @@ from mgtest import (
     free_port,
     parquet_row_count,
     write_yaml,
+    BROKEN_PRODUCTS,
+    write_broken_mesh,
 )
 
 GOOD_SQL = "SELECT COUNT(*) AS n FROM customers.region"
@@ -157,72 +159,6 @@ def test_errors_interleaved_on_one_connection(adbc_conn, flight_client):
 # --------------------------------------------------------------------------------------
 # a mesh with a corrupt file and drifted schemas
 # --------------------------------------------------------------------------------------
-
-BROKEN_PRODUCTS = {
-    # product -> (substrings the error must contain)
-    "corrupt": ["broken.corrupt"],
-    "mangled": ["broken.mangled"],
-    "nation_extra": ["broken.nation_extra", "extra_col"],
-    "customer_retyped": ["broken.customer_retyped", "c_name"],
-}
-
-
-def write_broken_mesh(root: Path) -> Path:
-    """A mesh whose `broken` domain has a corrupt file and two drifted schemas, next to
-    healthy products. Used by test_errors and test_check."""
-    bad_dir = root / "bad"
-    bad_dir.mkdir(parents=True, exist_ok=True)
-    (bad_dir / "x.parquet").write_bytes(b"this is not a parquet file\n" * 200)
-    doc = {
-        "catalog": "mesh",
-        "domains": {
-            "broken": {
-                "owner": "qa@example.com",
-                "description": "products with problems",
-                "products": [
-                    {"name": "corrupt", "location": f"{bad_dir}/", "format": "parquet"},
-                    {
-                        "name": "mangled",
-                        "location": f"{bad_dir}/",
-                        "format": "parquet",
-                        "schema": [{"name": "id", "type": "int64"}],
-                    },
-                    {
-                        "name": "nation",
-                        "location": f"{DATA / 'customers' / 'nation'}/",
-                        "format": "parquet",
-                    },
-                    {
-                        "name": "nation_extra",
-                        "location": f"{DATA / 'customers' / 'nation'}/",
-                        "format": "parquet",
-                        "schema": [
-                            {"name": "n_nationkey", "type": "int64"},
-                            {"name": "n_name", "type": "utf8"},
-                            {"name": "extra_col", "type": "int64"},
-                        ],
-                    },
-                    {
-                        "name": "customer_retyped",
-                        "location": f"{DATA / 'customers' / 'customer'}/",
-                        "format": "parquet",
-                        "schema": [
-                            {"name": "c_custkey", "type": "int64"},
-                            {"name": "c_name", "type": "int64"},
-                        ],
-                    },
-                ],
-            },
-            "healthy": {
-                "owner": "qa@example.com",
-                "products": [
-                    {"name": "region", "location": f"{DATA / 'customers' / 'region'}/", "format": "parquet"},
-                ],
-            },
-        },
-    }
-    return write_yaml(root / "broken-mesh.yaml", doc)
-
 
 @pytest.fixture(scope="module")
 def broken_server(start_server, tmp_path_factory):

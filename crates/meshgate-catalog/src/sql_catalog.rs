@@ -26,7 +26,7 @@ impl CatalogProvider for MeshCatalog {
     }
 
     fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
-        self.snapshot.domain_products(name)?;
+        let _products = self.snapshot.domain_products(name)?;
         Some(Arc::new(DomainSchema { snapshot: Arc::clone(&self.snapshot), domain: name.to_owned() }))
     }
 }

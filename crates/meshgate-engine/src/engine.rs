@@ -114,6 +114,10 @@ impl Engine {
             }
         }
         let Some(schema) = reference.schema() else {
+            // Data-generating table functions such as generate_series read no files.
+            if self.state.table_functions().contains_key(reference.table()) {
+                return Ok(());
+            }
             return Err(not_found("; name products as domain.product, for example sales.orders"));
         };
         if schema == "information_schema" {

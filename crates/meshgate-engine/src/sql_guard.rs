@@ -11,7 +11,10 @@ use crate::error::EngineError;
 pub fn check_statement(statement: &Statement, sql: &str) -> Result<(), EngineError> {
     match statement {
         Statement::Statement(inner) => match inner.as_ref() {
-            SqlStatement::Query(_) | SqlStatement::ExplainTable { .. } => Ok(()),
+            SqlStatement::Query(_)
+            | SqlStatement::ExplainTable { .. }
+            | SqlStatement::ShowTables { .. }
+            | SqlStatement::ShowColumns { .. } => Ok(()),
             SqlStatement::Explain { statement, .. } => check_statement(&Statement::Statement(statement.clone()), sql),
             _ => Err(refused(sql)),
         },

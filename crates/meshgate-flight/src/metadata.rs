@@ -11,7 +11,7 @@ use crate::results::wire_schema;
 /// The only table type meshgate serves.
 pub const TABLE_TYPE: &str = "TABLE";
 
-fn encode_error(error: arrow::error::ArrowError) -> FlightError {
+fn encode_error(error: impl std::fmt::Display) -> FlightError {
     FlightError::Encode(error.to_string())
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshgate_flight::{MeshFlightSqlService, ServerOptions, TicketSigner};
-use tokio::io::AsyncWriteExt;
+use std::io::Write;
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
@@ -57,9 +57,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| args.bind.to_string());
     // The one line on stdout: scripts and tests wait for it to know the server is ready.
-    let mut stdout = tokio::io::stdout();
-    let ready = format!("meshgate listening on grpc://{address}\n");
-    if stdout.write_all(ready.as_bytes()).await.and(stdout.flush().await).is_err() {
+    let mut stdout = std::io::stdout().lock();
+    if writeln!(stdout, "meshgate listening on grpc://{address}").and_then(|()| stdout.flush()).is_err() {
         tracing::warn!("cannot write the ready line to stdout");
     }
     tracing::info!(%address, "serving Flight SQL");

@@ -1,0 +1,78 @@
+//! The real server, over Flight SQL, with arrow-flight's client.
+
+mod support;
+
+use arrow::array::{Array, Int64Array};
+use arrow::util::pretty::pretty_format_batches;
+use arrow_flight::sql::CommandGetTables;
+use futures::TryStreamExt;
+use support::{TestServer, demo_config, query, rows};
+use tonic::Code;
+
+#[tokio::test]
+async fn cross_domain_join_streams_results() {
+    let server = TestServer::start(&demo_config());
+    let mut client = server.client().await;
+    let batches = query(
+        &mut client,
+        "SELECT r.r_name, count(*) AS orders
+         FROM sales.orders o
+         JOIN customers.customer c ON o.o_custkey = c.c_custkey
+         JOIN customers.nation n ON c.c_nationkey = n.n_nationkey
+         JOIN customers.region r ON n.n_regionkey = r.r_regionkey
+         GROUP BY r.r_name ORDER BY r.r_name",
+    )
+    .await
+    .expect("query");
+    assert_eq!(rows(&batches), 5, "{}", pretty_format_batches(&batches).unwrap());
+    let total: i64 = batches
+        .iter()
+        .map(|b| b.column(1).as_any().downcast_ref::<Int64Array>().unwrap().iter().flatten().sum::<i64>())
+        .sum();
+    let all = query(&mut client, "SELECT count(*) FROM sales.orders").await.unwrap();
+    let orders = all[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0);
+    assert_eq!(total, orders, "every order has exactly one customer, nation and region");
+}
+
+#[tokio::test]
+async fn bad_input_gets_the_right_code_and_the_server_keeps_serving() {
+    let server = TestServer::start(&demo_config());
+    let mut client = server.client().await;
+    let cases = [
+        ("SELEC 1", Code::InvalidArgument, "SELEC"),
+        ("SELECT * FROM sales.nope", Code::NotFound, "sales.nope"),
+        ("SELECT * FROM orders", Code::NotFound, "domain.product"),
+        ("CREATE EXTERNAL TABLE t STORED AS PARQUET LOCATION '/tmp'", Code::InvalidArgument, "CREATE EXTERNAL TABLE"),
+        ("CREATE VIEW v AS SELECT 1", Code::InvalidArgument, "CREATE VIEW"),
+        ("COPY (SELECT 1) TO '/tmp/x.parquet'", Code::InvalidArgument, "COPY"),
+        ("SET datafusion.execution.batch_size = 1", Code::InvalidArgument, "SET"),
+        ("INSERT INTO sales.orders VALUES (1)", Code::InvalidArgument, "INSERT"),
+        ("SELECT * FROM 's3://bucket/x.parquet'", Code::InvalidArgument, "s3://bucket/x.parquet"),
+        ("SELECT no_such_column FROM sales.orders", Code::InvalidArgument, "no_such_column"),
+    ];
+    for (sql, code, named) in cases {
+        let status = query(&mut client, sql).await.expect_err(sql);
+        assert_eq!(status.code(), code, "{sql}: {status:?}");
+        assert!(status.message().contains(named), "{sql}: {}", status.message());
+        let after = query(&mut client, "SELECT count(*) FROM customers.region").await.expect("next query");
+        assert_eq!(rows(&after), 1);
+    }
+}
+
+#[tokio::test]
+async fn get_tables_lists_every_product_with_its_schema() {
+    let server = TestServer::start(&demo_config());
+    let mut client = server.client().await;
+    let info = client
+        .get_tables(CommandGetTables { include_schema: true, ..Default::default() })
+        .await
+        .expect("get tables");
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let batches: Vec<_> = client.do_get(ticket).await.unwrap().try_collect().await.unwrap();
+    let text = pretty_format_batches(&batches).unwrap().to_string();
+    for product in ["orders", "lineitem", "customer", "nation", "region", "part", "partsupp", "supplier"] {
+        assert!(text.contains(product), "{product} missing from\n{text}");
+    }
+    assert_eq!(rows(&batches), 8);
+    assert!(batches[0].column(4).null_count() == 0, "include_schema fills table_schema");
+}

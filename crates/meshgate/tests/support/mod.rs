@@ -1,0 +1,85 @@
+//! A real meshgate process on a free port, and a Flight SQL client for it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use arrow::array::RecordBatch;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use futures::TryStreamExt;
+use tonic::transport::Channel;
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+pub fn demo_config() -> PathBuf {
+    repo_root().join("testdata/mesh.yaml")
+}
+
+/// A `meshgate serve` child process; killed on drop.
+pub struct TestServer {
+    child: Child,
+    pub uri: String,
+}
+
+impl TestServer {
+    /// Starts meshgate on `config` and waits for its ready line.
+    pub fn start(config: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn meshgate");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("ready line");
+        let uri = line
+            .trim()
+            .strip_prefix("meshgate listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .replace("grpc://", "http://");
+        Self { child, uri }
+    }
+
+    pub async fn client(&self) -> FlightSqlServiceClient<Channel> {
+        let channel = Channel::from_shared(self.uri.clone()).expect("uri").connect().await.expect("connect");
+        FlightSqlServiceClient::new(channel)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `sql` through GetFlightInfo + DoGet on every endpoint.
+pub async fn query(client: &mut FlightSqlServiceClient<Channel>, sql: &str) -> Result<Vec<RecordBatch>, tonic::Status> {
+    let info = client.execute(sql.to_owned(), None).await.map_err(to_status)?;
+    let mut batches = Vec::new();
+    for endpoint in info.endpoint {
+        let ticket = endpoint.ticket.expect("ticket");
+        let stream = client.do_get(ticket).await.map_err(to_status)?;
+        let mut got: Vec<RecordBatch> = stream.try_collect().await.map_err(to_status)?;
+        batches.append(&mut got);
+    }
+    Ok(batches)
+}
+
+pub fn to_status(error: arrow_flight::error::FlightError) -> tonic::Status {
+    match error {
+        arrow_flight::error::FlightError::Tonic(status) => *status,
+        other => tonic::Status::unknown(other.to_string()),
+    }
+}
+
+pub fn rows(batches: &[RecordBatch]) -> usize {
+    batches.iter().map(RecordBatch::num_rows).sum()
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The whole meshgate test suite: Rust unit and integration tests, then the Python
+# client tests (ADBC, pyarrow.flight, polars, DuckDB, a loopback S3 server) against
+# the real binary. Installs what it needs: a Python venv in .venv from the pinned
+# tests/python/requirements.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/meshgate-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+echo "==> building meshgate and its tests"
+cargo build --locked --workspace --all-targets
+
+echo "==> Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --workspace --no-fail-fast
+else
+  cargo test --locked --workspace --no-fail-fast
+fi
+
+echo "==> Python client tests"
+venv=.venv
+stamp="$venv/.requirements.sha256"
+want=$(sha256sum tests/python/requirements.txt | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+  echo "$want" > "$stamp"
+fi
+export MESHGATE_BIN="$CARGO_TARGET_DIR/debug/meshgate"
+"$venv/bin/python" -m pytest -q -s -p no:cacheprovider tests/python
