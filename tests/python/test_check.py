@@ -220,9 +220,16 @@ def test_check_relative_paths(meshgate_bin, tmp_path):
     assert product_line(_out(res), "geo", "region") and product_line(_out(res), "geo", "nation"), _out(res)
 
 
-def test_check_unknown_store_option(meshgate_bin, tmp_path):
+@pytest.mark.parametrize("store_used", [True, False], ids=["store_used", "store_unused"])
+def test_check_unknown_store_option(meshgate_bin, tmp_path, store_used):
+    """docs/config.md: "An option name the store does not know is an error" (used or not)."""
     doc = _base_config(tmp_path)
     doc["stores"] = {"s3://some-bucket": {"region": "us-east-1", "endpoitn": "http://127.0.0.1:9"}}
+    if store_used:
+        doc["domains"]["sales"]["products"].append(
+            {"name": "remote", "location": "s3://some-bucket/remote/", "format": "parquet",
+             "schema": [{"name": "id", "type": "int64"}]}
+        )
     cfg = write_yaml(tmp_path / "mesh.yaml", doc)
     res = run_meshgate(meshgate_bin, "check", "--config", str(cfg))
     assert res.returncode == 1, _out(res)

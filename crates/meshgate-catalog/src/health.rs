@@ -76,15 +76,18 @@ fn strip_location(message: &str, location: &str) -> String {
     if path.len() > 1 { message.replace(path, "") } else { message }
 }
 
-/// The schema of a product's table, as given by the contract where declared.
-pub fn declared_schema(declared: &[Column], found: Option<&SchemaRef>) -> Schema {
+/// The schema of a product's table, as given by the contract where declared. A column
+/// is nullable if declared so or if Parquet files say it may hold nulls (CSV and
+/// NDJSON files carry no nullability, so their declaration stands).
+pub fn declared_schema(declared: &[Column], found: Option<&SchemaRef>, format: Format) -> Schema {
+    let found = found.filter(|_| format == Format::Parquet);
     use datafusion::arrow::datatypes::Field;
     let fields: Vec<Field> = declared
         .iter()
         .map(|column| {
             let found_nullable = found
                 .and_then(|schema| schema.field_with_name(&column.name).ok())
-                .is_none_or(|field| field.is_nullable());
+                .is_some_and(|field| field.is_nullable());
             Field::new(&column.name, column.data_type.clone(), column.nullable || found_nullable)
         })
         .collect();

@@ -135,7 +135,7 @@ async fn open_product(ctx: &SessionContext, product: Product) -> ProductEntry {
                     });
                 }
             }
-            Arc::new(declared_schema(declared, found.as_ref()))
+            Arc::new(declared_schema(declared, found.as_ref(), product.format))
         }
         (None, Some(found)) => Arc::clone(found),
         (None, None) => {

@@ -10,7 +10,7 @@ use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
-use object_store::{BackoffConfig, ClientConfigKey, ClientOptions, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
 use url::Url;
 
 use crate::config::{MeshConfig, StoreSettings};
@@ -40,6 +40,15 @@ pub fn register_stores(config: &MeshConfig, runtime: &RuntimeEnv) -> Result<(), 
                 runtime.register_object_store(&root, store);
             }
             Err(error) => errors.push(error),
+        }
+    }
+    // Settings no product uses yet are still checked, so mistakes surface early.
+    for settings in &config.stores {
+        let root = store_root(&settings.prefix);
+        if !done.contains(root.as_str()) {
+            if let Err(error) = build_store(&root, Some(settings)) {
+                errors.push(error);
+            }
         }
     }
     if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
@@ -88,42 +97,45 @@ fn build_store(root: &Url, settings: Option<&StoreSettings>) -> Result<Arc<dyn O
             _ => passthrough.push((name.clone(), value.clone(), option_path)),
         }
     }
-    let client = ClientOptions::new().with_connect_timeout(Duration::from_secs(5));
+    // A store that is down should fail a query in seconds, not minutes.
+    if !passthrough.iter().any(|(name, _, _)| name == "connect_timeout") {
+        passthrough.insert(0, ("connect_timeout".to_owned(), "5s".to_owned(), format!("{path}.connect_timeout")));
+    }
     let unknown = |option_path: &str, name: &str| {
         ConfigError::new(option_path, format!("unknown option '{name}' for {} stores", root.scheme()))
     };
     let built = match root.scheme() {
         "s3" => {
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry.clone());
             for (name, value, option_path) in passthrough {
                 let key = AmazonS3ConfigKey::from_str(&name).map_err(|_| unknown(&option_path, &name))?;
                 builder = builder.with_config(key, value);
             }
-            builder.with_retry(retry).with_client_options(client).build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         }
         "gs" => {
-            let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket);
+            let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket).with_retry(retry.clone());
             for (name, value, option_path) in passthrough {
                 let key = GoogleConfigKey::from_str(&name).map_err(|_| unknown(&option_path, &name))?;
                 builder = builder.with_config(key, value);
             }
-            builder.with_retry(retry).with_client_options(client).build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         }
         "az" => {
-            let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(bucket);
+            let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(bucket).with_retry(retry.clone());
             for (name, value, option_path) in passthrough {
                 let key = AzureConfigKey::from_str(&name).map_err(|_| unknown(&option_path, &name))?;
                 builder = builder.with_config(key, value);
             }
-            builder.with_retry(retry).with_client_options(client).build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         }
         _ => {
-            let mut builder = HttpBuilder::new().with_url(root.as_str());
+            let mut builder = HttpBuilder::new().with_url(root.as_str()).with_retry(retry.clone());
             for (name, value, option_path) in passthrough {
                 let key = ClientConfigKey::from_str(&name).map_err(|_| unknown(&option_path, &name))?;
                 builder = builder.with_config(key, value);
             }
-            builder.with_retry(retry).with_client_options(client).build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
+            builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         }
     };
     // The builder's message may quote option values; report only that it failed and why in general terms.

@@ -105,7 +105,7 @@ impl Engine {
     /// A table reference must name a product of this mesh (or information_schema).
     fn check_table(&self, reference: &TableReference) -> Result<(), EngineError> {
         if is_url_table(reference) {
-            return Err(EngineError::Refused { what: format!("reading files by URL or path ('{}')", reference.table()) });
+            return Err(EngineError::Refused { what: format!("URL table '{}' (reading files by URL or path)", reference.table()) });
         }
         let not_found = |hint: &str| EngineError::TableNotFound { name: reference.to_string(), hint: hint.to_owned() };
         if let Some(catalog) = reference.catalog() {

@@ -24,6 +24,8 @@ pub(crate) struct SourcedDomain {
     pub name: String,
     pub spec: DomainSpec,
     pub products: Vec<SourcedProduct>,
+    /// Whether the domain's own fields parsed (else only its products are checked).
+    pub header_ok: bool,
 }
 
 /// Loads and validates the mesh file at `path`, reporting every error found.
@@ -59,9 +61,14 @@ fn parse(text: &str, base_dir: &Path, errors: &mut Vec<ConfigError>) -> Option<M
     let mut domains = Vec::new();
     for (name, value) in mesh.domains.clone() {
         let path = format!("domains.{name}");
-        let Some(spec) = deserialize::<DomainSpec>(value, &path, errors) else { continue };
+        // A domain whose own fields are wrong still has its products checked, so
+        // one run reports every mistake.
+        let (spec, header_ok) = match deserialize::<DomainSpec>(value.clone(), &path, errors) {
+            Some(spec) => (spec, true),
+            None => (salvage_domain(&value), false),
+        };
         let products = gather_products(&path, &spec, base_dir, errors);
-        domains.push(SourcedDomain { name, spec, products });
+        domains.push(SourcedDomain { name, spec, products, header_ok });
     }
     Validator::new(errors).validate(&mesh, domains)
 }
@@ -106,6 +113,16 @@ fn gather_products(
         }
     }
     products
+}
+
+/// The product list and folder of a domain whose own fields did not parse.
+fn salvage_domain(value: &Value) -> DomainSpec {
+    DomainSpec {
+        owner: String::new(),
+        description: String::new(),
+        products: value.get("products").and_then(Value::as_sequence).cloned().unwrap_or_default(),
+        products_dir: value.get("products_dir").and_then(Value::as_str).map(str::to_owned),
+    }
 }
 
 fn product_label(value: &Value, index: usize) -> String {

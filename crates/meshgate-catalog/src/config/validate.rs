@@ -92,10 +92,10 @@ impl<'a> Validator<'a> {
     fn domain(&mut self, domain: SourcedDomain) -> Domain {
         let path = format!("domains.{}", domain.name);
         self.identifier(&path, &domain.name);
-        if domain.spec.owner.trim().is_empty() {
+        if domain.header_ok && domain.spec.owner.trim().is_empty() {
             self.error(format!("{path}.owner"), "must not be empty");
         }
-        if domain.spec.products.is_empty() && domain.spec.products_dir.is_none() {
+        if domain.header_ok && domain.spec.products.is_empty() && domain.spec.products_dir.is_none() {
             self.error(&path, "lists no products and no products_dir");
         }
         let mut names = BTreeSet::new();
