@@ -181,7 +181,8 @@ def versions(meshgate_bin: str | None) -> dict:
     if meshgate_bin:
         try:
             out = subprocess.run([meshgate_bin, "--version"], capture_output=True, text=True, timeout=30)
-            v["meshgate"] = (out.stdout or out.stderr).strip() or f"exit {out.returncode}"
+            text = (out.stdout or out.stderr).strip() or f"exit {out.returncode}"
+            v["meshgate"] = text.removeprefix("meshgate ").strip()
         except Exception as e:  # noqa: BLE001
             v["meshgate"] = f"unknown ({first_line(e)})"
     for pkg in ("pyarrow", "duckdb", "datafusion", "adbc-driver-manager", "adbc-driver-flightsql"):
@@ -536,7 +537,8 @@ def render(res: dict) -> str:
         L.append("## Server memory and CPU")
         L.append("")
         L.append(f"Peak RSS over the whole run (VmHWM): **{fmt(_mib(s.get('vm_hwm_kb')), ',.0f')} MiB**. "
-                 f"Exit after SIGTERM: {s.get('exit_code')}.")
+                 f"Ready (listening line printed) {fmt(s.get('startup_seconds'), '.2f')} s after start; "
+                 f"exit status after SIGTERM: {s.get('exit_code')}.")
         L.append("")
         L.append("| phase | seconds | server CPU s | RSS at start MiB | peak RSS MiB (sampled) |")
         L.append("|---|---:|---:|---:|---:|")
@@ -604,7 +606,7 @@ def prepare_data(args) -> tuple[str, str]:
     if args.data_dir:
         data_dir = os.path.abspath(args.data_dir)
         data.check_layout(data_dir)
-        generator = "existing directory"
+        generator = f"existing directory {data_dir}"
         if os.path.exists(os.path.join(data_dir, ".complete")):
             generator = open(os.path.join(data_dir, ".complete")).read().split(" sf=")[0].strip()
         mesh = os.path.join(data_dir, "mesh.yaml")
@@ -667,14 +669,15 @@ def main(argv=None) -> int:
     log("machine: {cpu}, {cores} cores, {memory_gib} GiB".format(**res["header"]["machine"]))
     log("versions: " + ", ".join(f"{k} {v}" for k, v in res["header"]["versions"].items()))
 
-    server = monitor = extra = None
+    server = monitor = extra = startup = None
     engines: dict = {}
     try:
         if need_server:
             server = Server(binary, mesh, base + ".server.log")
             t0 = time.perf_counter()
             uri = server.start()
-            log(f"meshgate ready at {uri} (pid {server.pid}) after {time.perf_counter() - t0:.2f}s")
+            startup = time.perf_counter() - t0
+            log(f"meshgate ready at {uri} (pid {server.pid}) after {startup:.2f}s")
             monitor = Monitor(server.pid).start("startup")
         for name in args.engines:
             if name == "meshgate":
@@ -715,7 +718,7 @@ def main(argv=None) -> int:
             hwm = server.vm_hwm_kb() if server.alive() else None
             phases = monitor.stop() if monitor else {}
             code = server.stop()
-            res["server"] = {"vm_hwm_kb": hwm, "phases": phases, "exit_code": code,
+            res["server"] = {"vm_hwm_kb": hwm, "phases": phases, "exit_code": code, "startup_seconds": startup,
                              "log": os.path.relpath(base + ".server.log", REPO)}
 
     res["targets"] = targets(res, args.sf)

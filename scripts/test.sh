@@ -30,4 +30,4 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   echo "$want" > "$stamp"
 fi
 export MESHGATE_BIN="$CARGO_TARGET_DIR/debug/meshgate"
-"$venv/bin/python" -m pytest -q -s -p no:cacheprovider tests/python
+"$venv/bin/python" -m pytest -q -s -p no:cacheprovider -W "ignore:Cannot disable autocommit" tests/python

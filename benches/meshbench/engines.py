@@ -25,7 +25,9 @@ class Meshgate:
     def __init__(self, uri: str):
         import adbc_driver_flightsql.dbapi as flightsql
 
-        self._connect = lambda: flightsql.connect(uri)
+        # autocommit=True: Flight SQL has no transactions here; without it the DB-API
+        # wrapper tries to turn autocommit off and warns that it cannot.
+        self._connect = lambda: flightsql.connect(uri, autocommit=True)
         self.uri = uri
         self.conn = self._connect()
         self.cur = self.conn.cursor()

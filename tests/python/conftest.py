@@ -9,7 +9,6 @@ MESHGATE_BIN defaults to target/debug/meshgate (relative to the repo root).
 
 from __future__ import annotations
 
-import os
 import stat
 
 import pytest
@@ -86,9 +85,7 @@ def demo_server(start_server):
 
 @pytest.fixture
 def adbc_conn(demo_server):
-    import adbc_driver_flightsql.dbapi as flightsql
-
-    conn = flightsql.connect(demo_server.uri)
+    conn = mgtest.adbc_connect(demo_server.uri)
     try:
         yield conn
     finally:
@@ -109,9 +106,7 @@ def run_query(request, demo_server):
     """sql -> pyarrow.Table, once through ADBC (prepared statement) and once through
     pyarrow.flight with a hand-built CommandStatementQuery."""
     if request.param == "adbc":
-        import adbc_driver_flightsql.dbapi as flightsql
-
-        conn = flightsql.connect(demo_server.uri)
+        conn = mgtest.adbc_connect(demo_server.uri)
         request.addfinalizer(conn.close)
         return lambda sql: adbc_query(conn, sql)
     client = flight.FlightClient(demo_server.uri)
@@ -126,5 +121,5 @@ def pytest_runtest_makereport(item, call):
     report = outcome.get_result()
     if report.failed:
         for srv in list(mgtest._LIVE_SERVERS):
-            tail = srv.stderr_text()[-6000:]
+            tail = srv.stderr_text()[-4000:]
             report.sections.append((f"meshgate stderr: {srv.name} ({srv.stderr_path})", tail or "<empty>"))

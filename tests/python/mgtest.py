@@ -103,7 +103,7 @@ class Server:
     def __init__(
         self,
         binary: Path,
-        config: Path | str,
+        config: Path | str | None,
         *,
         log_dir: Path,
         env: dict[str, str] | None = None,
@@ -112,7 +112,7 @@ class Server:
     ):
         Server._counter += 1
         self.binary = Path(binary)
-        self.config = Path(config)
+        self.config = Path(config) if config is not None else None  # None: no --config
         self.name = name
         self.bind = bind
         self.extra_env = dict(env or {})
@@ -130,9 +130,13 @@ class Server:
     def start(self, timeout: float = START_TIMEOUT) -> "Server":
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        env.setdefault("NO_COLOR", "1")
         env.update(self.extra_env)
         self._stderr_file = open(self.stderr_path, "wb")
-        argv = [str(self.binary), "serve", "--config", str(self.config), "--bind", self.bind]
+        argv = [str(self.binary), "serve"]
+        if self.config is not None:
+            argv += ["--config", str(self.config)]
+        argv += ["--bind", self.bind]
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -268,6 +272,7 @@ def run_meshgate(binary: Path, *args: str, env: dict[str, str] | None = None, ti
     """Run a one-shot meshgate command; returns CompletedProcess with text stdout/stderr."""
     full_env = dict(os.environ)
     full_env.setdefault("RUST_BACKTRACE", "1")
+    full_env.setdefault("NO_COLOR", "1")
     full_env.update(env or {})
     return subprocess.run(
         [str(binary), *args],
@@ -482,23 +487,53 @@ def flight_grpc_code(exc: BaseException) -> str:
     return "UNKNOWN"
 
 
+# the ADBC status the Go driver derives from each gRPC code (adbcFromFlightStatus)
+_ADBC_STATUS_FOR_GRPC = {
+    "CANCELLED": "CANCELLED", "UNKNOWN": "UNKNOWN", "INVALID_ARGUMENT": "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED": "TIMEOUT", "NOT_FOUND": "NOT_FOUND", "ALREADY_EXISTS": "ALREADY_EXISTS",
+    "PERMISSION_DENIED": "UNAUTHORIZED", "RESOURCE_EXHAUSTED": "INTERNAL", "FAILED_PRECONDITION": "UNKNOWN",
+    "ABORTED": "UNKNOWN", "OUT_OF_RANGE": "UNKNOWN", "UNIMPLEMENTED": "NOT_IMPLEMENTED",
+    "INTERNAL": "INTERNAL", "UNAVAILABLE": "IO", "DATA_LOSS": "IO", "UNAUTHENTICATED": "UNAUTHENTICATED",
+}
+
+
 def adbc_grpc_code(exc: BaseException) -> str:
     """The gRPC status code behind an ADBC Flight SQL driver exception.
 
-    The Go driver sets vendor_code = int(grpc code) and formats the message as
-    "<server message> (<GoCodeName>; <context>)".
+    The Go driver formats the message as "<server message> (<GoCodeName>; <context>)" and
+    sets the ADBC status from the code (vendor_code = int(code) where the C layer keeps it).
+    The ADBC status_code must agree with the code, else "MISMATCH(...)" is returned.
     """
+    code = None
     vc = getattr(exc, "vendor_code", None)
     if isinstance(vc, int) and vc in GRPC_CODE_NAMES and vc != 0:
-        return GRPC_CODE_NAMES[vc]
-    m = re.search(r"\((\w+); ", str(exc))
-    if m and m.group(1) in _GO_CODE_NAMES:
-        return _GO_CODE_NAMES[m.group(1)]
-    return "UNKNOWN"
+        code = GRPC_CODE_NAMES[vc]
+    else:
+        m = re.search(r"\((\w+); ", str(exc))
+        if m and m.group(1) in _GO_CODE_NAMES:
+            code = _GO_CODE_NAMES[m.group(1)]
+    if code is None:
+        return "UNKNOWN"
+    status = getattr(exc, "status_code", None)
+    status_name = getattr(status, "name", None)
+    if status_name is not None and status_name != _ADBC_STATUS_FOR_GRPC[code]:
+        return f"MISMATCH(grpc={code}, adbc={status_name})"
+    return code
 
 
 def describe_exc(exc: BaseException) -> str:
-    return f"{type(exc).__name__}(vendor_code={getattr(exc, 'vendor_code', None)!r}): {exc}"
+    status = getattr(exc, "status_code", None)
+    return (
+        f"{type(exc).__name__}(status_code={getattr(status, 'name', status)!r}, "
+        f"vendor_code={getattr(exc, 'vendor_code', None)!r}): {exc}"
+    )
+
+
+def adbc_connect(uri: str):
+    """ADBC DB-API connection (autocommit on: meshgate has no transactions)."""
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    return flightsql.connect(uri, autocommit=True)
 
 
 # --------------------------------------------------------------------------------------

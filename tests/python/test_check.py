@@ -249,3 +249,25 @@ def test_check_broken_mesh(meshgate_bin, tmp_path):
             assert any(re.search(rf"\b{re.escape(extra)}\b", l) for l in lines), f"{extra!r} not in {lines!r}"
     assert product_line(out, "healthy", "region"), out
     assert product_line(out, "broken", "nation"), out
+
+
+def test_serve_without_config_serves_demo_mesh(meshgate_bin, log_dir):
+    """`meshgate serve` with no --config serves testdata/mesh.yaml (found from the repo/cwd)."""
+    import pyarrow.flight as flight
+
+    from mgtest import cmd_get_tables, flight_command, flight_sql_query
+
+    srv = Server(meshgate_bin, None, log_dir=log_dir, name="no-config")
+    srv.start()
+    try:
+        client = flight.FlightClient(srv.uri)
+        try:
+            _, t, _ = flight_command(client, cmd_get_tables(catalog="mesh"))
+            got = set(zip(t.column("db_schema_name").to_pylist(), t.column("table_name").to_pylist()))
+            assert DEMO_PRODUCTS <= got
+            n = flight_sql_query(client, "SELECT COUNT(*) AS n FROM customers.nation").column("n").to_pylist()
+            assert n == [25]
+        finally:
+            client.close()
+    finally:
+        srv.stop(check=True)

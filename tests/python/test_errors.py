@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from pathlib import Path
 
-import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_manager
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
 from mgtest import (
+    adbc_connect,
     DATA,
     adbc_grpc_code,
     adbc_query,
@@ -170,7 +169,7 @@ def broken_server(start_server, tmp_path_factory):
 
 @pytest.mark.parametrize("product", list(BROKEN_PRODUCTS))
 def test_broken_product_adbc(broken_server, product):
-    conn = flightsql.connect(broken_server.uri)
+    conn = adbc_connect(broken_server.uri)
     try:
         _check_good_query_adbc(conn, "SELECT COUNT(*) AS n FROM healthy.region", 5)
         err = _adbc_error(conn, f"SELECT * FROM broken.{product}")
@@ -301,7 +300,7 @@ def test_unreachable_store_flight(unreachable_server, product):
 
 @pytest.mark.parametrize("product", ["offline", "unreachable"])
 def test_unreachable_store_adbc(unreachable_server, product):
-    conn = flightsql.connect(unreachable_server.uri)
+    conn = adbc_connect(unreachable_server.uri)
     try:
         err = _adbc_error(conn, f"SELECT * FROM remote.{product}")
         assert adbc_grpc_code(err) == "UNAVAILABLE", describe_exc(err)
@@ -314,7 +313,7 @@ def test_unreachable_store_adbc(unreachable_server, product):
 
 
 def test_unreachable_store_metadata_hides_secret(unreachable_server):
-    conn = flightsql.connect(unreachable_server.uri)
+    conn = adbc_connect(unreachable_server.uri)
     try:
         objs = conn.adbc_get_objects(depth="all").read_all()
         info = conn.adbc_get_info()

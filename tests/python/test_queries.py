@@ -6,7 +6,6 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.flight as flight
 import pytest
 
 from mgtest import (

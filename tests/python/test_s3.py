@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import adbc_driver_flightsql.dbapi as flightsql
 import adbc_driver_manager
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -13,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from mgtest import (
+    adbc_connect,
     DATA,
     adbc_query,
     cmd_get_sql_info,
@@ -153,7 +153,7 @@ def _normalise(t: pa.Table, like: pa.Table) -> pa.Table:
 def test_s3_equals_local_and_file(s3_server, product):
     direct = _direct_customer()
     client = flight.FlightClient(s3_server.uri)
-    conn = flightsql.connect(s3_server.uri)
+    conn = adbc_connect(s3_server.uri)
     try:
         remote_flight = flight_sql_query(client, f"SELECT * FROM crm_s3.{product}")
         remote_adbc = adbc_query(conn, f"SELECT * FROM crm_s3.{product}")
@@ -191,7 +191,7 @@ def test_s3_aggregate_matches_file(s3_server):
     for row in direct.select(["c_nationkey", "c_acctbal"]).to_pylist():
         n, s = expected.get(row["c_nationkey"], (0, 0))
         expected[row["c_nationkey"]] = (n + 1, s + row["c_acctbal"])
-    conn = flightsql.connect(s3_server.uri)
+    conn = adbc_connect(s3_server.uri)
     try:
         t = adbc_query(
             conn,
@@ -205,7 +205,7 @@ def test_s3_aggregate_matches_file(s3_server):
 
 def test_s3_secret_not_in_errors_or_metadata(s3_server):
     seen = []
-    conn = flightsql.connect(s3_server.uri)
+    conn = adbc_connect(s3_server.uri)
     client = flight.FlightClient(s3_server.uri)
     try:
         # errors: a product under the store with no files, an unknown product, bad SQL

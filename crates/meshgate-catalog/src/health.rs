@@ -106,7 +106,8 @@ mod tests {
 
     #[test]
     fn drift_names_missing_and_mistyped_columns() {
-        let found = Schema::new(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Utf8View, true)]);
+        let found =
+            Schema::new(vec![Field::new("a", DataType::Int64, true), Field::new("b", DataType::Utf8View, true)]);
         let declared = [column("a", DataType::Int32), column("b", DataType::Utf8), column("c", DataType::Int64)];
         assert_eq!(
             schema_drift(&declared, &found, Format::Parquet),

@@ -93,7 +93,9 @@ impl ExecutionPlan for ProductScanExec {
         let input = children.swap_remove(0);
         Ok(Arc::new(match options.children_properties {
             ChildrenPropertiesMode::Keep => Self { input, ..Self::clone(&self) },
-            ChildrenPropertiesMode::Recompute => Self::new(Arc::clone(&self.product), Arc::clone(&self.location), input),
+            ChildrenPropertiesMode::Recompute => {
+                Self::new(Arc::clone(&self.product), Arc::clone(&self.location), input)
+            }
         }))
     }
 
@@ -104,10 +106,8 @@ impl ExecutionPlan for ProductScanExec {
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let product = Arc::clone(&self.product);
         let location = Arc::clone(&self.location);
-        let stream = self
-            .input
-            .execute(partition, context)
-            .map_err(|error| Self::name_error(&product, &location, error))?;
+        let stream =
+            self.input.execute(partition, context).map_err(|error| Self::name_error(&product, &location, error))?;
         let schema = stream.schema();
         let named = stream.map(move |batch| batch.map_err(|error| Self::name_error(&product, &location, error)));
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, named)))
@@ -117,7 +117,11 @@ impl ExecutionPlan for ProductScanExec {
         vec![ChildStats::At(partition)]
     }
 
-    fn statistics_from_inputs(&self, input_stats: &[Arc<Statistics>], _args: &StatisticsArgs) -> Result<Arc<Statistics>> {
+    fn statistics_from_inputs(
+        &self,
+        input_stats: &[Arc<Statistics>],
+        _args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
         input_stats
             .first()
             .cloned()

@@ -46,8 +46,11 @@ impl MeshSnapshot {
     /// Registers the stores, opens every product's files (concurrently) and checks
     /// them against their declared schemas. A product that cannot be read is kept,
     /// marked unhealthy; only configuration errors fail the load.
-    pub async fn load(config: MeshConfig, session_config: SessionConfig) -> Result<Self, ConfigErrors> {
-        let runtime = Arc::new(RuntimeEnv::default());
+    pub async fn load(
+        config: MeshConfig,
+        session_config: SessionConfig,
+        runtime: Arc<RuntimeEnv>,
+    ) -> Result<Self, ConfigErrors> {
         register_stores(&config, &runtime)?;
         let ctx = SessionContext::new_with_config_rt(session_config.clone(), Arc::clone(&runtime));
         let entries: Vec<ProductEntry> = futures::stream::iter(config.products().cloned())
@@ -161,7 +164,13 @@ async fn open_product(ctx: &SessionContext, product: Product) -> ProductEntry {
 
 fn unreadable(product: Product, problem: ProductError) -> ProductEntry {
     let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
-    let table = ProductTable::new(problem.product.clone(), product.location.to_string(), schema, None, Health::Unhealthy(problem));
+    let table = ProductTable::new(
+        problem.product.clone(),
+        product.location.to_string(),
+        schema,
+        None,
+        Health::Unhealthy(problem),
+    );
     ProductEntry { product, table: Arc::new(table) }
 }
 
@@ -177,7 +186,5 @@ fn listing_options(product: &Product, state: &datafusion::execution::SessionStat
     };
     // A location naming one file reads that file whatever its extension.
     let extension = if product.location.path().ends_with('/') { extension } else { "" };
-    ListingOptions::new(format)
-        .with_file_extension(extension)
-        .with_table_partition_cols(product.partitions.clone())
+    ListingOptions::new(format).with_file_extension(extension).with_table_partition_cols(product.partitions.clone())
 }

@@ -45,10 +45,10 @@ pub fn register_stores(config: &MeshConfig, runtime: &RuntimeEnv) -> Result<(), 
     // Settings no product uses yet are still checked, so mistakes surface early.
     for settings in &config.stores {
         let root = store_root(&settings.prefix);
-        if !done.contains(root.as_str()) {
-            if let Err(error) = build_store(&root, Some(settings)) {
-                errors.push(error);
-            }
+        if !done.contains(root.as_str())
+            && let Err(error) = build_store(&root, Some(settings))
+        {
+            errors.push(error);
         }
     }
     if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
@@ -79,11 +79,8 @@ fn build_store(root: &Url, settings: Option<&StoreSettings>) -> Result<Arc<dyn O
     let path = settings.map_or_else(|| format!("stores.{root}"), |s| s.path.clone());
     let options: &[(String, String)] = settings.map_or(&[], |s| &s.options);
     let bucket = root.host_str().unwrap_or_default().to_owned();
-    let mut retry = RetryConfig {
-        backoff: BackoffConfig::default(),
-        max_retries: 3,
-        retry_timeout: Duration::from_secs(15),
-    };
+    let mut retry =
+        RetryConfig { backoff: BackoffConfig::default(), max_retries: 3, retry_timeout: Duration::from_secs(15) };
     let mut passthrough = Vec::new();
     for (name, value) in options {
         let option_path = format!("{path}.{name}");
@@ -139,12 +136,20 @@ fn build_store(root: &Url, settings: Option<&StoreSettings>) -> Result<Arc<dyn O
         }
     };
     // The builder's message may quote option values; report only that it failed and why in general terms.
-    built.map_err(|error| ConfigError::new(path, format!("cannot configure the {} store: {}", root.scheme(), redact(&error.to_string(), options))))
+    built.map_err(|error| {
+        ConfigError::new(
+            path,
+            format!("cannot configure the {} store: {}", root.scheme(), redact(&error.to_string(), options)),
+        )
+    })
 }
 
 /// Removes option values (which may be secrets) from a message.
 pub(crate) fn redact(message: &str, options: &[(String, String)]) -> String {
-    options.iter().filter(|(_, value)| value.len() >= 4).fold(message.to_owned(), |text, (_, value)| text.replace(value.as_str(), "***"))
+    options
+        .iter()
+        .filter(|(_, value)| value.len() >= 4)
+        .fold(message.to_owned(), |text, (_, value)| text.replace(value.as_str(), "***"))
 }
 
 fn parse_number(path: &str, value: &str) -> Result<usize, ConfigError> {

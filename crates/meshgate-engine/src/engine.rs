@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::TableReference;
-use datafusion::execution::SessionState;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
@@ -105,13 +105,15 @@ impl Engine {
     /// A table reference must name a product of this mesh (or information_schema).
     fn check_table(&self, reference: &TableReference) -> Result<(), EngineError> {
         if is_url_table(reference) {
-            return Err(EngineError::Refused { what: format!("URL table '{}' (reading files by URL or path)", reference.table()) });
+            return Err(EngineError::Refused {
+                what: format!("URL table '{}' (reading files by URL or path)", reference.table()),
+            });
         }
         let not_found = |hint: &str| EngineError::TableNotFound { name: reference.to_string(), hint: hint.to_owned() };
-        if let Some(catalog) = reference.catalog() {
-            if catalog != self.snapshot.catalog_name() {
-                return Err(not_found(""));
-            }
+        if let Some(catalog) = reference.catalog()
+            && catalog != self.snapshot.catalog_name()
+        {
+            return Err(not_found(""));
         }
         let Some(schema) = reference.schema() else {
             // Data-generating table functions such as generate_series read no files.

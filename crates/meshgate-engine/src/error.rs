@@ -18,7 +18,7 @@ pub enum EngineError {
     #[error(transparent)]
     Product(#[from] ProductError),
     /// The query ran past the memory it may use.
-    #[error("{0}")]
+    #[error("the query needs more memory than meshgate's memory limit allows and could not spill: {0}")]
     ResourcesExhausted(String),
     /// A failure while executing the query (division by zero, bad cast…).
     #[error("{0}")]
@@ -55,10 +55,10 @@ fn find_product_error(error: &DataFusionError) -> Option<&ProductError> {
         if let Some(product) = current.downcast_ref::<ProductError>() {
             return Some(product);
         }
-        if let Some(DataFusionError::External(inner)) = current.downcast_ref::<DataFusionError>() {
-            if let Some(product) = inner.downcast_ref::<ProductError>() {
-                return Some(product);
-            }
+        if let Some(DataFusionError::External(inner)) = current.downcast_ref::<DataFusionError>()
+            && let Some(product) = inner.downcast_ref::<ProductError>()
+        {
+            return Some(product);
         }
         current = current.source()?;
     }
@@ -77,10 +77,8 @@ mod tests {
     #[test]
     fn product_errors_are_found_under_context() {
         let product = ProductError { product: "sales.orders".into(), kind: ProblemKind::Corrupt, detail: "bad".into() };
-        let wrapped = DataFusionError::Context(
-            "while reading".into(),
-            Box::new(DataFusionError::External(Box::new(product))),
-        );
+        let wrapped =
+            DataFusionError::Context("while reading".into(), Box::new(DataFusionError::External(Box::new(product))));
         assert!(matches!(EngineError::from(wrapped), EngineError::Product(p) if p.product == "sales.orders"));
         let plan = DataFusionError::Plan("No field named x".into());
         assert!(matches!(EngineError::from(plan), EngineError::InvalidSql(m) if m.contains("No field named x")));

@@ -3,7 +3,9 @@
 
 mod engine;
 mod error;
+mod runtime;
 mod sql_guard;
 
 pub use engine::{Engine, Query, session_config};
 pub use error::EngineError;
+pub use runtime::{RuntimeOptions, parse_byte_size, runtime};

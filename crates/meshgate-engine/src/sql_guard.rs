@@ -37,7 +37,12 @@ fn refused(sql: &str) -> EngineError {
     let mut what: Vec<&str> = words.iter().take(1).map(String::as_str).collect();
     if matches!(what.first(), Some(&("CREATE" | "DROP" | "ALTER"))) {
         let rest = words.iter().skip(1).map(String::as_str);
-        what.extend(rest.take_while(|w| matches!(*w, "OR" | "REPLACE" | "EXTERNAL" | "TEMPORARY" | "TEMP" | "UNIQUE" | "MATERIALIZED")).collect::<Vec<_>>());
+        what.extend(
+            rest.take_while(|w| {
+                matches!(*w, "OR" | "REPLACE" | "EXTERNAL" | "TEMPORARY" | "TEMP" | "UNIQUE" | "MATERIALIZED")
+            })
+            .collect::<Vec<_>>(),
+        );
         if let Some(object) = words.get(what.len()) {
             what.push(object);
         }
@@ -52,7 +57,9 @@ pub fn is_url_table(reference: &TableReference) -> bool {
     name.contains("://")
         || name.contains('/')
         || name.contains('\\')
-        || [".parquet", ".csv", ".json", ".ndjson", ".avro", ".arrow"].iter().any(|ext| name.to_ascii_lowercase().ends_with(ext))
+        || [".parquet", ".csv", ".json", ".ndjson", ".avro", ".arrow"]
+            .iter()
+            .any(|ext| name.to_ascii_lowercase().ends_with(ext))
 }
 
 #[cfg(test)]

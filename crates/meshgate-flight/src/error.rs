@@ -78,11 +78,16 @@ mod tests {
 
     #[test]
     fn codes_follow_the_error() {
-        let not_found = FlightError::Engine(EngineError::TableNotFound { name: "sales.nope".into(), hint: String::new() });
+        let not_found =
+            FlightError::Engine(EngineError::TableNotFound { name: "sales.nope".into(), hint: String::new() });
         let status = to_status(&not_found);
         assert_eq!(status.code(), Code::NotFound);
         assert_eq!(status.message(), "table sales.nope not found");
-        let down = ProductError { product: "crm.customer".into(), kind: ProblemKind::Unavailable, detail: "connection refused".into() };
+        let down = ProductError {
+            product: "crm.customer".into(),
+            kind: ProblemKind::Unavailable,
+            detail: "connection refused".into(),
+        };
         assert_eq!(to_status(&FlightError::Engine(EngineError::Product(down))).code(), Code::Unavailable);
         let internal = to_status(&FlightError::Engine(EngineError::Internal("secret detail".into())));
         assert!(!internal.message().contains("secret detail"));

@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::FlightData;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use datafusion::execution::SendableRecordBatchStream;
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
 use tonic::Status;
 
 use crate::error::{FlightError, to_status};
@@ -35,7 +35,9 @@ fn wire_type(data_type: &DataType) -> DataType {
         DataType::Utf8View => DataType::Utf8,
         DataType::BinaryView => DataType::Binary,
         DataType::Dictionary(_, value) => wire_type(value),
-        DataType::List(item) => DataType::List(Arc::new(item.as_ref().clone().with_data_type(wire_type(item.data_type())))),
+        DataType::List(item) => {
+            DataType::List(Arc::new(item.as_ref().clone().with_data_type(wire_type(item.data_type()))))
+        }
         other => other.clone(),
     }
 }
@@ -50,7 +52,11 @@ fn to_wire(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Flight
         .iter()
         .zip(schema.fields())
         .map(|(column, field)| {
-            if column.data_type() == field.data_type() { Ok(Arc::clone(column)) } else { cast(column, field.data_type()) }
+            if column.data_type() == field.data_type() {
+                Ok(Arc::clone(column))
+            } else {
+                cast(column, field.data_type())
+            }
         })
         .collect::<Result<Vec<ArrayRef>, _>>()
         .map_err(|error| FlightError::Encode(error.to_string()))?;
@@ -65,6 +71,7 @@ pub struct QueryLog {
     rows: AtomicU64,
     bytes: AtomicU64,
     failed: std::sync::atomic::AtomicBool,
+    finished: std::sync::atomic::AtomicBool,
 }
 
 impl QueryLog {
@@ -76,13 +83,26 @@ impl QueryLog {
             rows: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             failed: std::sync::atomic::AtomicBool::new(false),
+            finished: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+}
+
+impl QueryLog {
+    pub fn mark_failed(&self) {
+        self.failed.store(true, Ordering::Relaxed);
     }
 }
 
 impl Drop for QueryLog {
     fn drop(&mut self) {
-        let outcome = if self.failed.load(Ordering::Relaxed) { "failed" } else { "done" };
+        let outcome = if self.failed.load(Ordering::Relaxed) {
+            "failed"
+        } else if self.finished.load(Ordering::Relaxed) {
+            "done"
+        } else {
+            "cancelled"
+        };
         tracing::info!(
             principal = %self.principal,
             duration_ms = self.started.elapsed().as_millis() as u64,
@@ -103,6 +123,7 @@ pub fn flight_stream(
     log: Arc<QueryLog>,
 ) -> impl Stream<Item = Result<FlightData, Status>> + Send + 'static {
     let rows_log = Arc::clone(&log);
+    let end_log = Arc::clone(&log);
     let wire = Arc::clone(&schema);
     let batches = batches.map(move |batch| {
         let batch = batch.map_err(FlightError::from).and_then(|batch| to_wire(batch, &wire));
@@ -121,10 +142,18 @@ pub fn flight_stream(
                 Ok(data) => {
                     log.bytes.fetch_add((data.data_body.len() + data.data_header.len()) as u64, Ordering::Relaxed);
                 }
-                Err(_) => log.failed.store(true, Ordering::Relaxed),
+                Err(_) => log.mark_failed(),
             }
             data
         })
+        // Polled only once the encoder is exhausted: the client read everything.
+        .chain(
+            stream::once(async move {
+                end_log.finished.store(true, Ordering::Relaxed);
+                None::<Result<FlightData, Status>>
+            })
+            .filter_map(std::future::ready),
+        )
 }
 
 fn flight_error_to_status(error: arrow_flight::error::FlightError) -> Status {
@@ -145,7 +174,8 @@ mod tests {
         let view = Schema::new(vec![Field::new("s", DataType::Utf8View, true)]);
         let wire = wire_schema(&view);
         assert_eq!(wire.field(0).data_type(), &DataType::Utf8);
-        let batch = RecordBatch::try_new(Arc::new(view), vec![Arc::new(StringViewArray::from(vec!["a", "b"]))]).unwrap();
+        let batch =
+            RecordBatch::try_new(Arc::new(view), vec![Arc::new(StringViewArray::from(vec!["a", "b"]))]).unwrap();
         let sent = to_wire(batch, &wire).unwrap();
         assert_eq!(sent.schema(), wire);
     }

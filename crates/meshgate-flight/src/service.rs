@@ -9,14 +9,13 @@ use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::sql::metadata::SqlInfoData;
 use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo,
-    CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery, CommandStatementQuery,
-    ProstMessageExt, SqlInfo, TicketStatementQuery,
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandPreparedStatementQuery, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
-    SchemaAsIpc, Ticket,
+    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
+    Ticket,
 };
 use futures::{Stream, stream};
 use meshgate_engine::Engine;
@@ -67,10 +66,19 @@ impl MeshFlightSqlService {
     async fn run_ticket(&self, handle: &[u8]) -> Result<DoGetStream, FlightError> {
         let payload = self.signer.verify(handle, ANONYMOUS, Purpose::Ticket)?;
         let log = QueryLog::new(ANONYMOUS, &payload.sql);
-        let query = self.engine.plan(&payload.sql).await?;
-        let schema = wire_schema(&query.schema());
-        let batches = query.execute().await?;
-        Ok(Box::pin(flight_stream(batches, schema, log)))
+        let started = async {
+            let query = self.engine.plan(&payload.sql).await?;
+            let schema = wire_schema(&query.schema());
+            Ok::<_, FlightError>((query.execute().await?, schema))
+        }
+        .await;
+        match started {
+            Ok((batches, schema)) => Ok(Box::pin(flight_stream(batches, schema, log))),
+            Err(error) => {
+                log.mark_failed();
+                Err(error)
+            }
+        }
     }
 }
 
@@ -179,7 +187,7 @@ impl FlightSqlService for MeshFlightSqlService {
         command: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = command.clone().into_builder().schema();
+        let schema = command.into_builder().schema();
         metadata_info(command.as_any().encode_to_vec(), &schema, request.into_inner())
     }
 
@@ -206,7 +214,7 @@ impl FlightSqlService for MeshFlightSqlService {
         command: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = command.clone().into_builder().schema();
+        let schema = command.into_builder().schema();
         metadata_info(command.as_any().encode_to_vec(), &schema, request.into_inner())
     }
 
@@ -219,24 +227,45 @@ impl FlightSqlService for MeshFlightSqlService {
         metadata_info(command.as_any().encode_to_vec(), &schema, request.into_inner())
     }
 
-    async fn do_get_catalogs(&self, command: CommandGetCatalogs, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+    async fn do_get_catalogs(
+        &self,
+        command: CommandGetCatalogs,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
         Ok(one_batch(metadata::catalogs(self.engine.snapshot(), command)?))
     }
 
-    async fn do_get_schemas(&self, command: CommandGetDbSchemas, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+    async fn do_get_schemas(
+        &self,
+        command: CommandGetDbSchemas,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
         Ok(one_batch(metadata::db_schemas(self.engine.snapshot(), command)?))
     }
 
-    async fn do_get_tables(&self, command: CommandGetTables, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+    async fn do_get_tables(
+        &self,
+        command: CommandGetTables,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
         Ok(one_batch(metadata::tables(self.engine.snapshot(), command)?))
     }
 
-    async fn do_get_table_types(&self, command: CommandGetTableTypes, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
+    async fn do_get_table_types(
+        &self,
+        command: CommandGetTableTypes,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
         Ok(one_batch(metadata::table_types(command)?))
     }
 
-    async fn do_get_sql_info(&self, command: CommandGetSqlInfo, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
-        let batch = command.into_builder(&self.sql_info).build().map_err(|error| FlightError::Encode(error.to_string()))?;
+    async fn do_get_sql_info(
+        &self,
+        command: CommandGetSqlInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let batch =
+            command.into_builder(&self.sql_info).build().map_err(|error| FlightError::Encode(error.to_string()))?;
         Ok(one_batch(batch))
     }
 

@@ -1,9 +1,7 @@
 //! GetSqlInfo: what meshgate tells clients about itself. Built once at start-up.
 
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
-use arrow_flight::sql::{
-    SqlInfo, SqlNullOrdering, SqlSupportedCaseSensitivity, SqlSupportedTransaction,
-};
+use arrow_flight::sql::{SqlInfo, SqlNullOrdering, SqlSupportedCaseSensitivity, SqlSupportedTransaction};
 use datafusion::execution::SessionState;
 use datafusion::sql::sqlparser::keywords::ALL_KEYWORDS;
 
@@ -32,7 +30,10 @@ pub fn sql_info(state: &SessionState) -> Result<SqlInfoData, FlightError> {
     builder.append(SqlInfo::SqlDdlTable, false);
     builder.append(SqlInfo::SqlIdentifierCase, SqlSupportedCaseSensitivity::SqlCaseSensitivityLowercase as i32);
     builder.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
-    builder.append(SqlInfo::SqlQuotedIdentifierCase, SqlSupportedCaseSensitivity::SqlCaseSensitivityCaseInsensitive as i32);
+    builder.append(
+        SqlInfo::SqlQuotedIdentifierCase,
+        SqlSupportedCaseSensitivity::SqlCaseSensitivityCaseInsensitive as i32,
+    );
     builder.append(SqlInfo::SqlAllTablesAreSelectable, true);
     builder.append(SqlInfo::SqlNullOrdering, SqlNullOrdering::SqlNullsSortedHigh as i32);
     builder.append(SqlInfo::SqlSearchStringEscape, "\\");

@@ -42,8 +42,13 @@ impl TicketSigner {
 
     pub fn sign(&self, sql: &str, principal: &str, purpose: Purpose) -> Bytes {
         let expires_at_ms = now_ms().saturating_add(self.ttl.as_millis() as u64);
-        let payload = StatementPayload { sql: sql.to_owned(), principal: principal.to_owned(), expires_at_ms, purpose: purpose as i32 }
-            .encode_to_vec();
+        let payload = StatementPayload {
+            sql: sql.to_owned(),
+            principal: principal.to_owned(),
+            expires_at_ms,
+            purpose: purpose as i32,
+        }
+        .encode_to_vec();
         let signature = self.mac(&payload);
         Bytes::from(SignedEnvelope { version: ENVELOPE_VERSION, payload, signature }.encode_to_vec())
     }
@@ -71,7 +76,8 @@ impl TicketSigner {
 
     fn keyed(&self) -> Hmac<Sha256> {
         // HMAC takes keys of any length, so this cannot fail.
-        <Hmac<Sha256> as Mac>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
+        <Hmac<Sha256> as Mac>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
     }
 
     fn mac(&self, payload: &[u8]) -> Vec<u8> {
@@ -110,7 +116,8 @@ mod tests {
         tampered[last] ^= 1;
         assert!(signer.verify(&tampered, "anonymous", Purpose::Ticket).is_err());
         assert!(signer.verify(b"garbage", "anonymous", Purpose::Ticket).is_err());
-        let expired = TicketSigner::new(b"secret".to_vec(), Duration::ZERO).sign("SELECT 1", "anonymous", Purpose::Ticket);
+        let expired =
+            TicketSigner::new(b"secret".to_vec(), Duration::ZERO).sign("SELECT 1", "anonymous", Purpose::Ticket);
         let error = signer.verify(&expired, "anonymous", Purpose::Ticket).unwrap_err();
         assert!(error.to_string().contains("expired"));
     }

@@ -10,7 +10,14 @@ use crate::load::load_engine;
 
 pub async fn run(args: CheckArgs) -> ExitCode {
     let mut out = std::io::stdout().lock();
-    let engine = match load_engine(&args.config).await {
+    let runtime = match meshgate_engine::runtime(&meshgate_engine::RuntimeOptions::default()) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            let _ = writeln!(out, "meshgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let engine = match load_engine(&args.config, runtime).await {
         Ok(engine) => engine,
         Err(errors) => {
             let _ = write!(out, "{} is not valid\n{errors}", args.config.display());
@@ -50,9 +57,13 @@ fn datafusion_schema_len(table: &meshgate_catalog::ProductTable) -> usize {
 /// Reads the product end to end through the engine, as a query would.
 async fn count_rows(engine: &meshgate_engine::Engine, name: &str) -> Result<u64, String> {
     let query = engine.plan(&format!("SELECT count(*) FROM {name}")).await.map_err(|e| e.to_string())?;
-    let batches: Vec<_> = query.execute().await.map_err(|e| e.to_string())?.try_collect().await.map_err(|e| {
-        meshgate_engine::EngineError::from(e).to_string()
-    })?;
+    let batches: Vec<_> = query
+        .execute()
+        .await
+        .map_err(|e| e.to_string())?
+        .try_collect()
+        .await
+        .map_err(|e| meshgate_engine::EngineError::from(e).to_string())?;
     batches
         .first()
         .and_then(|batch| batch.column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>())

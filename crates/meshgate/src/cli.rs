@@ -34,6 +34,19 @@ pub struct ServeArgs {
     /// Lifetime of tickets and prepared-statement handles, in seconds.
     #[arg(long, default_value_t = 3600)]
     pub ticket_ttl_secs: u64,
+    /// Memory all running queries may hold together (e.g. 1GiB); large sorts,
+    /// aggregations and joins spill to disk beyond it. Unlimited when unset.
+    #[arg(long, env = "MESHGATE_MEMORY_LIMIT", value_parser = meshgate_engine::parse_byte_size)]
+    pub memory_limit: Option<usize>,
+    /// Directory for spill files (the system temporary directory when unset).
+    #[arg(long, env = "MESHGATE_SPILL_DIR")]
+    pub spill_dir: Option<PathBuf>,
+}
+
+impl ServeArgs {
+    pub fn runtime_options(&self) -> meshgate_engine::RuntimeOptions {
+        meshgate_engine::RuntimeOptions { memory_limit: self.memory_limit, spill_dir: self.spill_dir.clone() }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use datafusion::execution::runtime_env::RuntimeEnv;
 use meshgate_catalog::{ConfigErrors, MeshSnapshot, load_mesh};
 use meshgate_engine::{Engine, session_config};
 
@@ -17,9 +18,9 @@ pub fn demo_config() -> Option<PathBuf> {
 }
 
 /// Loads and validates the mesh file, then opens every product.
-pub async fn load_engine(path: &Path) -> Result<Engine, ConfigErrors> {
+pub async fn load_engine(path: &Path, runtime: Arc<RuntimeEnv>) -> Result<Engine, ConfigErrors> {
     let config = load_mesh(path)?;
     let session = session_config(&config.catalog);
-    let snapshot = MeshSnapshot::load(config, session).await?;
+    let snapshot = MeshSnapshot::load(config, session, runtime).await?;
     Ok(Engine::new(Arc::new(snapshot)))
 }

@@ -20,7 +20,14 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         eprintln!("meshgate: no --config given and the demo mesh (testdata/mesh.yaml) was not found");
         return ExitCode::from(2);
     };
-    let engine = match load_engine(&config).await {
+    let runtime = match meshgate_engine::runtime(&args.runtime_options()) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("meshgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let engine = match load_engine(&config, runtime).await {
         Ok(engine) => Arc::new(engine),
         Err(errors) => {
             eprint!("meshgate: {} is not valid\n{errors}", config.display());

@@ -63,10 +63,8 @@ async fn bad_input_gets_the_right_code_and_the_server_keeps_serving() {
 async fn get_tables_lists_every_product_with_its_schema() {
     let server = TestServer::start(&demo_config());
     let mut client = server.client().await;
-    let info = client
-        .get_tables(CommandGetTables { include_schema: true, ..Default::default() })
-        .await
-        .expect("get tables");
+    let info =
+        client.get_tables(CommandGetTables { include_schema: true, ..Default::default() }).await.expect("get tables");
     let ticket = info.endpoint[0].ticket.clone().unwrap();
     let batches: Vec<_> = client.do_get(ticket).await.unwrap().try_collect().await.unwrap();
     let text = pretty_format_batches(&batches).unwrap().to_string();
@@ -75,4 +73,34 @@ async fn get_tables_lists_every_product_with_its_schema() {
     }
     assert_eq!(rows(&batches), 8);
     assert!(batches[0].column(4).null_count() == 0, "include_schema fills table_schema");
+}
+
+#[tokio::test]
+async fn forged_and_tampered_tickets_are_refused() {
+    use arrow_flight::Ticket;
+    use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
+    use prost::Message;
+
+    let server = TestServer::start(&demo_config());
+    let mut client = server.client().await;
+    let forged = TicketStatementQuery { statement_handle: b"SELECT * FROM customers.customer".to_vec().into() };
+    let status = client
+        .do_get(Ticket::new(forged.as_any().encode_to_vec()))
+        .await
+        .map(|_| ())
+        .map_err(support::to_status)
+        .expect_err("forged ticket");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("ticket is not valid"), "{}", status.message());
+
+    let info = client.execute("SELECT count(*) FROM customers.region".to_owned(), None).await.unwrap();
+    let ticket = info.endpoint[0].ticket.clone().unwrap();
+    let mut bytes = ticket.ticket.to_vec();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x20;
+    let status = client.do_get(Ticket::new(bytes)).await.map(|_| ()).map_err(support::to_status).expect_err("tampered");
+    assert!(matches!(status.code(), Code::InvalidArgument), "{status:?}");
+
+    let batches: Vec<_> = client.do_get(ticket).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(rows(&batches), 1, "the genuine ticket still works");
 }

@@ -41,10 +41,10 @@ pub fn load_mesh(path: &Path) -> Result<MeshConfig, ConfigErrors> {
 pub fn load_mesh_str(text: &str, base_dir: &Path) -> Result<MeshConfig, ConfigErrors> {
     let mut errors = Vec::new();
     let config = parse(text, base_dir, &mut errors);
-    if errors.is_empty() {
-        if let Some(config) = config {
-            return Ok(config);
-        }
+    if errors.is_empty()
+        && let Some(config) = config
+    {
+        return Ok(config);
     }
     Err(ConfigErrors(errors))
 }
@@ -166,4 +166,3 @@ fn deserialize<T: DeserializeOwned>(value: Value, path: &str, errors: &mut Vec<C
         }
     }
 }
-

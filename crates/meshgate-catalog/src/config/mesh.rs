@@ -32,10 +32,7 @@ pub struct StoreSettings {
 impl std::fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<&str> = self.options.iter().map(|(name, _)| name.as_str()).collect();
-        f.debug_struct("StoreSettings")
-            .field("prefix", &self.prefix.as_str())
-            .field("options", &names)
-            .finish()
+        f.debug_struct("StoreSettings").field("prefix", &self.prefix.as_str()).field("options", &names).finish()
     }
 }
 

@@ -40,7 +40,12 @@ impl<'a> Validator<'a> {
         let valid = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
             && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
         if !valid {
-            self.error(path, format!("'{name}' is not a valid name (use lowercase letters, digits and _, not starting with a digit)"));
+            self.error(
+                path,
+                format!(
+                    "'{name}' is not a valid name (use lowercase letters, digits and _, not starting with a digit)"
+                ),
+            );
         }
         valid
     }
@@ -58,10 +63,9 @@ impl<'a> Validator<'a> {
             for (name, value) in options {
                 match expand_env(value) {
                     Ok(value) => expanded.push((name.clone(), value)),
-                    Err(variable) => self.error(
-                        format!("{path}.{name}"),
-                        format!("environment variable {variable} is not set"),
-                    ),
+                    Err(variable) => {
+                        self.error(format!("{path}.{name}"), format!("environment variable {variable} is not set"))
+                    }
                 }
             }
             stores.push(StoreSettings { prefix: url, path, options: expanded });
@@ -79,7 +83,10 @@ impl<'a> Validator<'a> {
                 Some(url)
             }
             Ok(url) => {
-                self.error(path, format!("unsupported scheme '{}' (use file, s3, gs, az, http or https)", url.scheme()));
+                self.error(
+                    path,
+                    format!("unsupported scheme '{}' (use file, s3, gs, az, http or https)", url.scheme()),
+                );
                 None
             }
             Err(error) => {
@@ -102,7 +109,10 @@ impl<'a> Validator<'a> {
         let mut products = Vec::new();
         for sourced in domain.products {
             if !names.insert(sourced.spec.name.clone()) {
-                self.error(&sourced.path, format!("duplicate product name '{}' in domain {}", sourced.spec.name, domain.name));
+                self.error(
+                    &sourced.path,
+                    format!("duplicate product name '{}' in domain {}", sourced.spec.name, domain.name),
+                );
                 continue;
             }
             if let Some(product) = self.product(&domain.name, &domain.spec.owner, sourced) {
@@ -117,7 +127,10 @@ impl<'a> Validator<'a> {
         let before = self.errors.len();
         self.identifier(&format!("{path}.name"), &spec.name);
         if !is_semver(&spec.version) {
-            self.error(format!("{path}.version"), format!("'{}' is not a semantic version (major.minor.patch)", spec.version));
+            self.error(
+                format!("{path}.version"),
+                format!("'{}' is not a semantic version (major.minor.patch)", spec.version),
+            );
         }
         let location = self.location(&format!("{path}.location"), &spec.location, &base_dir);
         let format = match (spec.format, &spec.csv) {
@@ -176,11 +189,12 @@ impl<'a> Validator<'a> {
         if text.contains("://") {
             return self.url(path, text);
         }
-        if let Some((scheme, _)) = text.split_once(':') {
-            if scheme.len() > 1 && scheme.chars().all(|c| c.is_ascii_alphanumeric()) {
-                self.error(path, format!("unsupported scheme '{scheme}' (use file, s3, gs, az, http or https)"));
-                return None;
-            }
+        if let Some((scheme, _)) = text.split_once(':')
+            && scheme.len() > 1
+            && scheme.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            self.error(path, format!("unsupported scheme '{scheme}' (use file, s3, gs, az, http or https)"));
+            return None;
         }
         let joined = base_dir.join(text);
         let absolute = std::path::absolute(&joined).unwrap_or(joined);

@@ -1,6 +1,11 @@
 //! A real meshgate process on a free port, and a Flight SQL client for it.
 
-#![allow(dead_code)]
+#![allow(
+    dead_code,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    reason = "test support: a failed set-up should stop the test"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -82,4 +87,10 @@ pub fn to_status(error: arrow_flight::error::FlightError) -> tonic::Status {
 
 pub fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(RecordBatch::num_rows).sum()
+}
+
+/// Writes a fixture file, creating its directories.
+pub fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("a file path")).expect("create dirs");
+    std::fs::write(path, text).expect("write fixture");
 }

@@ -1,0 +1,72 @@
+//! The execution runtime shared by every query: a memory pool with a limit and
+//! spilling to disk for large sorts, aggregations and joins.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool, UnboundedMemoryPool};
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+
+use crate::error::EngineError;
+
+/// How much memory queries may use together, and where they spill.
+#[derive(Debug, Clone, Default)]
+pub struct RuntimeOptions {
+    /// Bytes all running queries may hold at once; `None` for no limit.
+    pub memory_limit: Option<usize>,
+    /// Directory for spill files; the system temporary directory when `None`.
+    pub spill_dir: Option<PathBuf>,
+}
+
+/// Builds the runtime: a fair spilling pool under the limit (reporting its largest
+/// consumers when exhausted) and a disk manager for spill files.
+pub fn runtime(options: &RuntimeOptions) -> Result<Arc<RuntimeEnv>, EngineError> {
+    let pool: Arc<dyn MemoryPool> = match options.memory_limit {
+        Some(limit) => {
+            Arc::new(TrackConsumersPool::new(FairSpillPool::new(limit), NonZeroUsize::MIN.saturating_add(4)))
+        }
+        None => Arc::new(UnboundedMemoryPool::default()),
+    };
+    let disk = match &options.spill_dir {
+        Some(dir) => DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
+        None => DiskManagerBuilder::default(),
+    };
+    RuntimeEnvBuilder::new()
+        .with_memory_pool(pool)
+        .with_disk_manager_builder(disk)
+        .build_arc()
+        .map_err(|error| EngineError::Internal(format!("cannot build the query runtime: {error}")))
+}
+
+/// Parses a byte size such as `512MiB`, `1GiB`, `2G` or `1048576`.
+pub fn parse_byte_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("'{text}' is not a size like 512MiB or 2GiB"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" | "kib" => 1024.0,
+        "m" | "mb" | "mib" => 1024.0 * 1024.0,
+        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
+        "t" | "tb" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err(format!("'{text}' has an unknown unit (use B, KiB, MiB, GiB or TiB)")),
+    };
+    Ok((number * factor) as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_byte_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_byte_size("512 MiB"), Ok(512 << 20));
+        assert_eq!(parse_byte_size("1024"), Ok(1024));
+        assert!(parse_byte_size("lots").is_err());
+        assert!(parse_byte_size("5 parsecs").is_err());
+    }
+}
