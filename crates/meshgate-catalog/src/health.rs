@@ -50,23 +50,44 @@ pub fn schema_drift(declared: &[Column], found: &Schema, format: Format) -> Vec<
     differences
 }
 
-/// Turns a failure reading `product` into an error that names it, without the
-/// store's internal paths.
+/// Turns a failure while opening `product` into an error that names it, without
+/// the store's internal paths. At load time every failure is the product's.
 pub fn classify(product: &str, location: &str, error: &DataFusionError) -> ProductError {
-    let kind = match error.find_root() {
-        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => ProblemKind::Unavailable,
-        DataFusionError::Plan(message) if message.starts_with("No files found") => ProblemKind::Unavailable,
-        DataFusionError::ResourcesExhausted(_) => ProblemKind::Unavailable,
-        _ => ProblemKind::Corrupt,
-    };
+    read_problem(product, location, error).unwrap_or_else(|| ProductError {
+        product: product.to_owned(),
+        kind: ProblemKind::Corrupt,
+        detail: strip_location(&error.find_root().strip_backtrace(), location),
+    })
+}
+
+/// The product's problem behind an error raised while scanning it, if the error
+/// is about its files or store: not for a user's expression evaluated in the scan,
+/// nor for running out of memory, which pass through unchanged.
+pub fn read_problem(product: &str, location: &str, error: &DataFusionError) -> Option<ProductError> {
+    use datafusion::arrow::error::ArrowError;
     let root = error.find_root();
-    let detail = match (root, &kind) {
-        (DataFusionError::Plan(message), ProblemKind::Unavailable) if message.starts_with("No files found") => {
-            "no data files found at its location".to_owned()
+    let kind = match root {
+        DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => ProblemKind::Unavailable,
+        DataFusionError::Plan(message) if message.starts_with("No files found") => {
+            return Some(ProductError {
+                product: product.to_owned(),
+                kind: ProblemKind::Unavailable,
+                detail: "no data files found at its location".to_owned(),
+            });
         }
-        _ => strip_location(&root.to_string(), location),
+        DataFusionError::ParquetError(_) => ProblemKind::Corrupt,
+        DataFusionError::ArrowError(arrow, _) => match arrow.as_ref() {
+            ArrowError::IoError(..) => ProblemKind::Unavailable,
+            ArrowError::ParseError(_)
+            | ArrowError::CsvError(_)
+            | ArrowError::JsonError(_)
+            | ArrowError::IpcError(_)
+            | ArrowError::ParquetError(_) => ProblemKind::Corrupt,
+            _ => return None,
+        },
+        _ => return None,
     };
-    ProductError { product: product.to_owned(), kind, detail }
+    Some(ProductError { product: product.to_owned(), kind, detail: strip_location(&root.strip_backtrace(), location) })
 }
 
 fn strip_location(message: &str, location: &str) -> String {

@@ -102,6 +102,9 @@ impl TableProvider for ProductTable {
 
 impl ProductTable {
     fn name_error(&self, error: DataFusionError) -> DataFusionError {
-        DataFusionError::External(Box::new(crate::health::classify(&self.qualified_name, &self.location, &error)))
+        match crate::health::read_problem(&self.qualified_name, &self.location, &error) {
+            Some(problem) => DataFusionError::External(Box::new(problem)),
+            None => error,
+        }
     }
 }

@@ -17,7 +17,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
 
-use crate::health::classify;
+use crate::health::read_problem;
 
 /// Wraps a product's scan; errors leave it as [`crate::ProductError`]s.
 #[derive(Debug, Clone)]
@@ -43,7 +43,10 @@ impl ProductScanExec {
         if is_product_error(&error) {
             return error;
         }
-        DataFusionError::External(Box::new(classify(product, location, &error)))
+        match read_problem(product, location, &error) {
+            Some(problem) => DataFusionError::External(Box::new(problem)),
+            None => error,
+        }
     }
 }
 

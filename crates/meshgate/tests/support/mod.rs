@@ -33,9 +33,15 @@ pub struct TestServer {
 impl TestServer {
     /// Starts meshgate on `config` and waits for its ready line.
     pub fn start(config: &Path) -> Self {
+        Self::start_with(config, &[])
+    }
+
+    /// Starts meshgate on `config` with extra `serve` flags.
+    pub fn start_with(config: &Path, flags: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_meshgate"))
             .args(["serve", "--bind", "127.0.0.1:0", "--config"])
             .arg(config)
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
