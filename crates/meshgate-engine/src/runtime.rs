@@ -4,6 +4,7 @@
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool, UnboundedMemoryPool};
@@ -11,13 +12,26 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 
 use crate::error::EngineError;
 
-/// How much memory queries may use together, and where they spill.
-#[derive(Debug, Clone, Default)]
+/// How long a product's file listing is reused before the store is listed again:
+/// files a domain adds become visible within this time.
+pub const DEFAULT_LISTING_TTL: Duration = Duration::from_secs(30);
+
+/// How much memory queries may use together, where they spill, and how long file
+/// listings are cached.
+#[derive(Debug, Clone)]
 pub struct RuntimeOptions {
     /// Bytes all running queries may hold at once; `None` for no limit.
     pub memory_limit: Option<usize>,
     /// Directory for spill files; the system temporary directory when `None`.
     pub spill_dir: Option<PathBuf>,
+    /// How long a listing of a product's files is reused.
+    pub listing_ttl: Duration,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        Self { memory_limit: None, spill_dir: None, listing_ttl: DEFAULT_LISTING_TTL }
+    }
 }
 
 /// Builds the runtime: a fair spilling pool under the limit (reporting its largest
@@ -36,6 +50,9 @@ pub fn runtime(options: &RuntimeOptions) -> Result<Arc<RuntimeEnv>, EngineError>
     RuntimeEnvBuilder::new()
         .with_memory_pool(pool)
         .with_disk_manager_builder(disk)
+        // Footers and statistics are cached for as long as memory allows (they are
+        // keyed by file and change with it); listings expire so new files show up.
+        .with_object_list_cache_ttl(Some(options.listing_ttl))
         .build_arc()
         .map_err(|error| EngineError::Internal(format!("cannot build the query runtime: {error}")))
 }

@@ -41,11 +41,19 @@ pub struct ServeArgs {
     /// Directory for spill files (the system temporary directory when unset).
     #[arg(long, env = "MESHGATE_SPILL_DIR")]
     pub spill_dir: Option<PathBuf>,
+    /// Seconds a listing of a product's files is reused; files added to a product
+    /// become visible within this time.
+    #[arg(long, default_value_t = 30)]
+    pub listing_ttl_secs: u64,
 }
 
 impl ServeArgs {
     pub fn runtime_options(&self) -> meshgate_engine::RuntimeOptions {
-        meshgate_engine::RuntimeOptions { memory_limit: self.memory_limit, spill_dir: self.spill_dir.clone() }
+        meshgate_engine::RuntimeOptions {
+            memory_limit: self.memory_limit,
+            spill_dir: self.spill_dir.clone(),
+            listing_ttl: std::time::Duration::from_secs(self.listing_ttl_secs),
+        }
     }
 }
 

@@ -52,3 +52,21 @@ domains:
     assert!(status.message().contains("user_id"), "{}", status.message());
     assert!(query(&mut client, "SELECT count(*) FROM web.events").await.is_ok(), "the rest keeps serving");
 }
+
+#[tokio::test]
+async fn files_added_to_a_product_become_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    write(&dir.path().join("data/events/day1.json"), "{\"id\": 1}\n{\"id\": 2}\n");
+    write(
+        &dir.path().join("mesh.yaml"),
+        "domains:\n  web:\n    owner: web@corp.example\n    products:\n      - { name: events, location: data/events/, format: ndjson }\n",
+    );
+    let server = TestServer::start_with(&dir.path().join("mesh.yaml"), &["--listing-ttl-secs", "0"]);
+    let mut client = server.client().await;
+    let count = |batches: Vec<arrow::array::RecordBatch>| {
+        batches[0].column(0).as_any().downcast_ref::<Int64Array>().unwrap().value(0)
+    };
+    assert_eq!(count(query(&mut client, "SELECT count(*) FROM web.events").await.unwrap()), 2);
+    write(&dir.path().join("data/events/day2.json"), "{\"id\": 3}\n");
+    assert_eq!(count(query(&mut client, "SELECT count(*) FROM web.events").await.unwrap()), 3);
+}
