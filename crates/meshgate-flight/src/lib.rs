@@ -3,6 +3,7 @@
 //! statuses in one place ([`error::to_status`]).
 
 pub mod error;
+mod keys;
 mod metadata;
 mod results;
 mod server;

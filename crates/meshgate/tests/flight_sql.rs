@@ -104,3 +104,26 @@ async fn forged_and_tampered_tickets_are_refused() {
     let batches: Vec<_> = client.do_get(ticket).await.unwrap().try_collect().await.unwrap();
     assert_eq!(rows(&batches), 1, "the genuine ticket still works");
 }
+
+#[tokio::test]
+async fn primary_keys_come_from_descriptors_and_foreign_keys_answer_empty() {
+    use arrow::array::{Int32Array, StringArray};
+    use arrow_flight::sql::{CommandGetExportedKeys, CommandGetPrimaryKeys};
+
+    let server = TestServer::start(&demo_config());
+    let mut client = server.client().await;
+    let command = CommandGetPrimaryKeys { catalog: None, db_schema: Some("sales".into()), table: "lineitem".into() };
+    let info = client.get_primary_keys(command).await.expect("primary keys");
+    let batches: Vec<_> =
+        client.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap().try_collect().await.unwrap();
+    let columns = batches[0].column_by_name("column_name").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+    let sequence = batches[0].column_by_name("key_sequence").unwrap().as_any().downcast_ref::<Int32Array>().unwrap();
+    assert_eq!(columns.iter().flatten().collect::<Vec<_>>(), ["l_orderkey", "l_linenumber"]);
+    assert_eq!(sequence.values().to_vec(), [1, 2]);
+
+    let command = CommandGetExportedKeys { catalog: None, db_schema: Some("sales".into()), table: "orders".into() };
+    let info = client.get_exported_keys(command).await.expect("exported keys, not unimplemented");
+    let batches: Vec<_> =
+        client.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(rows(&batches), 0);
+}
