@@ -515,7 +515,8 @@ def render(res: dict) -> str:
         L.append("| client | round trips | p50 ms | p90 ms | p99 ms | max ms | mean ms |")
         L.append("|---|---:|---:|---:|---:|---:|---:|")
         for name, s in lt["single"].items():
-            title = "meshgate via ADBC, one connection" if name == "meshgate" else name
+            title = {"meshgate": "meshgate via ADBC, one connection",
+                     "datafusion (in-process)": "DataFusion in-process (reference)"}.get(name, name)
             L.append(f"| {title} | {s['count']:,} | {fmt(s['p50_ms'], '.2f')} | {fmt(s['p90_ms'], '.2f')} | "
                      f"{fmt(s['p99_ms'], '.2f')} | {fmt(s['max_ms'], '.2f')} | {fmt(s['mean_ms'], '.2f')} |")
         L.append("")
