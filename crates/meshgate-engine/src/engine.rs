@@ -85,7 +85,9 @@ impl Engine {
     /// Parses, checks and plans `sql`. Refuses anything but read-only queries over the
     /// mesh's tables; names unknown tables and unreadable products.
     pub async fn plan(&self, sql: &str) -> Result<Query, EngineError> {
-        let state = self.state.clone();
+        let mut state = self.state.clone();
+        // Fixes now() and friends for this query, as SessionContext::sql does.
+        state.mark_start_execution();
         let dialect = state.config().options().sql_parser.dialect;
         let statement = state.sql_to_statement(sql, &dialect).map_err(EngineError::from)?;
         check_statement(&statement, sql)?;

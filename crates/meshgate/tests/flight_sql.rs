@@ -127,3 +127,19 @@ async fn primary_keys_come_from_descriptors_and_foreign_keys_answer_empty() {
         client.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap().try_collect().await.unwrap();
     assert_eq!(rows(&batches), 0);
 }
+
+#[tokio::test]
+async fn now_is_the_time_the_query_started() {
+    use arrow::array::TimestampNanosecondArray;
+    use arrow::compute::cast;
+    use arrow::datatypes::{DataType, TimeUnit};
+
+    let server = TestServer::start(&demo_config());
+    let mut client = server.client().await;
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    let batches = query(&mut client, "SELECT now()").await.expect("now()");
+    let after = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64;
+    let column = cast(batches[0].column(0), &DataType::Timestamp(TimeUnit::Nanosecond, None)).unwrap();
+    let now = column.as_any().downcast_ref::<TimestampNanosecondArray>().unwrap().value(0);
+    assert!(before - 1_000_000 <= now && now <= after, "{before} <= {now} <= {after}");
+}
