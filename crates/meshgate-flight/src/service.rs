@@ -94,26 +94,12 @@ fn metadata_info(any: Vec<u8>, schema: &Schema, descriptor: FlightDescriptor) ->
 }
 
 fn one_batch(batch: arrow::array::RecordBatch) -> Response<DoGetStream> {
-    let schema = batch.schema();
+    use futures::TryStreamExt;
     let stream = arrow_flight::encode::FlightDataEncoderBuilder::new()
-        .with_schema(schema)
+        .with_schema(batch.schema())
         .build(stream::once(async { Ok(batch) }))
-        .map_err_to_status();
+        .map_err(|error| Status::from(FlightError::Encode(error.to_string())));
     Response::new(Box::pin(stream))
-}
-
-trait MapErrToStatus {
-    fn map_err_to_status(self) -> DoGetStream;
-}
-
-impl<S> MapErrToStatus for S
-where
-    S: Stream<Item = Result<arrow_flight::FlightData, arrow_flight::error::FlightError>> + Send + 'static,
-{
-    fn map_err_to_status(self) -> DoGetStream {
-        use futures::TryStreamExt;
-        Box::pin(self.map_err(|error| Status::from(FlightError::Encode(error.to_string()))))
-    }
 }
 
 fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, FlightError> {
