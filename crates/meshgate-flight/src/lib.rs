@@ -10,6 +10,7 @@ mod server;
 mod service;
 mod sql_info;
 mod tickets;
+mod xdbc_types;
 
 /// Messages of `proto/meshgate/v1/tickets.proto`.
 #[allow(clippy::all, missing_docs)]

@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use arrow::datatypes::Schema;
 use arrow::ipc::writer::IpcWriteOptions;
-use arrow_flight::sql::metadata::SqlInfoData;
+use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
 use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
     CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys,
-    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
-    CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementQuery, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
@@ -30,6 +30,7 @@ use crate::proto::Purpose;
 use crate::results::{QueryLog, flight_stream, wire_schema};
 use crate::sql_info::sql_info;
 use crate::tickets::TicketSigner;
+use crate::xdbc_types::xdbc_type_info;
 
 /// Who a request runs as until authentication lands.
 const ANONYMOUS: &str = "anonymous";
@@ -42,12 +43,14 @@ pub struct MeshFlightSqlService {
     engine: Arc<Engine>,
     signer: TicketSigner,
     sql_info: Arc<SqlInfoData>,
+    xdbc_types: Arc<XdbcTypeInfoData>,
 }
 
 impl MeshFlightSqlService {
     pub fn new(engine: Arc<Engine>, signer: TicketSigner) -> Result<Self, FlightError> {
         let sql_info = Arc::new(sql_info(engine.session_state())?);
-        Ok(Self { engine, signer, sql_info })
+        let xdbc_types = Arc::new(xdbc_type_info()?);
+        Ok(Self { engine, signer, sql_info, xdbc_types })
     }
 
     /// Plans `sql` and describes its result: schema and one signed ticket.
@@ -319,6 +322,25 @@ impl FlightSqlService for MeshFlightSqlService {
         _request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         Ok(one_batch(no_foreign_keys()))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        command: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = command.into_builder(&self.xdbc_types).schema();
+        metadata_info(command.as_any().encode_to_vec(), &schema, request.into_inner())
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        command: CommandGetXdbcTypeInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<DoGetStream>, Status> {
+        let batch =
+            command.into_builder(&self.xdbc_types).build().map_err(|error| FlightError::Encode(error.to_string()))?;
+        Ok(one_batch(batch))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

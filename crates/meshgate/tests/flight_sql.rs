@@ -143,3 +143,24 @@ async fn now_is_the_time_the_query_started() {
     let now = column.as_any().downcast_ref::<TimestampNanosecondArray>().unwrap().value(0);
     assert!(before - 1_000_000 <= now && now <= after, "{before} <= {now} <= {after}");
 }
+
+#[tokio::test]
+async fn xdbc_type_info_lists_the_types_results_use() {
+    use arrow::array::StringArray;
+    use arrow_flight::sql::CommandGetXdbcTypeInfo;
+
+    let server = TestServer::start(&demo_config());
+    let mut client = server.client().await;
+    let info = client.get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: None }).await.expect("type info");
+    let batches: Vec<_> =
+        client.do_get(info.endpoint[0].ticket.clone().unwrap()).await.unwrap().try_collect().await.unwrap();
+    let names = batches[0].column_by_name("type_name").unwrap().as_any().downcast_ref::<StringArray>().unwrap();
+    let names: Vec<_> = names.iter().flatten().collect();
+    for expected in ["BIGINT", "DECIMAL", "VARCHAR", "DATE", "TIMESTAMP", "DOUBLE"] {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    }
+    let filtered = client.get_xdbc_type_info(CommandGetXdbcTypeInfo { data_type: Some(-5) }).await.unwrap();
+    let batches: Vec<_> =
+        client.do_get(filtered.endpoint[0].ticket.clone().unwrap()).await.unwrap().try_collect().await.unwrap();
+    assert_eq!(rows(&batches), 1, "filtered to BIGINT");
+}
