@@ -11,12 +11,6 @@ use clap::Parser;
 
 use crate::cli::{Cli, Command};
 
-/// Query execution allocates and frees many short-lived buffers; mimalloc does that
-/// markedly cheaper than the system allocator (malloc/free were ~20% of server CPU on
-/// the point-query benchmark).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
