@@ -60,6 +60,19 @@ pub fn classify(product: &str, location: &str, error: &DataFusionError) -> Produ
     })
 }
 
+/// An error raised while scanning `product`, carrying a [`ProductError`] when it is
+/// about the product's files or store; other errors (and ones already naming a
+/// product) pass through unchanged.
+pub fn name_read_error(product: &str, location: &str, error: DataFusionError) -> DataFusionError {
+    if matches!(&error, DataFusionError::External(inner) if inner.is::<ProductError>()) {
+        return error;
+    }
+    match read_problem(product, location, &error) {
+        Some(problem) => DataFusionError::External(Box::new(problem)),
+        None => error,
+    }
+}
+
 /// The product's problem behind an error raised while scanning it, if the error
 /// is about its files or store: not for a user's expression evaluated in the scan,
 /// nor for running out of memory, which pass through unchanged.

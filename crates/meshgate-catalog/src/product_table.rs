@@ -102,9 +102,6 @@ impl TableProvider for ProductTable {
 
 impl ProductTable {
     fn name_error(&self, error: DataFusionError) -> DataFusionError {
-        match crate::health::read_problem(&self.qualified_name, &self.location, &error) {
-            Some(problem) => DataFusionError::External(Box::new(problem)),
-            None => error,
-        }
+        crate::health::name_read_error(&self.qualified_name, &self.location, error)
     }
 }

@@ -17,7 +17,7 @@ use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties};
 use futures::StreamExt;
 
-use crate::health::read_problem;
+use crate::health::name_read_error;
 
 /// Wraps a product's scan; errors leave it as [`crate::ProductError`]s.
 #[derive(Debug, Clone)]
@@ -38,21 +38,6 @@ impl ProductScanExec {
     pub fn product(&self) -> &str {
         &self.product
     }
-
-    fn name_error(product: &str, location: &str, error: DataFusionError) -> DataFusionError {
-        if is_product_error(&error) {
-            return error;
-        }
-        match read_problem(product, location, &error) {
-            Some(problem) => DataFusionError::External(Box::new(problem)),
-            None => error,
-        }
-    }
-}
-
-/// Whether `error` already names a product (so it is not wrapped twice).
-fn is_product_error(error: &DataFusionError) -> bool {
-    matches!(error, DataFusionError::External(inner) if inner.is::<crate::ProductError>())
 }
 
 impl DisplayAs for ProductScanExec {
@@ -110,9 +95,9 @@ impl ExecutionPlan for ProductScanExec {
         let product = Arc::clone(&self.product);
         let location = Arc::clone(&self.location);
         let stream =
-            self.input.execute(partition, context).map_err(|error| Self::name_error(&product, &location, error))?;
+            self.input.execute(partition, context).map_err(|error| name_read_error(&product, &location, error))?;
         let schema = stream.schema();
-        let named = stream.map(move |batch| batch.map_err(|error| Self::name_error(&product, &location, error)));
+        let named = stream.map(move |batch| batch.map_err(|error| name_read_error(&product, &location, error)));
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, named)))
     }
 

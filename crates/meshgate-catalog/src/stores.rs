@@ -103,7 +103,7 @@ fn build_store(root: &Url, settings: Option<&StoreSettings>) -> Result<Arc<dyn O
     };
     let built = match root.scheme() {
         "s3" => {
-            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry.clone());
+            let mut builder = AmazonS3Builder::from_env().with_bucket_name(bucket).with_retry(retry);
             for (name, value, option_path) in passthrough {
                 let key = AmazonS3ConfigKey::from_str(&name).map_err(|_| unknown(&option_path, &name))?;
                 builder = builder.with_config(key, value);
@@ -111,7 +111,7 @@ fn build_store(root: &Url, settings: Option<&StoreSettings>) -> Result<Arc<dyn O
             builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         }
         "gs" => {
-            let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket).with_retry(retry.clone());
+            let mut builder = GoogleCloudStorageBuilder::from_env().with_bucket_name(bucket).with_retry(retry);
             for (name, value, option_path) in passthrough {
                 let key = GoogleConfigKey::from_str(&name).map_err(|_| unknown(&option_path, &name))?;
                 builder = builder.with_config(key, value);
@@ -119,7 +119,7 @@ fn build_store(root: &Url, settings: Option<&StoreSettings>) -> Result<Arc<dyn O
             builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         }
         "az" => {
-            let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(bucket).with_retry(retry.clone());
+            let mut builder = MicrosoftAzureBuilder::from_env().with_container_name(bucket).with_retry(retry);
             for (name, value, option_path) in passthrough {
                 let key = AzureConfigKey::from_str(&name).map_err(|_| unknown(&option_path, &name))?;
                 builder = builder.with_config(key, value);
@@ -127,7 +127,7 @@ fn build_store(root: &Url, settings: Option<&StoreSettings>) -> Result<Arc<dyn O
             builder.build().map(|s| Arc::new(s) as Arc<dyn ObjectStore>)
         }
         _ => {
-            let mut builder = HttpBuilder::new().with_url(root.as_str()).with_retry(retry.clone());
+            let mut builder = HttpBuilder::new().with_url(root.as_str()).with_retry(retry);
             for (name, value, option_path) in passthrough {
                 let key = ClientConfigKey::from_str(&name).map_err(|_| unknown(&option_path, &name))?;
                 builder = builder.with_config(key, value);
