@@ -5,6 +5,11 @@ Run from the repository root:
     MESHGATE_BIN=/path/to/meshgate python -m pytest -q tests/python
 
 MESHGATE_BIN defaults to target/debug/meshgate (relative to the repo root).
+
+The demo mesh has no anonymous access: the shared fixtures connect as the steward
+`stella` (every row and column unmasked), so expectations computed from the raw files
+hold. Servers on configs written by tests get `mgtest.OPEN_GOVERNANCE` (anonymous
+callers see everything) and are used without credentials.
 """
 
 from __future__ import annotations
@@ -12,8 +17,9 @@ from __future__ import annotations
 import stat
 
 import pytest
-import pyarrow.flight as flight
 
+import attackkit
+import govmodel
 import mgtest
 from mgtest import (  # re-exported for tests that prefer fixtures' module
     DEMO_CONFIG,
@@ -25,6 +31,8 @@ from mgtest import (  # re-exported for tests that prefer fixtures' module
 )
 
 __all__ = ["Server", "flight_sql_query", "duckdb_expected", "adbc_query"]
+
+STEWARD = "stella"  # the demo user who sees every row and column unmasked
 
 
 @pytest.fixture(scope="session")
@@ -51,15 +59,16 @@ def log_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def start_server(meshgate_bin, log_dir):
-    """Factory: start_server(config, env=None, name=...) -> started Server.
+    """Factory: start_server(config, env=None, name=..., args=()) -> started Server
+    (args: more `meshgate serve` flags).
 
     Servers still running at the end of the session are stopped (and must exit 0).
     Prefer stopping them yourself (server.stop()) in the fixture that started them.
     """
     started: list[Server] = []
 
-    def _start(config, env=None, name="meshgate"):
-        srv = Server(meshgate_bin, config, log_dir=log_dir, env=env, name=name)
+    def _start(config, env=None, name="meshgate", args=()):
+        srv = Server(meshgate_bin, config, log_dir=log_dir, env=env, name=name, args=args)
         srv.start()
         started.append(srv)
         return srv
@@ -85,7 +94,7 @@ def demo_server(start_server):
 
 @pytest.fixture
 def adbc_conn(demo_server):
-    conn = mgtest.adbc_connect(demo_server.uri)
+    conn = mgtest.adbc_connect(demo_server.uri, user=STEWARD)
     try:
         yield conn
     finally:
@@ -94,7 +103,7 @@ def adbc_conn(demo_server):
 
 @pytest.fixture
 def flight_client(demo_server):
-    client = flight.FlightClient(demo_server.uri)
+    client = mgtest.flight_client(demo_server.uri, user=STEWARD)
     try:
         yield client
     finally:
@@ -106,12 +115,31 @@ def run_query(request, demo_server):
     """sql -> pyarrow.Table, once through ADBC (prepared statement) and once through
     pyarrow.flight with a hand-built CommandStatementQuery."""
     if request.param == "adbc":
-        conn = mgtest.adbc_connect(demo_server.uri)
+        conn = mgtest.adbc_connect(demo_server.uri, user=STEWARD)
         request.addfinalizer(conn.close)
         return lambda sql: adbc_query(conn, sql)
-    client = flight.FlightClient(demo_server.uri)
+    client = mgtest.flight_client(demo_server.uri, user=STEWARD)
     request.addfinalizer(client.close)
     return lambda sql: flight_sql_query(client, sql)
+
+
+@pytest.fixture(scope="session", params=attackkit.CONFIGS, ids=attackkit.config_id)
+def attack_server(request, start_server, tmp_path_factory):
+    """The attack suite's server: the demo mesh plus a JWT identity provider, with known
+    keyed_hash secrets, in four configurations (filter pushdown x target partitions)."""
+    cfg = attackkit.attack_mesh(tmp_path_factory.mktemp("attack-mesh"))
+    srv = start_server(cfg, env={**govmodel.MASK_ENV, **attackkit.JWT_ENV},
+                       name=f"attack-{attackkit.config_id(request.param)}", args=attackkit.serve_args(request.param))
+    yield srv
+    srv.stop(check=True)
+
+
+@pytest.fixture(scope="session")
+def attack_pool(attack_server):
+    """One authenticated client per demo user for the current attack server."""
+    pool = mgtest.ClientPool(attack_server.uri)
+    yield pool
+    pool.close()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -11,11 +11,16 @@ Contents:
 - `duckdb_expected`: the same SQL computed by DuckDB directly on the demo files,
 - `assert_same_rows`: order-insensitive comparison of two results,
 - gRPC status-code extraction from pyarrow.flight and ADBC exceptions,
-- the demo mesh's declared contract, read from its YAML files.
+- the demo mesh's declared contract, read from its YAML files,
+- authentication: `flight_client(uri, user=...)` (Basic handshake, then the bearer on every
+  call), `adbc_connect(uri, user=...)`, `OPEN_GOVERNANCE` for configs written by tests,
+  `hash_password` (argon2 hashes from `meshgate hash-password`).
 """
 
 from __future__ import annotations
 
+import base64
+import copy
 import math
 import os
 import queue
@@ -24,6 +29,7 @@ import signal
 import socket
 import subprocess
 import threading
+import weakref
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -94,8 +100,8 @@ _LIVE_SERVERS: list["Server"] = []  # read by conftest's failure hook
 class Server:
     """One `meshgate serve` process.
 
-    >>> with Server(bin, config, log_dir=tmp) as srv:
-    ...     client = flight.FlightClient(srv.uri)
+    >>> with Server(bin, config, log_dir=tmp, args=["--target-partitions", "4"]) as srv:
+    ...     client = flight_client(srv.uri, user="stella")
     """
 
     _counter = 0
@@ -109,6 +115,7 @@ class Server:
         env: dict[str, str] | None = None,
         name: str = "meshgate",
         bind: str = "127.0.0.1:0",
+        args: Sequence[str] = (),
     ):
         Server._counter += 1
         self.binary = Path(binary)
@@ -116,6 +123,7 @@ class Server:
         self.name = name
         self.bind = bind
         self.extra_env = dict(env or {})
+        self.extra_args = [str(a) for a in args]  # more `meshgate serve` flags
         self.stderr_path = Path(log_dir) / f"{name}-{Server._counter}.stderr.log"
         self.proc: subprocess.Popen | None = None
         self.uri: str | None = None
@@ -137,6 +145,7 @@ class Server:
         if self.config is not None:
             argv += ["--config", str(self.config)]
         argv += ["--bind", self.bind]
+        argv += self.extra_args
         self.proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -181,6 +190,7 @@ class Server:
             )
         self.uri = m.group(1)
         self.port = int(m.group(2))
+        forget_bearers(self.uri)  # a new process on a reused port signs with a new key
         _LIVE_SERVERS.append(self)
         return self
 
@@ -378,6 +388,72 @@ def cmd_get_sql_info(ids: Sequence[int] = ()) -> bytes:
     return pack_any("CommandGetSqlInfo", pb_packed_uint32(1, ids) if ids else b"")
 
 
+def cmd_get_primary_keys(table: str, db_schema: str | None = None, catalog: str | None = None) -> bytes:
+    body = b""
+    if catalog is not None:
+        body += pb_string(1, catalog)
+    if db_schema is not None:
+        body += pb_string(2, db_schema)
+    body += pb_string(3, table)
+    return pack_any("CommandGetPrimaryKeys", body)
+
+
+def cmd_prepared_statement_query(handle: bytes) -> bytes:
+    return pack_any("CommandPreparedStatementQuery", pb_bytes(1, handle))
+
+
+def pb_fields(data: bytes) -> list[tuple[int, int, Any]]:
+    """Decode one protobuf message into (field, wire type, value): varints as int,
+    length-delimited fields as bytes (fixed32/64 as raw bytes)."""
+    out, i = [], 0
+
+    def varint() -> int:
+        nonlocal i
+        shift = n = 0
+        while True:
+            b = data[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return n
+
+    while i < len(data):
+        key = varint()
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            out.append((field, wire, varint()))
+        elif wire == 2:
+            n = varint()
+            out.append((field, wire, data[i:i + n]))
+            i += n
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            out.append((field, wire, data[i:i + size]))
+            i += size
+        else:
+            raise ValueError(f"unsupported wire type {wire}")
+    return out
+
+
+def pb_field(data: bytes, field: int) -> Any:
+    """The first value of `field` in the message (KeyError when absent)."""
+    for f, _, v in pb_fields(data):
+        if f == field:
+            return v
+    raise KeyError(field)
+
+
+def create_prepared_statement(client: flight.FlightClient, sql: str,
+                              options: flight.FlightCallOptions | None = None) -> bytes:
+    """DoAction CreatePreparedStatement; returns the prepared statement handle."""
+    action = flight.Action("CreatePreparedStatement", pack_any("ActionCreatePreparedStatementRequest", pb_string(1, sql)))
+    results = list(client.do_action(action, options or flight.FlightCallOptions()))
+    assert results, "CreatePreparedStatement returned no result"
+    any_msg = results[0].body.to_pybytes()
+    return pb_field(pb_field(any_msg, 2), 1)
+
+
 # SqlInfo ids (FlightSql.proto)
 SQLINFO_SERVER_NAME = 0
 SQLINFO_SERVER_VERSION = 1
@@ -410,7 +486,7 @@ def flight_command(
         locations = [str(loc.uri.decode() if isinstance(loc.uri, bytes) else loc.uri) for loc in endpoint.locations]
         locations = [u for u in locations if not u.startswith("arrow-flight-reuse-connection:")]
         if locations:
-            other = flight.FlightClient(locations[0])
+            other = _client_like(client, locations[0])
             target = other
         try:
             reader = target.do_get(endpoint.ticket, options)
@@ -529,11 +605,234 @@ def describe_exc(exc: BaseException) -> str:
     )
 
 
-def adbc_connect(uri: str):
-    """ADBC DB-API connection (autocommit on: meshgate has no transactions)."""
+# --------------------------------------------------------------------------------------
+# authentication: clients that carry credentials, configs that need none
+# --------------------------------------------------------------------------------------
+
+DEMO_USERS = ("ana", "sam", "carl", "stella")  # testdata/mesh.yaml; password: USER-demo
+
+
+def demo_password(user: str) -> str:
+    return f"{user}-demo"
+
+
+class _HeaderMiddleware(flight.ClientMiddleware):
+    def __init__(self, headers: dict[str, str]):
+        super().__init__()
+        self._headers = headers
+
+    def sending_headers(self):
+        return dict(self._headers)
+
+
+class HeaderMiddlewareFactory(flight.ClientMiddlewareFactory):
+    """Adds `headers` (name -> value) to every call of the client it is installed in."""
+
+    def __init__(self, headers: dict[str, str] | None = None):
+        super().__init__()
+        self.headers = dict(headers or {})
+
+    def start_call(self, info):
+        return _HeaderMiddleware(self.headers) if self.headers else None
+
+
+_FACTORIES: "weakref.WeakKeyDictionary[flight.FlightClient, HeaderMiddlewareFactory]" = weakref.WeakKeyDictionary()
+_BEARERS: dict[tuple[str, str, str | None], str] = {}  # (uri, user, password) -> bearer token
+
+
+def basic_handshake(uri: str, user: str, password: str | None = None) -> tuple[bytes, bytes]:
+    """A Flight Handshake with Basic credentials (password defaults to USER-demo).
+    Returns the header pair the server answered with: (b'authorization', b'Bearer ...')."""
+    client = flight.FlightClient(uri)
+    try:
+        return client.authenticate_basic_token(user, demo_password(user) if password is None else password)
+    finally:
+        client.close()
+
+
+def bearer_for(uri: str, user: str, password: str | None = None, *, fresh: bool = False) -> str:
+    """The bearer token a Basic handshake gives `user` (cached per server unless fresh)."""
+    key = (uri, user, password)
+    if fresh or key not in _BEARERS:
+        name, value = basic_handshake(uri, user, password)
+        assert name.lower() == b"authorization" and value.startswith(b"Bearer "), (name, value)
+        _BEARERS[key] = value[len(b"Bearer "):].decode()
+    return _BEARERS[key]
+
+
+def forget_bearers(uri: str) -> None:
+    for key in [k for k in _BEARERS if k[0] == uri]:
+        del _BEARERS[key]
+
+
+def flight_client(uri: str, user: str | None = None, password: str | None = None, *,
+                  bearer: str | None = None, fresh: bool = False) -> flight.FlightClient:
+    """A pyarrow.flight client that authenticates every call.
+
+    user: Basic handshake (password defaults to USER-demo), then `authorization: Bearer`
+    with the token the server answered on every call; bearer: that token as is (e.g. a
+    JWT); neither: no credentials (servers with anonymous access).
+    """
+    headers = {}
+    if user is not None:
+        bearer = bearer_for(uri, user, password, fresh=fresh)
+    if bearer is not None:
+        headers["authorization"] = f"Bearer {bearer}"
+    factory = HeaderMiddlewareFactory(headers)
+    client = flight.FlightClient(uri, middleware=[factory])
+    _FACTORIES[client] = factory
+    return client
+
+
+def _client_like(client: flight.FlightClient, location: str) -> flight.FlightClient:
+    """A client for another endpoint location that sends the same credentials."""
+    factory = _FACTORIES.get(client)
+    return flight.FlightClient(location, middleware=[factory] if factory is not None else None)
+
+
+def basic_authorization(user: str, password: str, *, pad: bool = True) -> str:
+    """`Basic base64(user:password)`; pad=False drops the `=` padding (as the Go driver does)."""
+    token = base64.b64encode(f"{user}:{password}".encode()).decode()
+    return "Basic " + (token if pad else token.rstrip("="))
+
+
+def auth_options(authorization: str | None = None, *, timeout: float | None = None) -> flight.FlightCallOptions:
+    """Call options carrying one `authorization` header (or none)."""
+    headers = [(b"authorization", authorization.encode())] if authorization is not None else []
+    return flight.FlightCallOptions(headers=headers, timeout=timeout)
+
+
+def adbc_connect(uri: str, user: str | None = None, password: str | None = None, *,
+                 bearer: str | None = None, db_kwargs: dict[str, str] | None = None):
+    """ADBC DB-API connection (autocommit on: meshgate has no transactions).
+
+    user: the driver's own Basic handshake with `username`/`password` (password defaults
+    to USER-demo); bearer: sent as the authorization header (e.g. a JWT); neither: no
+    credentials.
+    """
     import adbc_driver_flightsql.dbapi as flightsql
 
-    return flightsql.connect(uri, autocommit=True)
+    kwargs = dict(db_kwargs or {})
+    if bearer is not None:
+        kwargs["adbc.flight.sql.authorization_header"] = f"Bearer {bearer}"
+    elif user is not None:
+        kwargs["username"] = user
+        kwargs["password"] = demo_password(user) if password is None else password
+    return flightsql.connect(uri, db_kwargs=kwargs, autocommit=True)
+
+
+def server_message(exc: BaseException) -> str:
+    """The status message the server sent, without pyarrow's decoration."""
+    text = str(exc)
+    m = re.search(r"with message: (.*?)(?:\. gRPC client debug context:.*)?\Z", text, re.S)
+    return m.group(1) if m else text
+
+
+# Appended to configs written by tests that are about something else than governance:
+# an anonymous principal that reads every row and column of every product.
+OPEN_GOVERNANCE_YAML = """\
+auth:
+  anonymous: { name: tester, groups: [tester] }
+governance:
+  policies:
+    - grants: [{ id: everyone, effect: permit }]
+      row_filters: [{ id: all-rows, mode: permissive, filter: "true" }]
+      columns: [{ id: all-columns, select: "*", action: allow }]
+"""
+OPEN_GOVERNANCE: dict = yaml.safe_load(OPEN_GOVERNANCE_YAML)
+
+
+def with_open_governance(doc: dict) -> dict:
+    """The config dict plus OPEN_GOVERNANCE (anonymous callers see everything)."""
+    out = dict(doc)
+    out.update(copy.deepcopy(OPEN_GOVERNANCE))
+    return out
+
+
+_HASHES: dict[tuple[str, str], str] = {}
+
+
+def hash_password(binary: Path, password: str) -> str:
+    """The argon2id PHC hash `meshgate hash-password` prints for `password` (read on stdin)."""
+    key = (str(binary), password)
+    if key not in _HASHES:
+        res = subprocess.run([str(binary), "hash-password"], input=password, capture_output=True,
+                             text=True, cwd=REPO_ROOT, timeout=120)
+        assert res.returncode == 0, f"hash-password exited {res.returncode}: {res.stderr}"
+        phc = res.stdout.strip()
+        assert phc.startswith("$argon2id$"), f"not an argon2id hash: {res.stdout!r}"
+        _HASHES[key] = phc
+    return _HASHES[key]
+
+
+def demo_mesh_doc() -> dict:
+    """testdata/mesh.yaml as a dict with every path absolute, so a test can change it and
+    write it anywhere (users, policies and product descriptors stay the demo's)."""
+    doc = yaml.safe_load(DEMO_CONFIG.read_text())
+
+    def absolute(p):
+        return str((TESTDATA / p).resolve()) + ("/" if str(p).endswith("/") else "") if isinstance(p, str) else p
+
+    gov = doc.get("governance") or {}
+    if "policies" in gov:
+        gov["policies"] = [absolute(p) for p in gov["policies"]]
+    for d in doc["domains"].values():
+        if d.get("products_dir"):
+            d["products_dir"] = absolute(d["products_dir"])
+        if d.get("policies"):
+            d["policies"] = [absolute(p) for p in d["policies"]]
+        for p in d.get("products") or []:
+            p["location"] = absolute(p["location"])
+    return doc
+
+
+class ClientPool:
+    """Authenticated pyarrow.flight clients for one server, one per user (user=None:
+    no credentials), made on first use and closed by close()."""
+
+    def __init__(self, uri: str):
+        self.uri = uri
+        self._clients: dict[str | None, flight.FlightClient] = {}
+
+    def client(self, user: str | None) -> flight.FlightClient:
+        if user not in self._clients:
+            self._clients[user] = flight_client(self.uri, user=user)
+        return self._clients[user]
+
+    def query(self, user: str | None, sql: str) -> pa.Table:
+        return flight_sql_query(self.client(user), sql)
+
+    def error(self, user: str | None, sql: str) -> Exception:
+        """The error `sql` fails with (AssertionError when it succeeds)."""
+        try:
+            t = flight_sql_query(self.client(user), sql)
+        except (flight.FlightError, pa.ArrowException) as exc:
+            return exc
+        raise AssertionError(f"{user}: expected an error, got {t.num_rows} rows: {t.slice(0, 5).to_pylist()}\n{sql}")
+
+    def close(self) -> None:
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
+
+
+def substitute_name(text: str, name: str, replacement: str = "<NAME>") -> str:
+    """`text` with the object name replaced as a whole word: first as given (e.g.
+    mesh.sales.orders), then each shorter suffix (sales.orders, orders)."""
+    parts = name.split(".")
+    for i in range(len(parts)):
+        form = ".".join(parts[i:])
+        text = re.sub(rf"(?<![\w]){re.escape(form)}(?![\w])", replacement, text)
+    return text
+
+
+def assert_fails_alike(hidden: BaseException, hidden_name: str, unknown: BaseException, unknown_name: str) -> None:
+    """Two errors are the same gRPC code and the same message once the names are swapped
+    (a hidden object fails exactly like one that does not exist)."""
+    assert flight_grpc_code(hidden) == flight_grpc_code(unknown), (describe_exc(hidden), describe_exc(unknown))
+    a = substitute_name(server_message(hidden), hidden_name)
+    b = substitute_name(server_message(unknown), unknown_name)
+    assert a == b, f"hidden {hidden_name!r} and unknown {unknown_name!r} fail differently:\n  {a!r}\n  {b!r}"
 
 
 # --------------------------------------------------------------------------------------
@@ -774,7 +1073,7 @@ BROKEN_PRODUCTS = {
 
 def write_broken_mesh(root: Path) -> Path:
     """A mesh whose `broken` domain has a corrupt file and two drifted schemas, next to
-    healthy products. Used by test_errors and test_check."""
+    healthy products, readable by anonymous callers. Used by test_errors and test_check."""
     bad_dir = root / "bad"
     bad_dir.mkdir(parents=True, exist_ok=True)
     (bad_dir / "x.parquet").write_bytes(b"this is not a parquet file\n" * 200)
@@ -826,4 +1125,4 @@ def write_broken_mesh(root: Path) -> Path:
             },
         },
     }
-    return write_yaml(root / "broken-mesh.yaml", doc)
+    return write_yaml(root / "broken-mesh.yaml", with_open_governance(doc))

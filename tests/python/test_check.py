@@ -253,14 +253,12 @@ def test_check_broken_mesh(meshgate_bin, tmp_path):
 
 def test_serve_without_config_serves_demo_mesh(meshgate_bin, log_dir):
     """`meshgate serve` with no --config serves testdata/mesh.yaml (found from the repo/cwd)."""
-    import pyarrow.flight as flight
-
-    from mgtest import cmd_get_tables, flight_command, flight_sql_query
+    from mgtest import cmd_get_tables, flight_client, flight_command, flight_sql_query
 
     srv = Server(meshgate_bin, None, log_dir=log_dir, name="no-config")
     srv.start()
     try:
-        client = flight.FlightClient(srv.uri)
+        client = flight_client(srv.uri, user="stella")  # the demo mesh's steward
         try:
             _, t, _ = flight_command(client, cmd_get_tables(catalog="mesh"))
             got = set(zip(t.column("db_schema_name").to_pylist(), t.column("table_name").to_pylist()))

@@ -18,11 +18,13 @@ from mgtest import (
     adbc_query,
     cmd_get_tables,
     describe_exc,
+    flight_client,
     flight_command,
     flight_grpc_code,
     flight_sql_query,
     free_port,
     parquet_row_count,
+    with_open_governance,
     write_yaml,
     BROKEN_PRODUCTS,
     write_broken_mesh,
@@ -186,7 +188,7 @@ def test_broken_product_adbc(broken_server, product):
 
 @pytest.mark.parametrize("product", list(BROKEN_PRODUCTS))
 def test_broken_product_flight(broken_server, product):
-    client = flight.FlightClient(broken_server.uri)
+    client = flight_client(broken_server.uri)
     try:
         err = _flight_error(client, f"SELECT COUNT(*) FROM broken.{product}")
         _assert_mentions(err, BROKEN_PRODUCTS[product])
@@ -201,7 +203,7 @@ def test_broken_product_flight(broken_server, product):
 
 def test_broken_products_in_joins(broken_server):
     """A join touching a broken product fails naming it; healthy joins still work."""
-    client = flight.FlightClient(broken_server.uri)
+    client = flight_client(broken_server.uri)
     try:
         err = _flight_error(
             client,
@@ -219,7 +221,7 @@ def test_broken_products_in_joins(broken_server):
 
 
 def test_unhealthy_products_are_still_listed(broken_server):
-    client = flight.FlightClient(broken_server.uri)
+    client = flight_client(broken_server.uri)
     try:
         _, t, _ = flight_command(client, cmd_get_tables(catalog="mesh", db_schema_filter_pattern="broken"))
         assert set(t.column("table_name").to_pylist()) == {"nation", *BROKEN_PRODUCTS}
@@ -275,7 +277,7 @@ def unreachable_server(start_server, tmp_path_factory):
             },
         },
     }
-    cfg = write_yaml(root / "mesh.yaml", doc)
+    cfg = write_yaml(root / "mesh.yaml", with_open_governance(doc))  # anonymous callers read all
     srv = start_server(cfg, name="unreachable")
     yield srv
     srv.stop(check=True)
@@ -283,7 +285,7 @@ def unreachable_server(start_server, tmp_path_factory):
 
 @pytest.mark.parametrize("product", ["offline", "unreachable"])
 def test_unreachable_store_flight(unreachable_server, product):
-    client = flight.FlightClient(unreachable_server.uri)
+    client = flight_client(unreachable_server.uri)
     options = flight.FlightCallOptions(timeout=300)
     try:
         t = flight_sql_query(client, "SELECT COUNT(*) AS n FROM local.region", options)

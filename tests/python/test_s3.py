@@ -18,12 +18,14 @@ from mgtest import (
     cmd_get_sql_info,
     cmd_get_tables,
     describe_exc,
+    flight_client,
     flight_command,
     flight_sql_query,
     free_port,
     load_contract,
     product_line,
     run_meshgate,
+    with_open_governance,
     write_yaml,
 )
 
@@ -94,7 +96,7 @@ def _config(moto_endpoint, *, with_missing: bool) -> dict:
         remote_products.append(
             {"name": "missing", "location": f"s3://{BUCKET}/nothing-here/", "format": "parquet"}
         )
-    return {
+    return with_open_governance({  # anonymous callers read everything
         "catalog": "mesh",
         "stores": {
             f"s3://{BUCKET}": {
@@ -119,7 +121,7 @@ def _config(moto_endpoint, *, with_missing: bool) -> dict:
                 ],
             },
         },
-    }
+    })
 
 
 ENV = {"MESHGATE_TEST_KEY": ACCESS_KEY, "MESHGATE_TEST_SECRET": SECRET}
@@ -152,7 +154,7 @@ def _normalise(t: pa.Table, like: pa.Table) -> pa.Table:
 @pytest.mark.parametrize("product", ["customer", "customer_declared"])
 def test_s3_equals_local_and_file(s3_server, product):
     direct = _direct_customer()
-    client = flight.FlightClient(s3_server.uri)
+    client = flight_client(s3_server.uri)
     conn = adbc_connect(s3_server.uri)
     try:
         remote_flight = flight_sql_query(client, f"SELECT * FROM crm_s3.{product}")
@@ -172,7 +174,7 @@ def test_s3_equals_local_and_file(s3_server, product):
 
 
 def test_s3_join_with_local(s3_server):
-    client = flight.FlightClient(s3_server.uri)
+    client = flight_client(s3_server.uri)
     try:
         t = flight_sql_query(
             client,
@@ -206,7 +208,7 @@ def test_s3_aggregate_matches_file(s3_server):
 def test_s3_secret_not_in_errors_or_metadata(s3_server):
     seen = []
     conn = adbc_connect(s3_server.uri)
-    client = flight.FlightClient(s3_server.uri)
+    client = flight_client(s3_server.uri)
     try:
         # errors: a product under the store with no files, an unknown product, bad SQL
         for sql in [

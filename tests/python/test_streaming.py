@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.flight as flight
 import pytest
 
-from mgtest import DATA, DEMO_CONFIG, cmd_statement_query, parquet_table
+from mgtest import DATA, DEMO_CONFIG, cmd_statement_query, flight_client, parquet_table
 
 SQL = "SELECT o.o_orderkey, c.c_custkey FROM sales.orders o CROSS JOIN customers.customer c"
 MIN_ROWS = 20_000_000
@@ -38,7 +38,7 @@ def test_cross_join_streams_with_bounded_memory(streaming_server):
     del orders, customers
 
     hwm_before = streaming_server.proc_status("VmHWM")
-    client = flight.FlightClient(streaming_server.uri)
+    client = flight_client(streaming_server.uri, user="stella")  # the steward reads every row
     options = flight.FlightCallOptions(timeout=900)
     rows = batches = streamed_bytes = 0
     orderkey_sum = custkey_sum = 0
@@ -93,7 +93,7 @@ def test_cross_join_streams_with_bounded_memory(streaming_server):
         f"{raw_bytes / 2**20:.1f} MiB result: it is buffering instead of streaming"
     )
     # the server still answers afterwards
-    client = flight.FlightClient(streaming_server.uri)
+    client = flight_client(streaming_server.uri, user="stella")  # the steward reads every row
     try:
         info = client.get_flight_info(
             flight.FlightDescriptor.for_command(cmd_statement_query("SELECT COUNT(*) AS n FROM customers.region")),

@@ -1,17 +1,23 @@
-//! `Engine`: plans and runs SQL over one mesh snapshot in a locked, per-request
-//! DataFusion session.
+//! `Engine`: plans and runs SQL over one mesh snapshot in a locked DataFusion session
+//! built per request and bound to the asking principal: only the products they may
+//! read are in its catalog, each governed.
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::array::{RecordBatch, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::catalog::MemoryCatalogProviderList;
 use datafusion::common::TableReference;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::execute_stream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SQLOptions, SessionConfig};
-use meshgate_catalog::{MeshCatalog, MeshSnapshot};
+use datafusion::sql::parser::{ExplainStatement, Statement};
+use meshgate_catalog::MeshSnapshot;
+use meshgate_policy::{GovernedCatalog, MeshView, PolicyError, PolicySet, Principal, render_physical, verify_plan};
 
 use crate::error::EngineError;
 use crate::sql_guard::{check_statement, is_url_table};
@@ -33,79 +39,160 @@ pub fn session_config(catalog: &str) -> SessionConfig {
     config
 }
 
-/// Plans and executes queries against one snapshot.
+/// Plans and executes queries against one snapshot under one policy set.
 #[derive(Debug, Clone)]
 pub struct Engine {
     snapshot: Arc<MeshSnapshot>,
+    policy: Arc<PolicySet>,
     state: SessionState,
 }
 
-/// A planned query: its logical plan and the schema of its result.
+/// A planned query.
 #[derive(Debug)]
 pub struct Query {
-    plan: LogicalPlan,
-    state: SessionState,
+    kind: QueryKind,
+}
+
+#[derive(Debug)]
+enum QueryKind {
+    Plan { plan: LogicalPlan, state: SessionState },
+    /// EXPLAIN, rendered at planning with governed scans collapsed for non-stewards.
+    Rendered(RecordBatch),
 }
 
 impl Query {
     /// The schema the result's batches have.
     pub fn schema(&self) -> SchemaRef {
-        Arc::clone(self.plan.schema().inner())
+        match &self.kind {
+            QueryKind::Plan { plan, .. } => Arc::clone(plan.schema().inner()),
+            QueryKind::Rendered(batch) => batch.schema(),
+        }
     }
 
-    /// Starts execution; batches stream as the plan produces them.
+    /// Starts execution; batches stream as the plan produces them. The physical plan
+    /// is verified first: a product scan outside a barrier fails the query.
     pub async fn execute(self) -> Result<SendableRecordBatchStream, EngineError> {
-        let physical = self.state.create_physical_plan(&self.plan).await?;
-        Ok(execute_stream(physical, self.state.task_ctx())?)
+        match self.kind {
+            QueryKind::Plan { plan, state } => {
+                let physical = state.create_physical_plan(&plan).await?;
+                verify_plan(&physical)?;
+                Ok(execute_stream(physical, state.task_ctx())?)
+            }
+            QueryKind::Rendered(batch) => {
+                let schema = batch.schema();
+                let stream = futures::stream::iter([Ok(batch)]);
+                Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+            }
+        }
     }
 }
 
 impl Engine {
-    pub fn new(snapshot: Arc<MeshSnapshot>) -> Self {
+    pub fn new(snapshot: Arc<MeshSnapshot>, policy: Arc<PolicySet>) -> Self {
         let state = SessionStateBuilder::new()
             .with_config(snapshot.session_config().clone())
             .with_runtime_env(Arc::clone(snapshot.runtime()))
             .with_default_features()
             .build();
-        state
-            .catalog_list()
-            .register_catalog(snapshot.catalog_name().to_owned(), Arc::new(MeshCatalog::new(Arc::clone(&snapshot))));
-        Self { snapshot, state }
+        Self { snapshot, policy, state }
     }
 
     pub fn snapshot(&self) -> &Arc<MeshSnapshot> {
         &self.snapshot
     }
 
-    /// The session every query starts from (functions, settings, catalog).
+    /// The session every query starts from (functions and settings; no catalog).
     pub fn session_state(&self) -> &SessionState {
         &self.state
     }
 
-    /// Parses, checks and plans `sql`. Refuses anything but read-only queries over the
-    /// mesh's tables; names unknown tables and unreadable products.
-    pub async fn plan(&self, sql: &str) -> Result<Query, EngineError> {
-        let mut state = self.state.clone();
+    pub fn policy(&self) -> &Arc<PolicySet> {
+        &self.policy
+    }
+
+    /// What `principal` sees of the mesh.
+    pub fn view(&self, principal: Arc<Principal>) -> MeshView {
+        MeshView::new(Arc::clone(&self.snapshot), Arc::clone(&self.policy), principal)
+    }
+
+    /// A session whose only catalog is the principal's governed view of the mesh.
+    fn session_for(&self, view: &MeshView) -> SessionState {
+        let catalogs = Arc::new(MemoryCatalogProviderList::new());
+        let state = SessionStateBuilder::new_from_existing(self.state.clone()).with_catalog_list(catalogs).build();
+        state
+            .catalog_list()
+            .register_catalog(self.snapshot.catalog_name().to_owned(), Arc::new(GovernedCatalog::new(view.clone())));
+        state
+    }
+
+    /// Parses, checks and plans `sql` as `principal`. Refuses anything but read-only
+    /// queries over the products they may read; names unknown (or hidden) tables.
+    pub async fn plan(&self, principal: &Arc<Principal>, sql: &str) -> Result<Query, EngineError> {
+        let view = self.view(Arc::clone(principal));
+        let mut state = self.session_for(&view);
         // Fixes now() and friends for this query, as SessionContext::sql does.
         state.mark_start_execution();
         let dialect = state.config().options().sql_parser.dialect;
         let statement = state.sql_to_statement(sql, &dialect).map_err(EngineError::from)?;
         check_statement(&statement, sql)?;
         for reference in state.resolve_table_references(&statement)? {
-            self.check_table(&reference)?;
+            self.check_table(&view, &state, &reference)?;
+        }
+        if let Statement::Explain(explain) = &statement {
+            let steward = self.policy.is_steward(principal);
+            if explain.options.analyze {
+                if !steward {
+                    return Err(PolicyError::ExplainAnalyzeRefused.into());
+                }
+            } else {
+                return self.explain(&state, explain, steward).await;
+            }
         }
         let plan = state.statement_to_plan(statement).await?;
-        SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false)
-            .verify_plan(&plan)
-            .map_err(|error| EngineError::Refused { what: error.find_root().strip_backtrace() })?;
-        Ok(Query { plan, state })
+        verify_read_only(&plan)?;
+        Ok(Query { kind: QueryKind::Plan { plan, state } })
     }
 
-    /// A table reference must name a product of this mesh (or information_schema).
-    fn check_table(&self, reference: &TableReference) -> Result<(), EngineError> {
+    /// The full physical plan of `sql` as `principal` would run it, barriers opened:
+    /// for operators (`meshgate policy explain`), never served over Flight.
+    pub async fn governed_plan_text(&self, principal: &Arc<Principal>, sql: &str) -> Result<String, EngineError> {
+        let query = self.plan(principal, sql).await?;
+        let QueryKind::Plan { plan, state } = query.kind else {
+            return Err(EngineError::Refused { what: "EXPLAIN inside policy explain".into() });
+        };
+        let physical = state.create_physical_plan(&plan).await?;
+        verify_plan(&physical)?;
+        Ok(render_physical(&physical, true))
+    }
+
+    /// EXPLAIN: the optimized logical plan and the physical plan, whose governed scans
+    /// show only their product unless the principal is a steward.
+    async fn explain(&self, state: &SessionState, explain: &ExplainStatement, steward: bool) -> Result<Query, EngineError> {
+        let plan = state.statement_to_plan(explain.statement.as_ref().clone()).await?;
+        verify_read_only(&plan)?;
+        let optimized = state.optimize(&plan)?;
+        let physical = state.create_physical_plan(&optimized).await?;
+        verify_plan(&physical)?;
+        let logical = optimized.display_indent().to_string();
+        let physical = render_physical(&physical, steward);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("plan_type", DataType::Utf8, false),
+            Field::new("plan", DataType::Utf8, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["logical_plan", "physical_plan"])),
+                Arc::new(StringArray::from(vec![logical, physical])),
+            ],
+        )
+        .map_err(|error| EngineError::Internal(error.to_string()))?;
+        Ok(Query { kind: QueryKind::Rendered(batch) })
+    }
+
+    /// A table reference must name a product the principal may read (or
+    /// information_schema); a hidden product fails exactly like a missing one.
+    fn check_table(&self, view: &MeshView, state: &SessionState, reference: &TableReference) -> Result<(), EngineError> {
         if is_url_table(reference) {
             return Err(EngineError::Refused {
                 what: format!("URL table '{}' (reading files by URL or path)", reference.table()),
@@ -119,7 +206,7 @@ impl Engine {
         }
         let Some(schema) = reference.schema() else {
             // Data-generating table functions such as generate_series read no files.
-            if self.state.table_functions().contains_key(reference.table()) {
+            if state.table_functions().contains_key(reference.table()) {
                 return Ok(());
             }
             return Err(not_found("; name products as domain.product, for example sales.orders"));
@@ -127,10 +214,19 @@ impl Engine {
         if schema == "information_schema" {
             return Ok(());
         }
-        let entry = self.snapshot.product(schema, reference.table()).ok_or_else(|| not_found(""))?;
+        let entry = view.product(schema, reference.table()).ok_or_else(|| not_found(""))?;
         match entry.table.refusal() {
             Some(problem) => Err(EngineError::Product(problem)),
             None => Ok(()),
         }
     }
+}
+
+fn verify_read_only(plan: &LogicalPlan) -> Result<(), EngineError> {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+        .verify_plan(plan)
+        .map_err(|error| EngineError::Refused { what: error.find_root().strip_backtrace() })
 }

@@ -2,6 +2,7 @@
 
 use datafusion::common::DataFusionError;
 use meshgate_catalog::ProductError;
+use meshgate_policy::PolicyError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -23,6 +24,10 @@ pub enum EngineError {
     /// A failure while executing the query (division by zero, bad cast…).
     #[error("{0}")]
     Execution(String),
+    /// Governance refused the query (EXPLAIN ANALYZE by a non-steward, a plan that
+    /// failed verification).
+    #[error(transparent)]
+    Governance(#[from] PolicyError),
     /// A bug or an unexpected state inside meshgate; details are logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -30,6 +35,11 @@ pub enum EngineError {
 
 impl From<DataFusionError> for EngineError {
     fn from(error: DataFusionError) -> Self {
+        if let DataFusionError::External(inner) = error.find_root()
+            && let Some(policy) = inner.downcast_ref::<PolicyError>()
+        {
+            return EngineError::Governance(policy.clone());
+        }
         if let Some(product) = find_product_error(&error) {
             return EngineError::Product(product.clone());
         }

@@ -2,6 +2,7 @@
 
 use meshgate_catalog::{ProblemKind, ProductError};
 use meshgate_engine::EngineError;
+use meshgate_policy::PolicyError;
 use tonic::{Code, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -11,6 +12,9 @@ pub enum FlightError {
     /// A ticket or handle that is forged, tampered, for someone else or expired.
     #[error("{0}")]
     InvalidTicket(String),
+    /// A valid ticket or handle redeemed by someone it was not issued to.
+    #[error("{0}")]
+    OtherPrincipal(String),
     /// A request the server cannot decode.
     #[error("{0}")]
     BadRequest(String),
@@ -45,12 +49,18 @@ pub fn to_status(error: &FlightError) -> Status {
             EngineError::TableNotFound { .. } => (Code::NotFound, engine.to_string()),
             EngineError::Product(product) => (product_code(product), engine.to_string()),
             EngineError::ResourcesExhausted(_) => (Code::ResourceExhausted, engine.to_string()),
+            EngineError::Governance(PolicyError::ExplainAnalyzeRefused) => (Code::InvalidArgument, engine.to_string()),
+            EngineError::Governance(PolicyError::Unverified) => {
+                tracing::error!("a query plan failed governance verification");
+                (Code::Internal, engine.to_string())
+            }
             EngineError::Internal(detail) => {
                 tracing::error!(%detail, "internal error");
                 (Code::Internal, "internal error in meshgate; the server log has the details".to_owned())
             }
         },
         FlightError::InvalidTicket(_) => (Code::InvalidArgument, error.to_string()),
+        FlightError::OtherPrincipal(_) => (Code::Unauthenticated, error.to_string()),
         FlightError::BadRequest(_) => (Code::InvalidArgument, error.to_string()),
         FlightError::Unsupported(_) => (Code::Unimplemented, error.to_string()),
         FlightError::Encode(detail) => {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::sql::CommandGetPrimaryKeys;
-use meshgate_catalog::MeshSnapshot;
+use meshgate_policy::MeshView;
 
 use crate::error::FlightError;
 
@@ -42,16 +42,23 @@ pub fn foreign_keys_schema() -> SchemaRef {
 }
 
 /// The declared key columns of the product the command names, in declaration order.
-pub fn primary_keys(snapshot: &MeshSnapshot, command: &CommandGetPrimaryKeys) -> Result<RecordBatch, FlightError> {
-    let catalog = snapshot.catalog_name();
+/// Only products the caller may read, and only key columns they can see.
+pub fn primary_keys(view: &MeshView, command: &CommandGetPrimaryKeys) -> Result<RecordBatch, FlightError> {
+    let catalog = view.snapshot().catalog_name();
     let catalog_matches = command.catalog.as_deref().is_none_or(|c| c == catalog);
     let mut rows: Vec<(String, String, String, String)> = Vec::new();
-    for entry in snapshot.products().filter(|_| catalog_matches) {
+    for entry in view.products().into_iter().filter(|_| catalog_matches) {
         let product = &entry.product;
         if product.name != command.table || command.db_schema.as_deref().is_some_and(|s| s != product.domain) {
             continue;
         }
-        let keys = product.schema.iter().flatten().filter(|column| column.key);
+        let Some(table) = view.table(&product.domain, &product.name)? else { continue };
+        let visible = datafusion::catalog::TableProvider::schema(table.as_ref());
+        let keys = product
+            .schema
+            .iter()
+            .flatten()
+            .filter(|column| column.key && visible.field_with_name(&column.name).is_ok());
         for column in keys {
             rows.push((
                 product.domain.clone(),

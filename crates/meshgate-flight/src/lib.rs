@@ -2,6 +2,7 @@
 //! decodes, delegates to the engine or catalog, and encodes; errors become gRPC
 //! statuses in one place ([`error::to_status`]).
 
+pub mod auth;
 pub mod error;
 mod keys;
 mod metadata;
@@ -18,6 +19,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/meshgate.v1.rs"));
 }
 
+pub use auth::{Authenticator, hash_password};
 pub use error::FlightError;
 pub use server::{ServerOptions, serve};
 pub use service::MeshFlightSqlService;

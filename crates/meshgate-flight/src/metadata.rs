@@ -1,9 +1,10 @@
-//! Answers to the Flight SQL catalog commands, from the mesh snapshot: catalog
-//! `mesh`, one schema per domain, one table per product.
+//! Answers to the Flight SQL catalog commands, from the caller's view of the mesh:
+//! catalog `mesh`, one schema per domain with something visible, one table per
+//! product they may read, with its post-policy schema.
 
 use arrow::array::RecordBatch;
 use arrow_flight::sql::{CommandGetCatalogs, CommandGetDbSchemas, CommandGetTableTypes, CommandGetTables};
-use meshgate_catalog::MeshSnapshot;
+use meshgate_policy::MeshView;
 
 use crate::error::FlightError;
 use crate::results::wire_schema;
@@ -15,26 +16,27 @@ fn encode_error(error: impl std::fmt::Display) -> FlightError {
     FlightError::Encode(error.to_string())
 }
 
-pub fn catalogs(snapshot: &MeshSnapshot, command: CommandGetCatalogs) -> Result<RecordBatch, FlightError> {
+pub fn catalogs(view: &MeshView, command: CommandGetCatalogs) -> Result<RecordBatch, FlightError> {
     let mut builder = command.into_builder();
-    builder.append(snapshot.catalog_name());
+    builder.append(view.snapshot().catalog_name());
     builder.build().map_err(encode_error)
 }
 
-pub fn db_schemas(snapshot: &MeshSnapshot, command: CommandGetDbSchemas) -> Result<RecordBatch, FlightError> {
+pub fn db_schemas(view: &MeshView, command: CommandGetDbSchemas) -> Result<RecordBatch, FlightError> {
     let mut builder = command.into_builder();
-    for domain in snapshot.domain_names() {
-        builder.append(snapshot.catalog_name(), domain);
+    for domain in view.domain_names() {
+        builder.append(view.snapshot().catalog_name(), domain);
     }
     builder.build().map_err(encode_error)
 }
 
-pub fn tables(snapshot: &MeshSnapshot, command: CommandGetTables) -> Result<RecordBatch, FlightError> {
+pub fn tables(view: &MeshView, command: CommandGetTables) -> Result<RecordBatch, FlightError> {
     let mut builder = command.into_builder();
-    for entry in snapshot.products() {
-        let schema = wire_schema(&datafusion::catalog::TableProvider::schema(entry.table.as_ref()));
+    for entry in view.products() {
+        let Some(table) = view.table(&entry.product.domain, &entry.product.name)? else { continue };
+        let schema = wire_schema(&datafusion::catalog::TableProvider::schema(table.as_ref()));
         builder
-            .append(snapshot.catalog_name(), &entry.product.domain, &entry.product.name, TABLE_TYPE, &schema)
+            .append(view.snapshot().catalog_name(), &entry.product.domain, &entry.product.name, TABLE_TYPE, &schema)
             .map_err(encode_error)?;
     }
     builder.build().map_err(encode_error)

@@ -1,9 +1,11 @@
 //! Serving the Flight SQL service over gRPC.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
+use tonic::service::interceptor::InterceptedService;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
@@ -31,9 +33,12 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
+    // Every RPC, Handshake and DoGet included, passes the authenticator first.
+    let interceptor = Arc::clone(service.authenticator()).interceptor();
     let flight = FlightServiceServer::new(service)
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
+    let flight = InterceptedService::new(flight, interceptor);
     // The builder's `tcp_nodelay` applies only to listeners tonic binds itself; with
     // our own listener each accepted socket is set here. Without it, small responses
     // wait out Nagle's algorithm against delayed ACKs: ~40 ms on every call.

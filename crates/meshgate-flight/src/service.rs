@@ -20,9 +20,11 @@ use arrow_flight::{
 };
 use futures::{Stream, stream};
 use meshgate_engine::Engine;
+use meshgate_policy::Principal;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::{Authenticator, principal_of};
 use crate::error::FlightError;
 use crate::keys::{foreign_keys_schema, no_foreign_keys, primary_keys, primary_keys_schema};
 use crate::metadata;
@@ -32,9 +34,6 @@ use crate::sql_info::sql_info;
 use crate::tickets::TicketSigner;
 use crate::xdbc_types::xdbc_type_info;
 
-/// Who a request runs as until authentication lands.
-const ANONYMOUS: &str = "anonymous";
-
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
 /// meshgate's Flight SQL service.
@@ -42,22 +41,32 @@ type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, St
 pub struct MeshFlightSqlService {
     engine: Arc<Engine>,
     signer: TicketSigner,
+    auth: Arc<Authenticator>,
     sql_info: Arc<SqlInfoData>,
     xdbc_types: Arc<XdbcTypeInfoData>,
 }
 
 impl MeshFlightSqlService {
-    pub fn new(engine: Arc<Engine>, signer: TicketSigner) -> Result<Self, FlightError> {
+    pub fn new(engine: Arc<Engine>, signer: TicketSigner, auth: Arc<Authenticator>) -> Result<Self, FlightError> {
         let sql_info = Arc::new(sql_info(engine.session_state())?);
         let xdbc_types = Arc::new(xdbc_type_info()?);
-        Ok(Self { engine, signer, sql_info, xdbc_types })
+        Ok(Self { engine, signer, auth, sql_info, xdbc_types })
+    }
+
+    pub fn authenticator(&self) -> &Arc<Authenticator> {
+        &self.auth
     }
 
     /// Plans `sql` and describes its result: schema and one signed ticket.
-    async fn statement_info(&self, sql: &str, descriptor: FlightDescriptor) -> Result<FlightInfo, FlightError> {
-        let query = self.engine.plan(sql).await?;
+    async fn statement_info(
+        &self,
+        principal: &Arc<Principal>,
+        sql: &str,
+        descriptor: FlightDescriptor,
+    ) -> Result<FlightInfo, FlightError> {
+        let query = self.engine.plan(principal, sql).await?;
         let schema = wire_schema(&query.schema());
-        let handle = self.signer.sign(sql, ANONYMOUS, Purpose::Ticket);
+        let handle = self.signer.sign(sql, principal, Purpose::Ticket);
         let ticket = Ticket::new(TicketStatementQuery { statement_handle: handle }.as_any().encode_to_vec());
         let info = FlightInfo::new()
             .try_with_schema(&schema)
@@ -68,11 +77,11 @@ impl MeshFlightSqlService {
     }
 
     /// Runs the statement a ticket carries and streams its batches.
-    async fn run_ticket(&self, handle: &[u8]) -> Result<DoGetStream, FlightError> {
-        let payload = self.signer.verify(handle, ANONYMOUS, Purpose::Ticket)?;
-        let log = QueryLog::new(ANONYMOUS, &payload.sql);
+    async fn run_ticket(&self, principal: &Arc<Principal>, handle: &[u8]) -> Result<DoGetStream, FlightError> {
+        let payload = self.signer.verify(handle, principal, Purpose::Ticket)?;
+        let log = QueryLog::new(&principal.name, &payload.sql);
         let started = async {
-            let query = self.engine.plan(&payload.sql).await?;
+            let query = self.engine.plan(principal, &payload.sql).await?;
             let schema = wire_schema(&query.schema());
             Ok::<_, FlightError>((query.execute().await?, schema))
         }
@@ -118,12 +127,19 @@ impl FlightSqlService for MeshFlightSqlService {
 
     async fn do_handshake(
         &self,
-        _request: Request<Streaming<HandshakeRequest>>,
+        request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
-        // No authentication yet: every caller is anonymous. Answer with one response,
-        // as clients that always handshake expect.
-        let response = HandshakeResponse { protocol_version: 0, payload: Default::default() };
-        Ok(Response::new(Box::pin(stream::once(async { Ok(response) }))))
+        // The interceptor has checked the credentials. Answer with one response and the
+        // bearer token in the `authorization` header, as Flight SQL drivers expect.
+        let principal = principal_of(&request)?;
+        let token = self.auth.issue_token(&principal);
+        let header = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| Status::internal("cannot encode the bearer token"))?;
+        let response = HandshakeResponse { protocol_version: 0, payload: token.into_bytes().into() };
+        let mut response = Response::new(Box::pin(stream::once(async { Ok(response) })) as _);
+        response.metadata_mut().insert("authorization", header);
+        Ok(response)
     }
 
     async fn get_flight_info_statement(
@@ -131,7 +147,8 @@ impl FlightSqlService for MeshFlightSqlService {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        Ok(Response::new(self.statement_info(&query.query, request.into_inner()).await?))
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.statement_info(&principal, &query.query, request.into_inner()).await?))
     }
 
     async fn get_flight_info_prepared_statement(
@@ -139,37 +156,41 @@ impl FlightSqlService for MeshFlightSqlService {
         command: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let payload = self.signer.verify(&command.prepared_statement_handle, ANONYMOUS, Purpose::PreparedStatement)?;
-        Ok(Response::new(self.statement_info(&payload.sql, request.into_inner()).await?))
+        let principal = principal_of(&request)?;
+        let payload = self.signer.verify(&command.prepared_statement_handle, &principal, Purpose::PreparedStatement)?;
+        Ok(Response::new(self.statement_info(&principal, &payload.sql, request.into_inner()).await?))
     }
 
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        Ok(Response::new(self.run_ticket(&ticket.statement_handle).await?))
+        let principal = principal_of(&request)?;
+        Ok(Response::new(self.run_ticket(&principal, &ticket.statement_handle).await?))
     }
 
     async fn do_action_create_prepared_statement(
         &self,
         request: ActionCreatePreparedStatementRequest,
-        _action: Request<Action>,
+        action: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let query = self.engine.plan(&request.query).await.map_err(FlightError::from)?;
+        let principal = principal_of(&action)?;
+        let query = self.engine.plan(&principal, &request.query).await.map_err(FlightError::from)?;
         let dataset_schema = schema_bytes(&wire_schema(&query.schema()))?;
         let parameter_schema = schema_bytes(&Schema::empty())?;
-        let handle = self.signer.sign(&request.query, ANONYMOUS, Purpose::PreparedStatement);
+        let handle = self.signer.sign(&request.query, &principal, Purpose::PreparedStatement);
         Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: handle, dataset_schema, parameter_schema })
     }
 
     async fn do_action_close_prepared_statement(
         &self,
         request: ActionClosePreparedStatementRequest,
-        _action: Request<Action>,
+        action: Request<Action>,
     ) -> Result<(), Status> {
         // Handles are stateless: closing frees nothing, but a handle that is not ours is refused.
-        self.signer.verify(&request.prepared_statement_handle, ANONYMOUS, Purpose::PreparedStatement)?;
+        let principal = principal_of(&action)?;
+        self.signer.verify(&request.prepared_statement_handle, &principal, Purpose::PreparedStatement)?;
         Ok(())
     }
 
@@ -221,25 +242,28 @@ impl FlightSqlService for MeshFlightSqlService {
     async fn do_get_catalogs(
         &self,
         command: CommandGetCatalogs,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        Ok(one_batch(metadata::catalogs(self.engine.snapshot(), command)?))
+        let view = self.engine.view(principal_of(&request)?);
+        Ok(one_batch(metadata::catalogs(&view, command)?))
     }
 
     async fn do_get_schemas(
         &self,
         command: CommandGetDbSchemas,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        Ok(one_batch(metadata::db_schemas(self.engine.snapshot(), command)?))
+        let view = self.engine.view(principal_of(&request)?);
+        Ok(one_batch(metadata::db_schemas(&view, command)?))
     }
 
     async fn do_get_tables(
         &self,
         command: CommandGetTables,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        Ok(one_batch(metadata::tables(self.engine.snapshot(), command)?))
+        let view = self.engine.view(principal_of(&request)?);
+        Ok(one_batch(metadata::tables(&view, command)?))
     }
 
     async fn do_get_table_types(
@@ -295,9 +319,10 @@ impl FlightSqlService for MeshFlightSqlService {
     async fn do_get_primary_keys(
         &self,
         command: CommandGetPrimaryKeys,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        Ok(one_batch(primary_keys(self.engine.snapshot(), &command)?))
+        let view = self.engine.view(principal_of(&request)?);
+        Ok(one_batch(primary_keys(&view, &command)?))
     }
 
     async fn do_get_exported_keys(

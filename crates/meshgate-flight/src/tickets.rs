@@ -11,6 +11,8 @@ use hmac::{Hmac, Mac};
 use prost::Message;
 use sha2::Sha256;
 
+use meshgate_policy::Principal;
+
 use crate::error::FlightError;
 use crate::proto::{Purpose, SignedEnvelope, StatementPayload};
 
@@ -40,11 +42,11 @@ impl TicketSigner {
         Self::new(secret.to_vec(), ttl)
     }
 
-    pub fn sign(&self, sql: &str, principal: &str, purpose: Purpose) -> Bytes {
+    pub fn sign(&self, sql: &str, principal: &Principal, purpose: Purpose) -> Bytes {
         let expires_at_ms = now_ms().saturating_add(self.ttl.as_millis() as u64);
         let payload = StatementPayload {
             sql: sql.to_owned(),
-            principal: principal.to_owned(),
+            principal: fingerprint(principal),
             expires_at_ms,
             purpose: purpose as i32,
         }
@@ -54,7 +56,7 @@ impl TicketSigner {
     }
 
     /// Checks the signature, purpose, expiry and principal; returns the payload.
-    pub fn verify(&self, bytes: &[u8], principal: &str, purpose: Purpose) -> Result<StatementPayload, FlightError> {
+    pub fn verify(&self, bytes: &[u8], principal: &Principal, purpose: Purpose) -> Result<StatementPayload, FlightError> {
         let what = purpose_name(purpose);
         let invalid = || FlightError::InvalidTicket(format!("{what} is not valid"));
         let envelope = SignedEnvelope::decode(bytes).map_err(|_| invalid())?;
@@ -65,8 +67,11 @@ impl TicketSigner {
         mac.update(&envelope.payload);
         mac.verify_slice(&envelope.signature).map_err(|_| invalid())?;
         let payload = StatementPayload::decode(envelope.payload.as_slice()).map_err(|_| invalid())?;
-        if payload.purpose != purpose as i32 || payload.principal != principal {
+        if payload.purpose != purpose as i32 {
             return Err(invalid());
+        }
+        if payload.principal != fingerprint(principal) {
+            return Err(FlightError::OtherPrincipal(format!("this {what} was issued to another principal")));
         }
         if payload.expires_at_ms <= now_ms() {
             return Err(FlightError::InvalidTicket(format!("{what} has expired; run the statement again")));
@@ -87,6 +92,13 @@ impl TicketSigner {
     }
 }
 
+/// Binds tickets to the principal: name, groups and attributes.
+fn fingerprint(principal: &Principal) -> String {
+    use sha2::Digest;
+    let digest = Sha256::digest(principal.to_string().as_bytes());
+    digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect()
+}
+
 fn purpose_name(purpose: Purpose) -> &'static str {
     match purpose {
         Purpose::PreparedStatement => "prepared statement handle",
@@ -104,21 +116,25 @@ mod tests {
 
     #[test]
     fn round_trip_and_rejections() {
+        let ana = Principal::new("ana");
+        let mallory = Principal::new("mallory");
         let signer = TicketSigner::new(b"secret".to_vec(), Duration::from_secs(60));
-        let ticket = signer.sign("SELECT 1", "anonymous", Purpose::Ticket);
-        assert_eq!(signer.verify(&ticket, "anonymous", Purpose::Ticket).unwrap().sql, "SELECT 1");
-        assert!(signer.verify(&ticket, "mallory", Purpose::Ticket).is_err());
-        assert!(signer.verify(&ticket, "anonymous", Purpose::PreparedStatement).is_err());
+        let ticket = signer.sign("SELECT 1", &ana, Purpose::Ticket);
+        assert_eq!(signer.verify(&ticket, &ana, Purpose::Ticket).unwrap().sql, "SELECT 1");
+        assert!(matches!(signer.verify(&ticket, &mallory, Purpose::Ticket), Err(FlightError::OtherPrincipal(_))));
+        let mut promoted = ana.clone();
+        promoted.groups.push("steward".into());
+        assert!(signer.verify(&ticket, &promoted, Purpose::Ticket).is_err());
+        assert!(signer.verify(&ticket, &ana, Purpose::PreparedStatement).is_err());
         let other = TicketSigner::new(b"other".to_vec(), Duration::from_secs(60));
-        assert!(other.verify(&ticket, "anonymous", Purpose::Ticket).is_err());
+        assert!(other.verify(&ticket, &ana, Purpose::Ticket).is_err());
         let mut tampered = ticket.to_vec();
         let last = tampered.len() - 40;
         tampered[last] ^= 1;
-        assert!(signer.verify(&tampered, "anonymous", Purpose::Ticket).is_err());
-        assert!(signer.verify(b"garbage", "anonymous", Purpose::Ticket).is_err());
-        let expired =
-            TicketSigner::new(b"secret".to_vec(), Duration::ZERO).sign("SELECT 1", "anonymous", Purpose::Ticket);
-        let error = signer.verify(&expired, "anonymous", Purpose::Ticket).unwrap_err();
+        assert!(signer.verify(&tampered, &ana, Purpose::Ticket).is_err());
+        assert!(signer.verify(b"garbage", &ana, Purpose::Ticket).is_err());
+        let expired = TicketSigner::new(b"secret".to_vec(), Duration::ZERO).sign("SELECT 1", &ana, Purpose::Ticket);
+        let error = signer.verify(&expired, &ana, Purpose::Ticket).unwrap_err();
         assert!(error.to_string().contains("expired"));
     }
 }

@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use futures::TryStreamExt;
 
 use crate::cli::CheckArgs;
 use crate::load::load_engine;
@@ -17,7 +16,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let engine = match load_engine(&args.config, runtime).await {
+    let engine = match load_engine(&args.config, runtime, &crate::load::Tuning::default()).await {
         Ok(engine) => engine,
         Err(errors) => {
             let _ = write!(out, "{} is not valid\n{errors}", args.config.display());
@@ -32,7 +31,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
         let format = entry.product.format.name();
         let line = match entry.table.health().problem() {
             Some(problem) => Err(problem.to_string()),
-            None => count_rows(&engine, &name).await,
+            None => count_rows(&engine, entry).await,
         };
         match line {
             Ok(rows) => {
@@ -54,19 +53,18 @@ fn datafusion_schema_len(table: &meshgate_catalog::ProductTable) -> usize {
     datafusion::catalog::TableProvider::schema(table).fields().len()
 }
 
-/// Reads the product end to end through the engine, as a query would.
-async fn count_rows(engine: &meshgate_engine::Engine, name: &str) -> Result<u64, String> {
-    let query = engine.plan(&format!("SELECT count(*) FROM {name}")).await.map_err(|e| e.to_string())?;
-    let batches: Vec<_> = query
-        .execute()
-        .await
-        .map_err(|e| e.to_string())?
-        .try_collect()
-        .await
-        .map_err(|e| meshgate_engine::EngineError::from(e).to_string())?;
-    batches
-        .first()
-        .and_then(|batch| batch.column(0).as_any().downcast_ref::<datafusion::arrow::array::Int64Array>())
-        .map(|counts| counts.value(0) as u64)
-        .ok_or_else(|| "count returned no rows".to_owned())
+/// Reads the product end to end, as a query would. `check` is an operator's tool run
+/// on the configuration itself, so it counts the raw rows, not one principal's view.
+async fn count_rows(engine: &meshgate_engine::Engine, entry: &meshgate_catalog::ProductEntry) -> Result<u64, String> {
+    let snapshot = engine.snapshot();
+    let ctx = datafusion::prelude::SessionContext::new_with_config_rt(
+        snapshot.session_config().clone().with_information_schema(false),
+        std::sync::Arc::clone(snapshot.runtime()),
+    );
+    let table: std::sync::Arc<dyn datafusion::catalog::TableProvider> = entry.table.clone();
+    let counted = async {
+        let frame = ctx.read_table(table)?.count().await?;
+        Ok::<_, datafusion::error::DataFusionError>(frame as u64)
+    };
+    counted.await.map_err(|e| meshgate_engine::EngineError::from(e).to_string())
 }

@@ -16,8 +16,40 @@ pub struct Cli {
 pub enum Command {
     /// Serve the mesh over Arrow Flight SQL (the built-in demo mesh without --config).
     Serve(ServeArgs),
-    /// Validate a mesh configuration and its data; print a report; exit 1 on any error.
+    /// Validate a mesh configuration, its policies and its data; print a report; exit 1 on any error.
     Check(CheckArgs),
+    /// Test and explain policies.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Read a password on stdin and print its argon2id hash, for auth.users[].password_hash.
+    HashPassword,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run every `tests:` case of the policies through the real planner; exit 1 on a failure.
+    Test(PolicyTestArgs),
+    /// Show what a principal may see of a query: grants, row filter, columns, governed plan.
+    Explain(PolicyExplainArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyTestArgs {
+    /// Mesh file (the demo mesh when unset).
+    #[arg(long, env = "MESHGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyExplainArgs {
+    /// Mesh file (the demo mesh when unset).
+    #[arg(long, env = "MESHGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// A configured user's name, or a principal as YAML: "{name: x, groups: [a], attributes: {k: v}}".
+    #[arg(long = "as")]
+    pub principal: String,
+    /// The query.
+    pub sql: String,
 }
 
 #[derive(Debug, Args)]
@@ -45,9 +77,22 @@ pub struct ServeArgs {
     /// become visible within this time.
     #[arg(long, default_value_t = 30)]
     pub listing_ttl_secs: u64,
+    /// Partitions each query is planned for (default: the number of cores).
+    #[arg(long)]
+    pub target_partitions: Option<usize>,
+    /// Evaluate filters inside the Parquet decoder (late materialization).
+    #[arg(long)]
+    pub parquet_pushdown_filters: bool,
 }
 
 impl ServeArgs {
+    pub fn tuning(&self) -> crate::load::Tuning {
+        crate::load::Tuning {
+            target_partitions: self.target_partitions,
+            parquet_pushdown_filters: self.parquet_pushdown_filters,
+        }
+    }
+
     pub fn runtime_options(&self) -> meshgate_engine::RuntimeOptions {
         meshgate_engine::RuntimeOptions {
             memory_limit: self.memory_limit,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use meshgate_catalog::{ConfigErrors, MeshSnapshot, load_mesh};
 use meshgate_engine::{Engine, session_config};
+use meshgate_policy::load_policies;
 
 /// The demo mesh's file, for `serve` without `--config`: `testdata/mesh.yaml` in the
 /// working directory or one above it, else in the source tree meshgate was built from.
@@ -17,10 +18,23 @@ pub fn demo_config() -> Option<PathBuf> {
     from_cwd.chain(std::iter::once(built_from)).find(|path| path.is_file())
 }
 
-/// Loads and validates the mesh file, then opens every product.
-pub async fn load_engine(path: &Path, runtime: Arc<RuntimeEnv>) -> Result<Engine, ConfigErrors> {
+/// Loads and validates the mesh file, opens every product, then loads the policies
+/// and checks them against the products' schemas.
+pub async fn load_engine(path: &Path, runtime: Arc<RuntimeEnv>, tuning: &Tuning) -> Result<Engine, ConfigErrors> {
     let config = load_mesh(path)?;
-    let session = session_config(&config.catalog);
+    let mut session = session_config(&config.catalog);
+    if let Some(partitions) = tuning.target_partitions {
+        session = session.with_target_partitions(partitions);
+    }
+    session.options_mut().execution.parquet.pushdown_filters = tuning.parquet_pushdown_filters;
     let snapshot = MeshSnapshot::load(config, session, runtime).await?;
-    Ok(Engine::new(Arc::new(snapshot)))
+    let policy = load_policies(snapshot.config(), &snapshot)?;
+    Ok(Engine::new(Arc::new(snapshot), Arc::new(policy)))
+}
+
+/// Execution settings that change plans, not results.
+#[derive(Debug, Clone, Default)]
+pub struct Tuning {
+    pub target_partitions: Option<usize>,
+    pub parquet_pushdown_filters: bool,
 }

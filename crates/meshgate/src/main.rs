@@ -3,6 +3,7 @@
 mod check;
 mod cli;
 mod load;
+mod policy;
 mod serve;
 
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => serve::run(args).await,
             Command::Check(args) => check::run(args).await,
+            Command::Policy(command) => policy::run(command).await,
+            Command::HashPassword => policy::hash_password(),
         }
     })
 }

@@ -4,15 +4,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshgate_flight::{MeshFlightSqlService, ServerOptions, TicketSigner};
+use meshgate_flight::{Authenticator, MeshFlightSqlService, ServerOptions, TicketSigner};
 use std::io::Write;
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
 use crate::load::{demo_config, load_engine};
 
-/// Environment variable holding the secret tickets are signed with; replicas that
-/// share it can redeem each other's tickets. Without it a random secret is used.
+/// Environment variable holding the secret tickets and bearer tokens are signed with;
+/// replicas that share it can redeem each other's. Without it a random secret is used.
 const TICKET_SECRET_ENV: &str = "MESHGATE_TICKET_SECRET";
 
 pub async fn run(args: ServeArgs) -> ExitCode {
@@ -27,7 +27,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let engine = match load_engine(&config, runtime).await {
+    let engine = match load_engine(&config, runtime, &args.tuning()).await {
         Ok(engine) => Arc::new(engine),
         Err(errors) => {
             eprint!("meshgate: {} is not valid\n{errors}", config.display());
@@ -44,11 +44,19 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     tracing::info!(config = %config.display(), domains = snapshot.domain_names().count(), products, "mesh loaded");
 
     let ttl = Duration::from_secs(args.ticket_ttl_secs);
-    let signer = match std::env::var(TICKET_SECRET_ENV) {
-        Ok(secret) if !secret.is_empty() => TicketSigner::new(secret.into_bytes(), ttl),
-        _ => TicketSigner::random(ttl),
+    let secret: Vec<u8> = match std::env::var(TICKET_SECRET_ENV) {
+        Ok(secret) if !secret.is_empty() => secret.into_bytes(),
+        _ => rand::random::<[u8; 32]>().to_vec(),
     };
-    let service = match MeshFlightSqlService::new(Arc::clone(&engine), signer) {
+    let auth = match Authenticator::from_config(snapshot.config(), engine.policy().attributes(), &secret) {
+        Ok(auth) => Arc::new(auth),
+        Err(errors) => {
+            eprint!("meshgate: {} is not valid\n{errors}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let signer = TicketSigner::new(secret, ttl);
+    let service = match MeshFlightSqlService::new(Arc::clone(&engine), signer, auth) {
         Ok(service) => service,
         Err(error) => {
             eprintln!("meshgate: {error}");

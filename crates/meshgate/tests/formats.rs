@@ -3,7 +3,7 @@
 mod support;
 
 use arrow::array::{Int64Array, StringArray};
-use support::{TestServer, query, write};
+use support::{OPEN_GOVERNANCE, TestServer, query, write};
 use tonic::Code;
 
 #[tokio::test]
@@ -15,7 +15,7 @@ async fn ndjson_products_are_queryable_and_drift_is_named() {
     );
     write(
         &dir.path().join("mesh.yaml"),
-        r#"
+        &(r#"
 domains:
   web:
     owner: web@corp.example
@@ -34,7 +34,9 @@ domains:
         schema:
           - { name: id, type: int64 }
           - { name: user_id, type: int64 }
-"#,
+"#
+        .to_owned()
+            + OPEN_GOVERNANCE),
     );
     let server = TestServer::start(&dir.path().join("mesh.yaml"));
     let mut client = server.client().await;
@@ -59,7 +61,8 @@ async fn files_added_to_a_product_become_visible() {
     write(&dir.path().join("data/events/day1.json"), "{\"id\": 1}\n{\"id\": 2}\n");
     write(
         &dir.path().join("mesh.yaml"),
-        "domains:\n  web:\n    owner: web@corp.example\n    products:\n      - { name: events, location: data/events/, format: ndjson }\n",
+        &("domains:\n  web:\n    owner: web@corp.example\n    products:\n      - { name: events, location: data/events/, format: ndjson }\n".to_owned()
+            + OPEN_GOVERNANCE),
     );
     let server = TestServer::start_with(&dir.path().join("mesh.yaml"), &["--listing-ttl-secs", "0"]);
     let mut client = server.client().await;

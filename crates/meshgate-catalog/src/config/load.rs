@@ -70,7 +70,7 @@ fn parse(text: &str, base_dir: &Path, errors: &mut Vec<ConfigError>) -> Option<M
         let products = gather_products(&path, &spec, base_dir, errors);
         domains.push(SourcedDomain { name, spec, products, header_ok });
     }
-    Validator::new(errors).validate(&mesh, domains)
+    Validator::new(errors).validate(&mesh, domains, base_dir)
 }
 
 fn gather_products(
@@ -122,6 +122,7 @@ fn salvage_domain(value: &Value) -> DomainSpec {
         description: String::new(),
         products: value.get("products").and_then(Value::as_sequence).cloned().unwrap_or_default(),
         products_dir: value.get("products_dir").and_then(Value::as_str).map(str::to_owned),
+        policies: Vec::new(),
     }
 }
 

@@ -11,6 +11,12 @@ pub struct MeshConfig {
     pub catalog: String,
     pub stores: Vec<StoreSettings>,
     pub domains: Vec<Domain>,
+    /// The `auth` section as written; the protocol layer parses it.
+    pub auth: Option<serde_norway::Value>,
+    /// The `governance` section as written; the policy layer parses it.
+    pub governance: Option<serde_norway::Value>,
+    /// Directory of the mesh file: relative policy and key paths resolve against it.
+    pub base_dir: std::path::PathBuf,
 }
 
 impl MeshConfig {
@@ -43,6 +49,8 @@ pub struct Domain {
     pub owner: String,
     pub description: String,
     pub products: Vec<Product>,
+    /// Policy files (paths) or inline policies, as written.
+    pub policies: Vec<serde_norway::Value>,
 }
 
 /// A data product: one SQL table.

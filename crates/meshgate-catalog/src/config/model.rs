@@ -16,6 +16,10 @@ pub struct MeshFile {
     /// Domains stay raw here so each is checked on its own and all errors reported.
     #[serde(default)]
     pub domains: BTreeMap<String, serde_norway::Value>,
+    /// Who may connect; parsed by the protocol layer.
+    pub auth: Option<serde_norway::Value>,
+    /// Principal attributes, stewards and mesh-wide policies; parsed by the policy layer.
+    pub governance: Option<serde_norway::Value>,
 }
 
 fn default_catalog() -> String {
@@ -33,6 +37,9 @@ pub struct DomainSpec {
     #[serde(default)]
     pub products: Vec<serde_norway::Value>,
     pub products_dir: Option<String>,
+    /// The domain's policy files (paths relative to the mesh file) or inline policies.
+    #[serde(default)]
+    pub policies: Vec<serde_norway::Value>,
 }
 
 /// One data product descriptor.

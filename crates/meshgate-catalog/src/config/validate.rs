@@ -28,11 +28,18 @@ impl<'a> Validator<'a> {
         self.errors.push(ConfigError::new(path, message));
     }
 
-    pub fn validate(mut self, mesh: &MeshFile, domains: Vec<SourcedDomain>) -> Option<MeshConfig> {
+    pub fn validate(mut self, mesh: &MeshFile, domains: Vec<SourcedDomain>, base_dir: &Path) -> Option<MeshConfig> {
         self.identifier("catalog", &mesh.catalog);
         let stores = self.stores(mesh);
         let domains = domains.into_iter().map(|domain| self.domain(domain)).collect();
-        self.errors.is_empty().then(|| MeshConfig { catalog: mesh.catalog.clone(), stores, domains })
+        self.errors.is_empty().then(|| MeshConfig {
+            catalog: mesh.catalog.clone(),
+            stores,
+            domains,
+            auth: mesh.auth.clone(),
+            governance: mesh.governance.clone(),
+            base_dir: base_dir.to_path_buf(),
+        })
     }
 
     fn identifier(&mut self, path: &str, name: &str) -> bool {
@@ -119,7 +126,13 @@ impl<'a> Validator<'a> {
                 products.push(product);
             }
         }
-        Domain { name: domain.name, owner: domain.spec.owner, description: domain.spec.description, products }
+        Domain {
+            name: domain.name,
+            owner: domain.spec.owner,
+            description: domain.spec.description,
+            products,
+            policies: domain.spec.policies,
+        }
     }
 
     fn product(&mut self, domain: &str, domain_owner: &str, sourced: SourcedProduct) -> Option<Product> {

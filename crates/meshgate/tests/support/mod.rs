@@ -24,10 +24,23 @@ pub fn demo_config() -> PathBuf {
     repo_root().join("testdata/mesh.yaml")
 }
 
+/// Governance for meshes tests write themselves: anonymous callers read everything.
+pub const OPEN_GOVERNANCE: &str = r#"
+auth:
+  anonymous: { name: tester, groups: [tester] }
+governance:
+  policies:
+    - grants: [{ id: everyone, effect: permit }]
+      row_filters: [{ id: all-rows, mode: permissive, filter: "true" }]
+      columns: [{ id: all-columns, select: "*", action: allow }]
+"#;
+
 /// A `meshgate serve` child process; killed on drop.
 pub struct TestServer {
     child: Child,
     pub uri: String,
+    /// The demo mesh has no anonymous access: clients log in as its steward.
+    login: Option<(&'static str, &'static str)>,
 }
 
 impl TestServer {
@@ -55,10 +68,21 @@ impl TestServer {
             .strip_prefix("meshgate listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .replace("grpc://", "http://");
-        Self { child, uri }
+        let login = (config == demo_config()).then_some(("stella", "stella-demo"));
+        Self { child, uri, login }
     }
 
+    /// A client, logged in as the demo steward on the demo mesh.
     pub async fn client(&self) -> FlightSqlServiceClient<Channel> {
+        let mut client = self.anonymous_client().await;
+        if let Some((user, password)) = self.login {
+            client.handshake(user, password).await.expect("log in");
+        }
+        client
+    }
+
+    /// A client that has not logged in.
+    pub async fn anonymous_client(&self) -> FlightSqlServiceClient<Channel> {
         let channel = Channel::from_shared(self.uri.clone()).expect("uri").connect().await.expect("connect");
         FlightSqlServiceClient::new(channel)
     }

@@ -1,0 +1,145 @@
+//! `GovernedTable`: a product as one principal may see it. Its scan is
+//! `product files → policy row filter → column masks → barrier`; user filters reach
+//! the files only when they are plain comparisons that cannot fail, on unmasked columns.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::common::{DFSchema, Result};
+use datafusion::datasource::TableType;
+use datafusion::logical_expr::{Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::filter::FilterExec;
+use datafusion::physical_plan::projection::ProjectionExec;
+use meshgate_catalog::ProductEntry;
+
+use crate::barrier::BarrierExec;
+
+/// One output column: its expression over the raw columns.
+#[derive(Debug, Clone)]
+pub(crate) struct Output {
+    pub name: String,
+    pub expr: Expr,
+    pub raw_index: usize,
+    /// Served as stored: user comparisons on it may prune files.
+    pub unmasked: bool,
+}
+
+#[derive(Debug)]
+pub struct GovernedTable {
+    entry: Arc<ProductEntry>,
+    schema: SchemaRef,
+    filter: Expr,
+    outputs: Vec<Output>,
+}
+
+impl GovernedTable {
+    pub(crate) fn new(entry: Arc<ProductEntry>, schema: SchemaRef, filter: Expr, outputs: Vec<Output>) -> Self {
+        Self { entry, schema, filter, outputs }
+    }
+
+    pub fn product(&self) -> &ProductEntry {
+        &self.entry
+    }
+
+    /// Whether `expr` may be evaluated on hidden rows: a comparison of an unmasked
+    /// column with a literal of exactly its type, which can neither fail nor observe
+    /// anything but its own result.
+    fn prunable(&self, expr: &Expr) -> bool {
+        let raw = self.entry.table.schema();
+        let unmasked_type = |expr: &Expr| match expr {
+            Expr::Column(column) => self
+                .outputs
+                .iter()
+                .find(|o| o.unmasked && o.name == column.name)
+                .map(|o| raw.field(o.raw_index).data_type().clone()),
+            _ => None,
+        };
+        let literal_of = |expr: &Expr, ty: &datafusion::arrow::datatypes::DataType| {
+            matches!(expr, Expr::Literal(value, _) if value.data_type() == *ty)
+        };
+        match expr {
+            Expr::BinaryExpr(binary) => {
+                let comparison = matches!(
+                    binary.op,
+                    Operator::Eq | Operator::NotEq | Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq
+                );
+                let pair = |a: &Expr, b: &Expr| unmasked_type(a).is_some_and(|ty| literal_of(b, &ty));
+                comparison && (pair(&binary.left, &binary.right) || pair(&binary.right, &binary.left))
+            }
+            Expr::IsNull(inner) | Expr::IsNotNull(inner) => unmasked_type(inner).is_some(),
+            Expr::InList(in_list) => unmasked_type(&in_list.expr)
+                .is_some_and(|ty| in_list.list.iter().all(|item| literal_of(item, &ty))),
+            Expr::Between(between) => unmasked_type(&between.expr)
+                .is_some_and(|ty| literal_of(&between.low, &ty) && literal_of(&between.high, &ty)),
+            _ => false,
+        }
+    }
+}
+
+#[async_trait]
+impl TableProvider for GovernedTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
+        // Inexact: DataFusion still filters above the barrier; the files only prune.
+        Ok(filters
+            .iter()
+            .map(|filter| {
+                if self.prunable(filter) {
+                    TableProviderFilterPushDown::Inexact
+                } else {
+                    TableProviderFilterPushDown::Unsupported
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        // A limit is never pushed below the row filter: it would count hidden rows.
+        let wanted: Vec<&Output> = match projection {
+            Some(indices) => indices.iter().filter_map(|&i| self.outputs.get(i)).collect(),
+            None => self.outputs.iter().collect(),
+        };
+        let mut raw_columns = BTreeSet::new();
+        let raw_schema = self.entry.table.schema();
+        let mut note = |expr: &Expr| {
+            for column in expr.column_refs() {
+                if let Ok(index) = raw_schema.index_of(&column.name) {
+                    raw_columns.insert(index);
+                }
+            }
+        };
+        note(&self.filter);
+        for output in &wanted {
+            note(&output.expr);
+        }
+        let raw_projection: Vec<usize> = raw_columns.into_iter().collect();
+        let prunable: Vec<Expr> = filters.iter().filter(|f| self.prunable(f)).cloned().collect();
+        let source = self.entry.table.scan(state, Some(&raw_projection), &prunable, None).await?;
+        let source_schema = DFSchema::try_from(source.schema().as_ref().clone())?;
+        let predicate = state.create_physical_expr(self.filter.clone(), &source_schema)?;
+        let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate, source)?);
+        let mut expressions = Vec::with_capacity(wanted.len());
+        for output in wanted {
+            expressions.push((state.create_physical_expr(output.expr.clone(), &source_schema)?, output.name.clone()));
+        }
+        let masked: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(expressions, filtered)?);
+        Ok(Arc::new(BarrierExec::new(self.entry.product.qualified_name().into(), masked)))
+    }
+}

@@ -1,0 +1,114 @@
+//! The mesh file's `auth` section: configured users (with their principals), the
+//! anonymous principal if enabled, and JWT settings. Credentials are checked by the
+//! protocol layer; this module only turns configuration into principals.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::principal::{AttrType, AttrValue, Principal};
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthSpec {
+    #[serde(default = "default_token_ttl")]
+    pub token_ttl_secs: u64,
+    #[serde(default)]
+    pub users: Vec<UserSpec>,
+    pub anonymous: Option<AnonymousSpec>,
+    pub jwt: Option<JwtSpec>,
+}
+
+fn default_token_ttl() -> u64 {
+    3600
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    pub name: String,
+    pub password_hash: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_norway::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnonymousSpec {
+    #[serde(default = "default_anonymous")]
+    pub name: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_norway::Value>,
+}
+
+fn default_anonymous() -> String {
+    "anonymous".to_owned()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JwtSpec {
+    pub issuer: String,
+    pub audience: String,
+    pub algorithms: Vec<String>,
+    pub public_key_file: Option<String>,
+    pub jwks_file: Option<String>,
+    pub secret_env: Option<String>,
+    #[serde(default)]
+    pub claims: ClaimsSpec,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimsSpec {
+    #[serde(default = "default_name_claim")]
+    pub name: String,
+    #[serde(default = "default_groups_claim")]
+    pub groups: String,
+    /// Principal attribute → claim name.
+    #[serde(default)]
+    pub attributes: BTreeMap<String, String>,
+}
+
+impl Default for ClaimsSpec {
+    fn default() -> Self {
+        Self { name: default_name_claim(), groups: default_groups_claim(), attributes: BTreeMap::new() }
+    }
+}
+
+fn default_name_claim() -> String {
+    "sub".to_owned()
+}
+
+fn default_groups_claim() -> String {
+    "groups".to_owned()
+}
+
+/// Builds a principal from configured attributes, checking each against its declared
+/// type; mistakes are returned as (attribute, message).
+pub fn configured_principal(
+    name: &str,
+    groups: &[String],
+    attributes: &BTreeMap<String, serde_norway::Value>,
+    declared: &BTreeMap<String, AttrType>,
+) -> (Principal, Vec<(String, String)>) {
+    let mut principal = Principal::new(name);
+    principal.groups = groups.to_vec();
+    let mut problems = Vec::new();
+    for (attr, value) in attributes {
+        match declared.get(attr) {
+            None => problems.push((attr.clone(), "unknown attribute (declare it under governance.attributes)".into())),
+            Some(ty) => match AttrValue::from_yaml(value, *ty) {
+                Some(value) => {
+                    principal.attributes.insert(attr.clone(), value);
+                }
+                None => problems.push((attr.clone(), format!("must be a {}", ty.name()))),
+            },
+        }
+    }
+    (principal, problems)
+}

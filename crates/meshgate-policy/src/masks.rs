@@ -1,0 +1,181 @@
+//! Column masks as expressions over the raw column, evaluated at the scan right after
+//! the row filter. `keyed_hash` is an HMAC-SHA256 with the domain's secret, which
+//! lives inside the function and never appears in a plan.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
+use datafusion::functions::expr_fn::{char_length, concat, date_trunc, floor, left, repeat, right};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, cast as cast_expr, col,
+    lit, when,
+};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::policy_expr::PolicyExpr;
+
+/// A column mask, compiled.
+#[derive(Debug, Clone)]
+pub enum Mask {
+    Null,
+    Redact(ScalarValue),
+    ShowFirst(usize),
+    ShowLast(usize),
+    KeyedHash,
+    Truncate(String),
+    Bucket(f64),
+    Expression(PolicyExpr),
+}
+
+impl Mask {
+    /// Strictness among masks: when several apply, the highest wins.
+    pub fn strictness(&self) -> u8 {
+        match self {
+            Mask::Null => 6,
+            Mask::Redact(_) => 5,
+            Mask::KeyedHash => 4,
+            Mask::ShowFirst(_) | Mask::ShowLast(_) => 3,
+            Mask::Truncate(_) | Mask::Bucket(_) => 2,
+            Mask::Expression(_) => 1,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Mask::Null => "null".into(),
+            Mask::Redact(value) => format!("redact with {value}"),
+            Mask::ShowFirst(n) => format!("show_first {n}"),
+            Mask::ShowLast(n) => format!("show_last {n}"),
+            Mask::KeyedHash => "keyed_hash".into(),
+            Mask::Truncate(unit) => format!("truncate to {unit}"),
+            Mask::Bucket(width) => format!("bucket by {width}"),
+            Mask::Expression(expr) => format!("expression {}", expr.text),
+        }
+    }
+
+    /// Checks that the mask fits a column of type `ty` (expression masks are checked
+    /// by planning them).
+    pub fn check_type(&self, ty: &DataType) -> Result<(), String> {
+        let is_text = matches!(ty, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
+        match self {
+            Mask::ShowFirst(_) | Mask::ShowLast(_) if !is_text => Err(format!("needs a text column, not {ty}")),
+            Mask::Truncate(_) if !matches!(ty, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)) => {
+                Err(format!("needs a date or timestamp column, not {ty}"))
+            }
+            Mask::Bucket(_) if !ty.is_numeric() => Err(format!("needs a numeric column, not {ty}")),
+            Mask::Redact(value) => match value.cast_to(ty) {
+                Ok(_) => Ok(()),
+                Err(_) => Err(format!("value {value} cannot be a {ty}")),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    /// The masked value of `column` (of type `ty`). NULL stays NULL except for
+    /// expression masks, which decide for themselves.
+    pub fn to_expr(&self, column: &str, ty: &DataType, hash: &Arc<ScalarUDF>, custom: Option<Expr>) -> Result<Expr> {
+        let raw = col(datafusion::common::Column::from_name(column));
+        let keep_nulls = |masked: Expr| when(raw.clone().is_null(), lit(ScalarValue::try_from(masked_type(self, ty))?)).otherwise(masked);
+        Ok(match self {
+            Mask::Null => lit(ScalarValue::try_from(ty)?),
+            Mask::Redact(value) => keep_nulls(lit(value.cast_to(ty)?))?,
+            Mask::ShowFirst(n) | Mask::ShowLast(n) => {
+                let n64 = i64::try_from(*n).unwrap_or(i64::MAX);
+                let length = char_length(raw.clone());
+                let stars = repeat(lit("*"), length.clone() - lit(n64));
+                let masked = match self {
+                    Mask::ShowFirst(_) => concat(vec![left(raw.clone(), lit(n64)), stars]),
+                    _ => concat(vec![stars, right(raw.clone(), lit(n64))]),
+                };
+                when(length.lt_eq(lit(n64)), raw.clone()).otherwise(cast_expr(masked, ty.clone()))?
+            }
+            Mask::KeyedHash => hash.call(vec![cast_expr(raw, DataType::Utf8)]),
+            Mask::Truncate(unit) => cast_expr(date_trunc(lit(unit.as_str()), raw), ty.clone()),
+            Mask::Bucket(width) => {
+                let width = lit(*width);
+                cast_expr(floor(cast_expr(raw, DataType::Float64) / width.clone()) * width, ty.clone())
+            }
+            Mask::Expression(_) => match custom {
+                Some(expr) => expr,
+                None => return plan_err!("expression mask on {column} was not compiled"),
+            },
+        })
+    }
+}
+
+fn masked_type(mask: &Mask, ty: &DataType) -> DataType {
+    match mask {
+        Mask::KeyedHash => DataType::Utf8,
+        _ => ty.clone(),
+    }
+}
+
+/// `keyed_hash(text)`: lowercase hex HMAC-SHA256 of the UTF-8 text under one domain's key.
+pub struct KeyedHash {
+    signature: Signature,
+    key: Arc<[u8]>,
+}
+
+impl KeyedHash {
+    pub fn udf(key: Arc<[u8]>) -> Arc<ScalarUDF> {
+        Arc::new(ScalarUDF::new_from_impl(Self { signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable), key }))
+    }
+
+    fn hash(&self, text: &str) -> String {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
+            Ok(mac) => mac,
+            Err(_) => return String::new(),
+        };
+        mac.update(text.as_bytes());
+        mac.finalize().into_bytes().iter().map(|byte| format!("{byte:02x}")).collect()
+    }
+}
+
+impl std::fmt::Debug for KeyedHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyedHash { key: <secret> }")
+    }
+}
+
+impl PartialEq for KeyedHash {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for KeyedHash {}
+
+impl std::hash::Hash for KeyedHash {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "keyed_hash".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for KeyedHash {
+    fn name(&self) -> &str {
+        "keyed_hash"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let [arg] = args.args.as_slice() else { return exec_err!("keyed_hash takes one argument") };
+        let array: ArrayRef = arg.to_array(args.number_rows)?;
+        let array = cast(&array, &DataType::Utf8)?;
+        let Some(text) = array.as_any().downcast_ref::<StringArray>() else {
+            return exec_err!("keyed_hash takes text");
+        };
+        let hashed: StringArray = text.iter().map(|value| value.map(|value| self.hash(value))).collect();
+        Ok(ColumnarValue::Array(Arc::new(hashed) as ArrayRef))
+    }
+}
