@@ -23,7 +23,7 @@ async fn calls_need_credentials_and_wrong_ones_all_look_the_same() {
     // The client's handshake reports the status as text.
     let wrong_password = server.anonymous_client().await.handshake("ana", "nope").await.unwrap_err().to_string();
     let unknown_user = server.anonymous_client().await.handshake("eve", "ana-demo").await.unwrap_err().to_string();
-    assert!(wrong_password.contains("Unauthenticated") && wrong_password.contains("invalid credentials"), "{wrong_password}");
+    assert!(wrong_password.contains("valid authentication credentials") && wrong_password.contains("invalid credentials"), "{wrong_password}");
     assert_eq!(wrong_password, unknown_user);
 }
 
