@@ -28,11 +28,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from meshbench import compare, data  # noqa: E402
+from meshbench import compare, data, governance  # noqa: E402
 from meshbench.data import log  # noqa: E402
 
 ENGINES = ("meshgate", "datafusion", "duckdb")
-PHASES = ("tpch", "export", "latency")
+PHASES = ("tpch", "export", "latency", "governance")
 EXPORT_SQL = "SELECT * FROM sales.lineitem"
 POINT_SQL = "SELECT * FROM customers.nation WHERE n_nationkey = 7"
 CONCURRENCY = (1, 8, 32)
@@ -533,6 +533,9 @@ def render(res: dict) -> str:
                          f"{fmt(r['p50_ms'], '.2f')} | {fmt(r['p99_ms'], '.2f')} | {err} |")
             L.append("")
 
+    if "governance" in res:
+        L.extend(governance.render(res["governance"], fmt))
+
     if "server" in res:
         s = res["server"]
         L.append("## Server memory and CPU")
@@ -644,13 +647,18 @@ def main(argv=None) -> int:
     data_dir, generator = prepare_data(args)
     mesh = os.path.join(data_dir, "mesh.yaml")
 
-    need_server = "meshgate" in args.engines or "latency" in args.phases
+    need_server = "meshgate" in args.engines or "latency" in args.phases or "governance" in args.phases
     binary = None
     if need_server:
         binary = args.meshgate or data.build_meshgate(REPO)
         binary = os.path.abspath(binary)
         if not os.access(binary, os.X_OK):
             raise SystemExit(f"meshgate binary not found or not executable: {binary}")
+        # The served mesh: the data's mesh file plus the bench principals and policies.
+        served = os.path.join(data_dir, "mesh-bench.yaml")
+        with open(mesh) as src, open(served, "w") as dst:
+            dst.write(src.read() + governance.governance_yaml(binary))
+        mesh = served
 
     entry = os.environ.get("BENCH_ENTRY") or sys.argv[0]
     command = " ".join([entry] + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)])
@@ -702,6 +710,9 @@ def main(argv=None) -> int:
                     if mg is None:
                         mg = extra = eng.Meshgate(server.uri)
                     res["latency"] = phase_latency(args, mg, engines.get("datafusion"))
+                elif phase == "governance":
+                    res["governance"] = governance.phase_governance(
+                        args, server.uri, load_query, median, geomean, first_line, log)
             except Exception as e:  # noqa: BLE001
                 traceback.print_exc()
                 res["errors"].append(f"phase {phase}: {first_line(e)}")

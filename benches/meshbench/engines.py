@@ -22,12 +22,13 @@ def _sql_str(s: str) -> str:
 class Meshgate:
     name = "meshgate"
 
-    def __init__(self, uri: str):
+    def __init__(self, uri: str, user: str | None = None, password: str | None = None):
         import adbc_driver_flightsql.dbapi as flightsql
 
         # autocommit=True: Flight SQL has no transactions here; without it the DB-API
         # wrapper tries to turn autocommit off and warns that it cannot.
-        self._connect = lambda: flightsql.connect(uri, autocommit=True)
+        login = {"username": user, "password": password} if user else None
+        self._connect = lambda: flightsql.connect(uri, db_kwargs=login, autocommit=True)
         self.uri = uri
         self.conn = self._connect()
         self.cur = self.conn.cursor()
