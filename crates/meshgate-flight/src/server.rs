@@ -1,7 +1,6 @@
 //! Serving the Flight SQL service over gRPC.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
@@ -34,7 +33,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     // Every RPC, Handshake and DoGet included, passes the authenticator first.
-    let interceptor = Arc::clone(service.authenticator()).interceptor();
+    let interceptor = crate::auth::interceptor(service.current().clone());
     let flight = FlightServiceServer::new(service)
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);

@@ -24,8 +24,9 @@ use meshgate_policy::Principal;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::{Authenticator, principal_of};
+use crate::auth::principal_of;
 use crate::error::FlightError;
+use crate::serving::Current;
 use crate::keys::{foreign_keys_schema, no_foreign_keys, primary_keys, primary_keys_schema};
 use crate::metadata;
 use crate::proto::Purpose;
@@ -39,22 +40,26 @@ type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, St
 /// meshgate's Flight SQL service.
 #[derive(Clone)]
 pub struct MeshFlightSqlService {
-    engine: Arc<Engine>,
+    current: Current,
     signer: TicketSigner,
-    auth: Arc<Authenticator>,
     sql_info: Arc<SqlInfoData>,
     xdbc_types: Arc<XdbcTypeInfoData>,
 }
 
 impl MeshFlightSqlService {
-    pub fn new(engine: Arc<Engine>, signer: TicketSigner, auth: Arc<Authenticator>) -> Result<Self, FlightError> {
-        let sql_info = Arc::new(sql_info(engine.session_state())?);
+    pub fn new(current: Current, signer: TicketSigner) -> Result<Self, FlightError> {
+        let sql_info = Arc::new(sql_info(current.get().engine.session_state())?);
         let xdbc_types = Arc::new(xdbc_type_info()?);
-        Ok(Self { engine, signer, auth, sql_info, xdbc_types })
+        Ok(Self { current, signer, sql_info, xdbc_types })
     }
 
-    pub fn authenticator(&self) -> &Arc<Authenticator> {
-        &self.auth
+    /// The engine serving now (one snapshot, one policy set).
+    fn engine(&self) -> Arc<Engine> {
+        Arc::clone(&self.current.get().engine)
+    }
+
+    pub fn current(&self) -> &Current {
+        &self.current
     }
 
     /// Plans `sql` and describes its result: schema and one signed ticket.
@@ -64,7 +69,7 @@ impl MeshFlightSqlService {
         sql: &str,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo, FlightError> {
-        let query = self.engine.plan(principal, sql).await?;
+        let query = self.engine().plan(principal, sql).await?;
         let schema = wire_schema(&query.schema());
         let handle = self.signer.sign(sql, principal, Purpose::Ticket);
         let ticket = Ticket::new(TicketStatementQuery { statement_handle: handle }.as_any().encode_to_vec());
@@ -81,7 +86,7 @@ impl MeshFlightSqlService {
         let payload = self.signer.verify(handle, principal, Purpose::Ticket)?;
         let log = QueryLog::new(&principal.name, &payload.sql);
         let started = async {
-            let query = self.engine.plan(principal, &payload.sql).await?;
+            let query = self.engine().plan(principal, &payload.sql).await?;
             let schema = wire_schema(&query.schema());
             Ok::<_, FlightError>((query.execute().await?, schema))
         }
@@ -132,7 +137,7 @@ impl FlightSqlService for MeshFlightSqlService {
         // The interceptor has checked the credentials. Answer with one response and the
         // bearer token in the `authorization` header, as Flight SQL drivers expect.
         let principal = principal_of(&request)?;
-        let token = self.auth.issue_token(&principal);
+        let token = self.current.get().auth.issue_token(&principal);
         let header = format!("Bearer {token}")
             .parse()
             .map_err(|_| Status::internal("cannot encode the bearer token"))?;
@@ -176,7 +181,7 @@ impl FlightSqlService for MeshFlightSqlService {
         action: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let principal = principal_of(&action)?;
-        let query = self.engine.plan(&principal, &request.query).await.map_err(FlightError::from)?;
+        let query = self.engine().plan(&principal, &request.query).await.map_err(FlightError::from)?;
         let dataset_schema = schema_bytes(&wire_schema(&query.schema()))?;
         let parameter_schema = schema_bytes(&Schema::empty())?;
         let handle = self.signer.sign(&request.query, &principal, Purpose::PreparedStatement);
@@ -244,7 +249,7 @@ impl FlightSqlService for MeshFlightSqlService {
         command: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let view = self.engine.view(principal_of(&request)?);
+        let view = self.engine().view(principal_of(&request)?);
         Ok(one_batch(metadata::catalogs(&view, command)?))
     }
 
@@ -253,7 +258,7 @@ impl FlightSqlService for MeshFlightSqlService {
         command: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let view = self.engine.view(principal_of(&request)?);
+        let view = self.engine().view(principal_of(&request)?);
         Ok(one_batch(metadata::db_schemas(&view, command)?))
     }
 
@@ -262,7 +267,7 @@ impl FlightSqlService for MeshFlightSqlService {
         command: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let view = self.engine.view(principal_of(&request)?);
+        let view = self.engine().view(principal_of(&request)?);
         Ok(one_batch(metadata::tables(&view, command)?))
     }
 
@@ -321,7 +326,7 @@ impl FlightSqlService for MeshFlightSqlService {
         command: CommandGetPrimaryKeys,
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
-        let view = self.engine.view(principal_of(&request)?);
+        let view = self.engine().view(principal_of(&request)?);
         Ok(one_batch(primary_keys(&view, &command)?))
     }
 

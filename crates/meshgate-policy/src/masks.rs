@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, StringArray};
+use datafusion::arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result, ScalarValue, exec_err, plan_err};
@@ -118,20 +118,27 @@ fn masked_type(mask: &Mask, ty: &DataType) -> DataType {
 pub struct KeyedHash {
     signature: Signature,
     key: Arc<[u8]>,
+    /// The HMAC with the key already absorbed; cloned per value.
+    keyed: Hmac<Sha256>,
 }
 
 impl KeyedHash {
     pub fn udf(key: Arc<[u8]>) -> Arc<ScalarUDF> {
-        Arc::new(ScalarUDF::new_from_impl(Self { signature: Signature::exact(vec![DataType::Utf8], Volatility::Immutable), key }))
+        // HMAC takes keys of any length.
+        let keyed = Hmac::<Sha256>::new_from_slice(&key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        let signature = Signature::exact(vec![DataType::Utf8], Volatility::Immutable);
+        Arc::new(ScalarUDF::new_from_impl(Self { signature, key, keyed }))
     }
 
-    fn hash(&self, text: &str) -> String {
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.key) {
-            Ok(mac) => mac,
-            Err(_) => return String::new(),
-        };
+    /// Appends the hex digest of `text` to `out`.
+    fn hash_into(&self, text: &str, out: &mut String) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut mac = self.keyed.clone();
         mac.update(text.as_bytes());
-        mac.finalize().into_bytes().iter().map(|byte| format!("{byte:02x}")).collect()
+        for byte in mac.finalize().into_bytes() {
+            out.push(HEX[usize::from(byte >> 4)] as char);
+            out.push(HEX[usize::from(byte & 0x0f)] as char);
+        }
     }
 }
 
@@ -175,7 +182,18 @@ impl ScalarUDFImpl for KeyedHash {
         let Some(text) = array.as_any().downcast_ref::<StringArray>() else {
             return exec_err!("keyed_hash takes text");
         };
-        let hashed: StringArray = text.iter().map(|value| value.map(|value| self.hash(value))).collect();
-        Ok(ColumnarValue::Array(Arc::new(hashed) as ArrayRef))
+        let mut hashed = StringBuilder::with_capacity(text.len(), text.len() * 64);
+        let mut digest = String::with_capacity(64);
+        for value in text.iter() {
+            match value {
+                Some(value) => {
+                    digest.clear();
+                    self.hash_into(value, &mut digest);
+                    hashed.append_value(&digest);
+                }
+                None => hashed.append_null(),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(hashed.finish()) as ArrayRef))
     }
 }

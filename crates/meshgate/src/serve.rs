@@ -4,12 +4,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use meshgate_flight::{Authenticator, MeshFlightSqlService, ServerOptions, TicketSigner};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use meshgate_catalog::ConfigErrors;
+use meshgate_flight::{Authenticator, Current, MeshFlightSqlService, ServerOptions, Serving, TicketSigner};
+use std::path::{Path, PathBuf};
 use std::io::Write;
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
-use crate::load::{demo_config, load_engine};
+use crate::load::{Tuning, demo_config, load_engine};
 
 /// Environment variable holding the secret tickets and bearer tokens are signed with;
 /// replicas that share it can redeem each other's. Without it a random secret is used.
@@ -27,42 +30,27 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let engine = match load_engine(&config, runtime, &args.tuning()).await {
-        Ok(engine) => Arc::new(engine),
-        Err(errors) => {
-            eprint!("meshgate: {} is not valid\n{errors}", config.display());
-            return ExitCode::from(2);
-        }
-    };
-    let snapshot = engine.snapshot();
-    let products = snapshot.products().count();
-    for entry in snapshot.products() {
-        if let Some(problem) = entry.table.health().problem() {
-            tracing::warn!(product = %entry.product.qualified_name(), "{problem}");
-        }
-    }
-    tracing::info!(config = %config.display(), domains = snapshot.domain_names().count(), products, "mesh loaded");
-
-    let ttl = Duration::from_secs(args.ticket_ttl_secs);
     let secret: Vec<u8> = match std::env::var(TICKET_SECRET_ENV) {
         Ok(secret) if !secret.is_empty() => secret.into_bytes(),
         _ => rand::random::<[u8; 32]>().to_vec(),
     };
-    let auth = match Authenticator::from_config(snapshot.config(), engine.policy().attributes(), &secret) {
-        Ok(auth) => Arc::new(auth),
+    let serving = match load_serving(&config, &runtime, &args.tuning(), &secret).await {
+        Ok(serving) => serving,
         Err(errors) => {
             eprint!("meshgate: {} is not valid\n{errors}", config.display());
             return ExitCode::from(2);
         }
     };
-    let signer = TicketSigner::new(secret, ttl);
-    let service = match MeshFlightSqlService::new(Arc::clone(&engine), signer, auth) {
+    let current = Current::new(serving);
+    let signer = TicketSigner::new(secret.clone(), Duration::from_secs(args.ticket_ttl_secs));
+    let service = match MeshFlightSqlService::new(current.clone(), signer) {
         Ok(service) => service,
         Err(error) => {
             eprintln!("meshgate: {error}");
             return ExitCode::from(2);
         }
     };
+    tokio::spawn(reload_on_hangup(current, config.clone(), runtime, args.tuning(), secret));
     let listener = match TcpListener::bind(args.bind).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -111,6 +99,52 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Loads the mesh, its policies and its users; logs what was loaded.
+async fn load_serving(
+    config: &Path,
+    runtime: &Arc<RuntimeEnv>,
+    tuning: &Tuning,
+    secret: &[u8],
+) -> Result<Serving, ConfigErrors> {
+    let engine = Arc::new(load_engine(config, Arc::clone(runtime), tuning).await?);
+    let auth = Arc::new(Authenticator::from_config(engine.snapshot().config(), engine.policy().attributes(), secret)?);
+    let snapshot = engine.snapshot();
+    for entry in snapshot.products() {
+        if let Some(problem) = entry.table.health().problem() {
+            tracing::warn!(product = %entry.product.qualified_name(), "{problem}");
+        }
+    }
+    let products = snapshot.products().count();
+    tracing::info!(config = %config.display(), domains = snapshot.domain_names().count(), products, "mesh loaded");
+    Ok(Serving { engine, auth })
+}
+
+/// On SIGHUP, reloads the mesh file, descriptors, policies and users. A reload with
+/// any error is refused whole: the previous configuration keeps serving.
+async fn reload_on_hangup(current: Current, config: PathBuf, runtime: Arc<RuntimeEnv>, tuning: Tuning, secret: Vec<u8>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload by restarting");
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            tracing::info!(config = %config.display(), "SIGHUP: reloading the configuration");
+            match load_serving(&config, &runtime, &tuning, &secret).await {
+                Ok(serving) => {
+                    current.replace(serving);
+                    tracing::info!("reloaded; new queries use the new configuration");
+                }
+                Err(errors) => {
+                    tracing::error!("reload refused, the previous configuration keeps serving:\n{errors}");
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (current, config, runtime, tuning, secret);
 }
 
 async fn shutdown_signal() {

@@ -96,7 +96,7 @@ impl JwtVerifier {
         validation.set_audience(&[&spec.audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.validate_nbf = true;
-        validation.leeway = 30;
+        validation.leeway = 0;
         Some(Self {
             algorithms,
             keys,

@@ -16,6 +16,8 @@ use meshgate_policy::{AttrType, Principal};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
+use crate::serving::Current;
+
 pub use basic::hash_password;
 use basic::Users;
 use jwt::JwtVerifier;
@@ -119,14 +121,15 @@ impl Authenticator {
         self.tokens.issue(principal)
     }
 
-    /// A tonic interceptor: authenticates the call and hands the principal to the
-    /// service through the request's extensions.
-    pub fn interceptor(self: Arc<Self>) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
-        move |mut request: Request<()>| {
-            let principal = self.authenticate(request.metadata())?;
-            request.extensions_mut().insert(principal);
-            Ok(request)
-        }
+}
+
+/// A tonic interceptor: authenticates the call with the current authenticator and
+/// hands the principal to the service through the request's extensions.
+pub fn interceptor(current: Current) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+    move |mut request: Request<()>| {
+        let principal = current.get().auth.authenticate(request.metadata())?;
+        request.extensions_mut().insert(principal);
+        Ok(request)
     }
 }
 
