@@ -61,12 +61,14 @@ grants:
     assert flight_grpc_code(hidden.value) == "NOT_FOUND"
 
     # A broken policy (unknown column) is refused whole: the forbid keeps applying.
-    supply.write_text(original + """
-columns:
-  - { id: broken, products: [part], select: [p_no_such_column], action: deny }
+    broken = original.replace("select: [s_phone]", "select: [s_no_such_column]")
+    assert broken != original
+    supply.write_text(broken + """
+grants:
+  - { id: parts-hidden-from-analysts, effect: forbid, products: [part], when: "'analyst' in principal.groups" }
 """)
     hangup(server, "reload refused")
-    assert "p_no_such_column" in server.stderr_text()
+    assert "s_no_such_column" in server.stderr_text()
     with pytest.raises(Exception) as still_hidden:
         flight_sql_query(ana, "SELECT count(*) AS n FROM supply.part")
     assert flight_grpc_code(still_hidden.value) == "NOT_FOUND"
