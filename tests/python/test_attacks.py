@@ -37,6 +37,7 @@ from attackkit import (
 from mgtest import table_rows
 
 COUNT_C = "SELECT count(*) AS n FROM customers.customer"
+RAW_CLERK = govmodel.raw("SELECT o_clerk FROM sales.orders ORDER BY o_orderkey LIMIT 1").rows[0][0]
 COUNT_O = "SELECT count(*) AS n FROM sales.orders"
 
 # -- erroring expressions as oracles: never evaluated on hidden rows ---------------------
@@ -48,8 +49,7 @@ ORACLES = [
     Case("oracle-div-old-order", "carl", f"{COUNT_O} WHERE 1/(o_orderkey - {HIDDEN_OLD_ORDER}) IS NOT NULL",
          model=COUNT_O),
     Case("oracle-div-hidden-price", "carl",
-         f"{COUNT_O} WHERE 1/(o_totalprice - CAST({HIDDEN_PRICE} AS DECIMAL(15, 2))) > 0",
-         model=f"{COUNT_O} WHERE o_totalprice > CAST({HIDDEN_PRICE} AS DECIMAL(15, 2))"),
+         f"{COUNT_O} WHERE 1/(o_totalprice - CAST({HIDDEN_PRICE} AS DECIMAL(15, 2))) IS NOT NULL", model=COUNT_O),
     Case("oracle-div-partition-column", "carl", f"{COUNT_O} WHERE 1/(o_year - 1995) IS NOT NULL", model=COUNT_O),
     Case("oracle-case-div", "ana",
          f"{COUNT_C} WHERE CASE WHEN c_mktsegment = 'AUTOMOBILE' THEN 1/(c_custkey - c_custkey) ELSE 1 END = 1",
@@ -82,12 +82,41 @@ ORACLES = [
     Case("oracle-with-limit", "ana",
          f"SELECT c_custkey FROM customers.customer WHERE 1/(c_custkey - {KH}) IS NOT NULL ORDER BY c_custkey LIMIT 5",
          expect="ordered", model="SELECT c_custkey FROM customers.customer ORDER BY c_custkey LIMIT 5"),
+    Case("oracle-join-key-expression", "ana",
+         "SELECT count(*) AS n FROM (VALUES (1), (2), (3)) v(x) JOIN customers.customer c ON v.x = "
+         "CASE WHEN c.c_mktsegment = 'BUILDING' THEN c.c_custkey ELSE 1/(c.c_custkey - c.c_custkey) END",
+         model="SELECT count(*) AS n FROM (VALUES (1), (2), (3)) v(x) JOIN customers.customer c ON v.x = c.c_custkey"),
+    Case("oracle-topk-sort-expression", "ana",
+         "SELECT c_custkey FROM customers.customer ORDER BY CASE WHEN c_mktsegment <> 'BUILDING' "
+         "THEN 1/(c_custkey - c_custkey) ELSE c_custkey END LIMIT 3",
+         expect="ordered", model="SELECT c_custkey FROM customers.customer ORDER BY c_custkey LIMIT 3"),
+    Case("oracle-through-union", "ana",
+         "SELECT count(*) AS n FROM (SELECT c_custkey FROM customers.customer UNION ALL "
+         f"SELECT c_custkey FROM customers.customer) u WHERE 1/(c_custkey - {KH}) IS NOT NULL",
+         model="SELECT count(*) AS n FROM (SELECT c_custkey FROM customers.customer UNION ALL "
+               "SELECT c_custkey FROM customers.customer) u"),
+    Case("oracle-through-derived-table", "carl",
+         f"SELECT count(*) AS n FROM (SELECT * FROM sales.orders) s WHERE 1/(o_orderkey - {HIDDEN_OLD_ORDER}) "
+         "IS NOT NULL", model=COUNT_O),
+    Case("oracle-invalid-regex", "sam",
+         f"{COUNT_C} WHERE regexp_like(c_mktsegment, CASE WHEN c_mktsegment = 'MACHINERY' THEN '(' ELSE '.' END)",
+         model=COUNT_C),
     Case("oracle-nation-region", "ana",
          "SELECT count(*) AS n FROM customers.nation WHERE 1/(n_regionkey - 1) IS NOT NULL",
          model="SELECT count(*) AS n FROM customers.nation"),
-    # control: the same oracle does fire for the steward, who sees AUTOMOBILE rows
+    # controls: the same oracles do fire for the steward, who sees the rows
     Case("control-oracle-fires-for-steward", "stella",
          f"{COUNT_C} WHERE CASE WHEN c_mktsegment = 'AUTOMOBILE' THEN 1/(c_custkey - c_custkey) ELSE 1 END = 1",
+         expect="error", codes=("INVALID_ARGUMENT",)),
+    Case("control-regex-oracle-fires-for-steward", "stella",
+         f"{COUNT_C} WHERE regexp_like(c_mktsegment, CASE WHEN c_mktsegment = 'MACHINERY' THEN '(' ELSE '.' END)",
+         expect="error", codes=("INVALID_ARGUMENT",)),
+    Case("control-join-oracle-fires-for-steward", "stella",
+         "SELECT count(*) AS n FROM (VALUES (1), (2), (3)) v(x) JOIN customers.customer c ON v.x = "
+         "CASE WHEN c.c_mktsegment = 'BUILDING' THEN c.c_custkey ELSE 1/(c.c_custkey - c.c_custkey) END",
+         expect="error", codes=("INVALID_ARGUMENT",)),
+    Case("control-price-oracle-fires-for-steward", "stella",
+         f"{COUNT_O} WHERE 1/(o_totalprice - CAST({HIDDEN_PRICE} AS DECIMAL(15, 2))) IS NOT NULL",
          expect="error", codes=("INVALID_ARGUMENT",)),
 ]
 
@@ -106,6 +135,9 @@ STATISTICS = [
     Case("stats-hidden-key-lookup", "ana", f"{COUNT_C} WHERE c_custkey = {KH}"),
     Case("stats-masked-min-max", "carl", "SELECT min(o_totalprice) AS lo, max(o_totalprice) AS hi, "
                                          "min(o_orderdate) AS d0, max(o_orderdate) AS d1 FROM sales.orders"),
+    Case("stats-pushed-range", "ana", "SELECT count(*) AS n, min(c_custkey) AS lo, max(c_custkey) AS hi "
+                                      "FROM customers.customer WHERE c_custkey < 100"),
+    Case("stats-partition-1997", "carl", f"{COUNT_O} WHERE o_year = 1997"),
     Case("stats-count-distinct", "ana", "SELECT count(DISTINCT c_nationkey) AS k FROM customers.customer"),
 ]
 
@@ -117,6 +149,12 @@ MASKED = [
     Case("masked-where-bucket", "carl", f"{COUNT_O} WHERE o_totalprice > 100000"),
     Case("masked-where-truncated-date", "carl", f"{COUNT_O} WHERE o_orderdate > DATE '1997-03-15'"),
     Case("masked-where-exact-date", "carl", f"{COUNT_O} WHERE o_orderdate = DATE '1997-03-15'"),
+    Case("masked-date-equals-first-of-month", "carl", f"{COUNT_O} WHERE o_orderdate = DATE '1997-03-01'"),
+    Case("masked-bucket-equality", "carl", f"{COUNT_O} WHERE o_totalprice = 150000"),
+    Case("masked-show-last-equality", "ana", f"{COUNT_O} WHERE o_clerk = '{RAW_CLERK}'"),
+    Case("masked-null-is-null", "ana", "SELECT count(*) AS n FROM supply.supplier WHERE s_acctbal IS NULL OR s_acctbal > 0"),
+    Case("masked-redact-equality", "ana", "SELECT sum(CASE WHEN s_phone = '(redacted)' THEN 1 ELSE 0 END) AS r, "
+                                          "sum(CASE WHEN s_phone LIKE '2%' THEN 1 ELSE 0 END) AS p FROM supply.supplier"),
     Case("masked-dictionary-join-email", "ana",
          f"SELECT count(*) AS n FROM customers.customer c JOIN {values_list(VISIBLE_EMAILS, 'e')} ON c.c_email = v.e"),
     Case("masked-dictionary-join-price", "carl",
@@ -190,6 +228,10 @@ DENIED = [
                                "sales.orders WHERE o_remarks LIKE '%a%')", "o_remarks")),
     Case("denied-order-by", "ana", "SELECT c_custkey FROM customers.customer ORDER BY c_comment", expect="alike",
          unknown=("c_comment", "SELECT c_custkey FROM customers.customer ORDER BY c_remarks", "c_remarks")),
+    Case("denied-typo-suggestion", "ana", "SELECT c_commen FROM customers.customer", expect="error",
+         leaks=["c_comment"]),
+    Case("denied-typo-suggestion-orders", "carl", "SELECT o_commen FROM sales.orders", expect="error",
+         leaks=["o_comment"]),
     Case("denied-aggregate", "sam", "SELECT count(DISTINCT c_comment) FROM customers.customer", expect="alike",
          unknown=("c_comment", "SELECT count(DISTINCT c_remarks) FROM customers.customer", "c_remarks")),
     Case("denied-information-schema", "ana",

@@ -11,7 +11,6 @@ Every refusal must be UNAUTHENTICATED with one message (`invalid credentials`, o
 from __future__ import annotations
 
 import base64
-import json
 import time
 
 import adbc_driver_manager
@@ -49,11 +48,17 @@ INVALID = "invalid credentials"
 REQUIRED = "credentials required"
 
 
-def _unauthenticated(fn, message=INVALID):
+def _says(err, *messages) -> bool:
+    """The server message is one of `messages`, possibly followed by ': <advice>'."""
+    msg = server_message(err)
+    return any(msg == m or msg.startswith(m + ": ") for m in messages)
+
+
+def _unauthenticated(fn, *messages):
     with pytest.raises(FLIGHT_ERRORS) as ei:
         fn()
     assert flight_grpc_code(ei.value) == "UNAUTHENTICATED", describe_exc(ei.value)
-    assert server_message(ei.value) == message, describe_exc(ei.value)
+    assert _says(ei.value, *(messages or (INVALID,))), describe_exc(ei.value)
     return ei.value
 
 
@@ -101,7 +106,7 @@ BASIC_HEADERS = {
     "unpadded": (basic_authorization("carl", "carl-demo", pad=False), True),  # the Go driver's encoding
     "garbage-base64": ("Basic !!!not*base64!!!", False),
     "no-colon": ("Basic " + base64.b64encode(b"carlcarl-demo").decode(), False),
-    "empty": ("Basic ", False),
+    "empty": ("Basic ", False),  # may count as no credentials at all
     "wrong-password": (basic_authorization("carl", "carl-demo-x"), False),
     "bearer-garbage": ("Bearer not-a-token", False),
     "unknown-scheme": ("Digest carl", False),  # may count as no credentials at all
@@ -120,8 +125,8 @@ def test_basic_header_on_any_call(demo_server, case):
             with pytest.raises(FLIGHT_ERRORS) as ei:
                 _info(client, COUNT_CUSTOMERS, auth_options(header))
             assert flight_grpc_code(ei.value) == "UNAUTHENTICATED", describe_exc(ei.value)
-            allowed = {INVALID, REQUIRED} if case == "unknown-scheme" else {INVALID}
-            assert server_message(ei.value) in allowed, describe_exc(ei.value)
+            allowed = (INVALID, REQUIRED) if case in ("unknown-scheme", "empty") else (INVALID,)
+            assert _says(ei.value, *allowed), describe_exc(ei.value)
     finally:
         client.close()
 
@@ -198,7 +203,8 @@ def test_doget_needs_the_bearer(demo_server, authorization):
     try:
         ticket = _ticket(ana)
         _unauthenticated(lambda: bare.do_get(ticket, auth_options(authorization)).read_all(),
-                         REQUIRED if authorization is None else INVALID)
+                         *((REQUIRED,) if authorization is None else (INVALID, REQUIRED) if authorization == "Bearer "
+                           else (INVALID,)))
     finally:
         ana.close()
         bare.close()
@@ -265,14 +271,18 @@ def test_forged_and_tampered_tickets(demo_server):
     try:
         sql = "SELECT c_custkey FROM customers.customer"
         good = _ticket(ana, sql).ticket
-        for bad in _tampered(good, sql) + _forged():
-            with pytest.raises(FLIGHT_ERRORS) as ei:
-                ana.do_get(flight.Ticket(bad)).read_all()
-            assert flight_grpc_code(ei.value) in ("INVALID_ARGUMENT", "UNAUTHENTICATED"), describe_exc(ei.value)
-            assert "SELECT" not in server_message(ei.value), describe_exc(ei.value)
+        wrong = []
+        for i, bad in enumerate(_tampered(good, sql) + _forged()):
+            try:
+                t = ana.do_get(flight.Ticket(bad)).read_all()
+                wrong.append((i, bad[:40], f"redeemed: {t.num_rows} rows"))
+            except FLIGHT_ERRORS as e:
+                if flight_grpc_code(e) not in ("INVALID_ARGUMENT", "UNAUTHENTICATED") or "SELECT" in server_message(e):
+                    wrong.append((i, bad[:40], describe_exc(e)))
+        assert not wrong, "\n".join(map(repr, wrong))
+    finally:
         assert flight_sql_query(ana, COUNT_CUSTOMERS).column("n").to_pylist() == \
             [govmodel.scalar("ana", "SELECT count(*) FROM customers.customer")]  # still serving
-    finally:
         ana.close()
 
 
@@ -281,17 +291,37 @@ def _flip(token: str, at: int) -> str:
     return token[:at] + ("A" if c != "A" else "B") + token[at + 1:]
 
 
+def _b64decode(part: str) -> bytes | None:
+    try:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except ValueError:
+        return None
+
+
+def _escalated(token: str) -> list[str]:
+    """The token with the principal's claims rewritten in place (same lengths, so any
+    encoding stays well-formed) and the original signature: analyst -> steward, ana -> sam."""
+    out = []
+    parts = token.split(".")
+    for i, part in enumerate(parts):
+        raw = _b64decode(part)
+        if not raw:
+            continue
+        for a, b in ((b"analyst", b"steward"), (b"ana", b"sam")):
+            if a in raw:
+                forged = base64.urlsafe_b64encode(raw.replace(a, b)).decode().rstrip("=")
+                out.append(".".join(parts[:i] + [forged] + parts[i + 1:]))
+    return out
+
+
 def test_tampered_bearer(demo_server):
     token = basic_handshake(demo_server.uri, "ana")[1].decode()[len("Bearer "):]
-    variants = [_flip(token, len(token) // 2), _flip(token, len(token) - 2), token[:-4], token + "x", "x" + token]
-    if token.count(".") == 2:  # JWT-shaped: try to become the steward with the same signature
-        head, body, sig = token.split(".")
-        claims = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
-        swapped = json.loads(json.dumps(claims).replace('"ana"', '"stella"'))
-        variants.append(".".join([head, base64.urlsafe_b64encode(json.dumps(swapped).encode()).decode().rstrip("="), sig]))
+    variants = [_flip(token, len(token) // 2), _flip(token, len(token) - 2), token[:-4], "x" + token]
+    escalations = _escalated(token)
+    assert escalations, f"no principal claims found in the token to tamper with: {token}"
     client = flight.FlightClient(demo_server.uri)
     try:
-        for bad in variants:
+        for bad in variants + escalations:
             _unauthenticated(lambda: _info(client, COUNT_CUSTOMERS, auth_options(f"Bearer {bad}")))
         assert _run(client, COUNT_CUSTOMERS, auth_options(f"Bearer {token}")).num_rows == 1
     finally:
@@ -319,8 +349,8 @@ def short_server(start_server, meshgate_bin, tmp_path_factory):
         },
         "governance": {"policies": [{
             "grants": [{"id": "analysts", "effect": "permit", "when": "'analyst' in principal.groups"}],
-            "row_filters": [{"id": "all", "mode": "permissive", "filter": "true"}],
-            "columns": [{"id": "all", "select": "*", "action": "allow"}],
+            "row_filters": [{"id": "all-rows", "mode": "permissive", "filter": "true"}],
+            "columns": [{"id": "all-columns", "select": "*", "action": "allow"}],
         }]},
         "domains": {"geo": {"owner": "qa@example.com", "products": [
             {"name": "region", "location": f"{DATA / 'customers' / 'region'}/", "format": "parquet"},

@@ -100,25 +100,29 @@ class Idp:
         elif self.kind == "ES256":
             (root / "idp-ec.pem").write_bytes(_pem(self.ec))
             block.update(algorithms=["ES256"], public_key_file=str(root / "idp-ec.pem"))
-        else:
+        else:  # JWKS: two RSA keys; JWKS-mixed: an RSA and an EC key, both algorithms pinned
+            second = (dict(jwt.algorithms.ECAlgorithm.to_jwk(self.ec.public_key(), as_dict=True),
+                           kid="k-ec", use="sig", alg="ES256") if self.kind == "JWKS-mixed" else
+                      dict(jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa_other.public_key(), as_dict=True),
+                           kid="k-rsa2", use="sig", alg="RS256"))
             keys = [dict(jwt.algorithms.RSAAlgorithm.to_jwk(self.rsa.public_key(), as_dict=True),
-                         kid="k-rsa", use="sig", alg="RS256"),
-                    dict(jwt.algorithms.ECAlgorithm.to_jwk(self.ec.public_key(), as_dict=True),
-                         kid="k-ec", use="sig", alg="ES256")]
+                         kid="k-rsa", use="sig", alg="RS256"), second]
             (root / "jwks.json").write_text(json.dumps({"keys": keys}))
-            block.update(algorithms=["RS256", "ES256"], jwks_file=str(root / "jwks.json"))
+            block.update(algorithms=["RS256", "ES256"] if self.kind == "JWKS-mixed" else ["RS256"],
+                         jwks_file=str(root / "jwks.json"))
         return block
 
     def token(self, claims: dict, *, wrong_key: bool = False, kid: str | None = None) -> str:
         if self.kind == "HS256":
             return jwt.encode(claims, JWT_SECRET + ("x" if wrong_key else ""), algorithm="HS256")
-        if self.kind in ("RS256", "JWKS"):
-            return jwt.encode(claims, self.rsa_other if wrong_key else self.rsa, algorithm="RS256",
-                              headers={"kid": kid or "k-rsa"} if self.kind == "JWKS" else None)
-        return jwt.encode(claims, self.ec_other if wrong_key else self.ec, algorithm="ES256")
+        if self.kind == "ES256":
+            return jwt.encode(claims, self.ec_other if wrong_key else self.ec, algorithm="ES256")
+        # a JWKS's second RSA key is rsa_other: the wrong key for kid k-rsa
+        return jwt.encode(claims, self.rsa_other if wrong_key else self.rsa, algorithm="RS256",
+                          headers={"kid": kid or "k-rsa"} if self.kind.startswith("JWKS") else None)
 
-    def ec_token(self, claims: dict, kid: str) -> str:
-        return jwt.encode(claims, self.ec, algorithm="ES256", headers={"kid": kid})
+    def signed_with(self, claims: dict, key, algorithm: str, kid: str) -> str:
+        return jwt.encode(claims, key, algorithm=algorithm, headers={"kid": kid})
 
     def confused(self, claims: dict) -> str:
         """Algorithm confusion: HS256 keyed with the public key (HS256 server: an RS256 token)."""
@@ -204,9 +208,22 @@ def test_jwt_claims_drive_row_filters(idp_server, segment, region):
 def test_jwks_picks_the_key_by_kid(idp_server):
     srv, idp = idp_server
     sql = "SELECT count(*) AS n FROM crm.region"
-    assert _as(srv, idp.ec_token(jwt_claims(), "k-ec"), sql).to_pylist() == [{"n": 5}]
-    _rejected(srv, idp.ec_token(jwt_claims(), "k-rsa"))  # the kid names the RSA key
-    _rejected(srv, idp.token(jwt_claims(), kid="k-ec"))  # an RS256 token naming the EC key
+    assert _as(srv, idp.signed_with(jwt_claims(), idp.rsa_other, "RS256", "k-rsa2"), sql).to_pylist() == [{"n": 5}]
+    assert _as(srv, idp.signed_with(jwt_claims(), idp.rsa, "RS256", "k-rsa"), sql).to_pylist() == [{"n": 5}]
+    _rejected(srv, idp.signed_with(jwt_claims(), idp.rsa, "RS256", "k-rsa2"))  # the kid names the other key
+    _rejected(srv, idp.signed_with(jwt_claims(), idp.ec, "ES256", "k-rsa"))  # ES256 is not pinned
+    _rejected(srv, idp.signed_with(jwt_claims(), idp.rsa, "RS256", "k-unknown"))
+
+
+@pytest.mark.parametrize("idp_server", ["JWKS-mixed"], indirect=True)
+def test_jwks_with_rsa_and_ec_keys(idp_server):
+    """algorithms: [RS256, ES256] with one key of each in the JWKS: both kinds of token work."""
+    srv, idp = idp_server
+    sql = "SELECT count(*) AS n FROM crm.region"
+    assert _as(srv, idp.signed_with(jwt_claims(), idp.ec, "ES256", "k-ec"), sql).to_pylist() == [{"n": 5}]
+    assert _as(srv, idp.signed_with(jwt_claims(), idp.rsa, "RS256", "k-rsa"), sql).to_pylist() == [{"n": 5}]
+    _rejected(srv, idp.signed_with(jwt_claims(), idp.ec, "ES256", "k-rsa"))  # kid of the RSA key
+    _rejected(srv, idp.confused(jwt_claims()))
 
 
 def _bad_tokens(idp: Idp) -> dict[str, str]:
@@ -224,8 +241,6 @@ def _bad_tokens(idp: Idp) -> dict[str, str]:
         "signature-stripped": idp.token(good).rsplit(".", 1)[0] + ".",
         "garbage": "abc.def.ghi",
     }
-    if idp.kind == "JWKS":
-        out["unknown-kid"] = idp.token(good, kid="k-unknown")
     return out
 
 
@@ -233,13 +248,10 @@ BAD_TOKEN_CASES = ["alg-none", "alg-None", "wrong-key", "alg-confusion", "expire
                    "wrong-audience", "wrong-issuer", "signature-stripped", "garbage"]
 
 
-@pytest.mark.parametrize("case", BAD_TOKEN_CASES + ["unknown-kid"])
+@pytest.mark.parametrize("case", BAD_TOKEN_CASES)
 def test_jwt_rejected(idp_server, case):
     srv, idp = idp_server
-    tokens = _bad_tokens(idp)
-    if case not in tokens:
-        pytest.skip(f"{case} applies to JWKS only")
-    _rejected(srv, tokens[case])
+    _rejected(srv, _bad_tokens(idp)[case])
     assert _as(srv, idp.token(jwt_claims()), "SELECT count(*) AS n FROM crm.region").to_pylist() == [{"n": 5}]
 
 

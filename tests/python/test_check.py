@@ -1,4 +1,6 @@
-"""`meshgate check` and config validation: every error, with its path, in one run."""
+"""`meshgate check` and config validation: every error, with its path, in one run —
+product descriptors and stores, and policy errors (unknown column or attribute, a filter
+that is not boolean, subqueries, volatile functions, aggregates, duplicate rule ids)."""
 
 from __future__ import annotations
 
@@ -269,3 +271,58 @@ def test_serve_without_config_serves_demo_mesh(meshgate_bin, log_dir):
             client.close()
     finally:
         srv.stop(check=True)
+
+
+# --------------------------------------------------------------------------------------
+# policy errors (docs/governance.md): each fails the load, reported with its path
+# --------------------------------------------------------------------------------------
+
+POLICY_MISTAKES = {
+    # rule -> needles its report line must contain (case-insensitive)
+    "unknown-column": ({"id": "f1", "mode": "permissive", "filter": "nope_col = 1"}, ["row_filters[0]", "nope_col"]),
+    "not-boolean": ({"id": "f2", "mode": "permissive", "filter": "r_regionkey + 1"}, ["row_filters[1]", "boolean"]),
+    "unknown-attribute": ({"id": "f3", "mode": "permissive", "filter": "r_regionkey = principal.shoe_size"},
+                          ["row_filters[2]", "shoe_size"]),
+    "subquery": ({"id": "f4", "mode": "permissive", "filter": "r_regionkey IN (SELECT 1)"},
+                 ["row_filters[3]", "subquer"]),
+    "volatile": ({"id": "f5", "mode": "permissive", "filter": "random() > 0.5"}, ["row_filters[4]", "random"]),
+    "aggregate": ({"id": "f6", "mode": "permissive", "filter": "count(*) > 1"}, ["row_filters[5]"]),
+    "duplicate-id": ({"id": "f1", "mode": "permissive", "filter": "true"}, ["row_filters[6]", "duplicate", "f1"]),
+}
+
+
+def _policy_mesh(tmp_path, rules, *, in_domain=False) -> str:
+    policy = {"grants": [{"id": "g", "effect": "permit"}], "row_filters": rules,
+              "columns": [{"id": "c", "select": "*", "action": "allow"}]}
+    domain = {"owner": "qa@example.com",
+              "products": [{"name": "region", "location": f"{DATA / 'customers' / 'region'}/", "format": "parquet"}]}
+    doc = {"catalog": "mesh", "auth": {"anonymous": {"name": "t", "groups": ["analyst"]}},
+           "governance": {"attributes": {"region_key": "int64"}, "policies": [] if in_domain else [policy]},
+           "domains": {"geo": dict(domain, policies=[policy]) if in_domain else domain}}
+    return write_yaml(tmp_path / "mesh.yaml", doc)
+
+
+@pytest.mark.parametrize("in_domain", [False, True], ids=["mesh-wide", "domain"])
+def test_policy_errors_are_reported_with_their_path(meshgate_bin, tmp_path, log_dir, in_domain):
+    cfg = _policy_mesh(tmp_path, [rule for rule, _ in POLICY_MISTAKES.values()], in_domain=in_domain)
+    res = run_meshgate(meshgate_bin, "check", "--config", str(cfg))
+    out = _out(res)
+    assert res.returncode == 1, out
+    prefix = "domains.geo.policies[0]" if in_domain else "governance.policies[0]"
+    missing = [name for name, (_, needles) in POLICY_MISTAKES.items() if not _line_with(out, prefix, *needles)]
+    assert not missing, f"not reported: {missing}\n--- output ---\n{out}"
+    srv = Server(meshgate_bin, cfg, log_dir=log_dir, name="bad-policy")
+    try:
+        with pytest.raises(ServerStartError) as ei:
+            srv.start()
+    finally:
+        if srv.proc is not None and srv.proc.poll() is None:  # it started after all
+            srv.stop(check=False)
+    assert ei.value.returncode not in (None, 0) and "meshgate listening on" not in ei.value.stdout
+
+
+def test_valid_policy_mesh_passes(meshgate_bin, tmp_path):
+    """Control: the same mesh with a valid rule loads, so the failures above are the rules'."""
+    cfg = _policy_mesh(tmp_path, [{"id": "ok", "mode": "permissive", "filter": "r_regionkey = principal.region_key"}])
+    res = run_meshgate(meshgate_bin, "check", "--config", str(cfg))
+    assert res.returncode == 0, _out(res)

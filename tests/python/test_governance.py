@@ -388,6 +388,7 @@ LAB_MESH_WIDE = {
     "grants": [
         {"id": "analysts", "effect": "permit", "when": "'analyst' in principal.groups"},
         {"id": "no-places", "effect": "forbid", "products": ["places"], "when": "'analyst' in principal.groups"},
+        {"id": "retired-hidden", "effect": "forbid", "products": {"status": ["retired"]}},
     ],
     "columns": [
         {"id": "pii-hashed", "select": {"tags": ["pii.*"]}, "action": {"mask": "keyed_hash"}},
@@ -439,6 +440,7 @@ def lab(start_server, tmp_path_factory):
                 {"name": "places", "location": region, "format": "parquet", "schema": REGION_SCHEMA},
                 {"name": "ghosts", "location": region, "format": "parquet", "schema": REGION_SCHEMA},
                 {"name": "strict", "location": region, "format": "parquet", "schema": REGION_SCHEMA},
+                {"name": "archive", "status": "retired", "location": region, "format": "parquet", "schema": REGION_SCHEMA},
             ],
         }},
     }
@@ -519,6 +521,8 @@ def test_lab_mesh_wide_deny_and_forbid_not_loosened(lab):
     hidden, unknown = lab.error(None, "SELECT * FROM lab.places"), lab.error(None, "SELECT * FROM lab.palaces")
     assert flight_grpc_code(hidden) == "NOT_FOUND", describe_exc(hidden)
     assert_fails_alike(hidden, "lab.places", unknown, "lab.palaces")
+    retired, unknown = lab.error(None, "SELECT * FROM lab.archive"), lab.error(None, "SELECT * FROM lab.archives")
+    assert_fails_alike(retired, "lab.archive", unknown, "lab.archives")  # forbid by status
     _, tables, _ = flight_command(lab.client(None), cmd_get_tables(catalog="mesh", db_schema_filter_pattern="lab"))
     assert set(tables.column("table_name").to_pylist()) == {"people", "ghosts", "strict"}
 

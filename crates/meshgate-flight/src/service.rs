@@ -147,6 +147,15 @@ impl FlightSqlService for MeshFlightSqlService {
         Ok(response)
     }
 
+    async fn do_get_fallback(
+        &self,
+        _request: Request<Ticket>,
+        _message: arrow_flight::sql::Any,
+    ) -> Result<Response<DoGetStream>, Status> {
+        // A ticket we did not issue (garbage, or a tampered type name): a client error.
+        Err(FlightError::InvalidTicket("ticket is not valid".into()).into())
+    }
+
     async fn get_flight_info_statement(
         &self,
         query: CommandStatementQuery,

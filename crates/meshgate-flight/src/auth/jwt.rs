@@ -113,6 +113,10 @@ impl JwtVerifier {
             return None;
         }
         let hmac = header.alg == Algorithm::HS256;
+        // Validate with the token's own (pinned) algorithm: the key chosen below is of
+        // that family, and jsonwebtoken refuses a list mixing families.
+        let mut validation = self.validation.clone();
+        validation.algorithms = vec![header.alg];
         let claims = self.keys.iter().find_map(|keys| {
             let key = match (keys, hmac) {
                 (Keys::Secret(key), true) => key.clone(),
@@ -120,7 +124,7 @@ impl JwtVerifier {
                 (Keys::Jwks(set), false) => DecodingKey::from_jwk(set.find(header.kid.as_deref()?)?).ok()?,
                 _ => return None,
             };
-            decode::<serde_json::Value>(token, &key, &self.validation).ok()
+            decode::<serde_json::Value>(token, &key, &validation).ok()
         })?;
         let claims = claims.claims;
         let name = claims.get(&self.name_claim)?.as_str()?.to_owned();
