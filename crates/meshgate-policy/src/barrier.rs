@@ -1,11 +1,22 @@
 //! `BarrierExec`: the top of every governed scan. Nothing from above crosses it:
 //! no filter, projection or limit pushdown, no sort pushdown, and its statistics are
 //! unknown, so nothing is answered from the raw files' statistics.
+//!
+//! One exception, when the principal may see every row of the product ("transparent"):
+//! then nothing below is hidden except masked values, so filters over unmasked columns
+//! may pass down (for pruning and join filters) and inexact row counts and unmasked
+//! column statistics may pass up (for join order).
 
 use std::sync::Arc;
 
+use std::collections::HashSet;
+
+use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::stats::Precision;
+use datafusion::common::{ColumnStatistics, DataFusionError, Result, Statistics};
+use datafusion::physical_plan::filter_pushdown::{ChildFilterDescription, FilterDescription, FilterPushdownPhase};
+use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
@@ -16,12 +27,14 @@ pub struct BarrierExec {
     product: Arc<str>,
     input: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
+    /// `Some(unmasked per output column)` when no row is hidden from the principal.
+    transparent: Option<Arc<[bool]>>,
 }
 
 impl BarrierExec {
-    pub fn new(product: Arc<str>, input: Arc<dyn ExecutionPlan>) -> Self {
+    pub fn new(product: Arc<str>, input: Arc<dyn ExecutionPlan>, transparent: Option<Vec<bool>>) -> Self {
         let properties = Arc::clone(input.properties());
-        Self { product, input, properties }
+        Self { product, input, properties, transparent: transparent.map(Arc::from) }
     }
 
     /// The governed product, as `domain.product`.
@@ -71,7 +84,9 @@ impl ExecutionPlan for BarrierExec {
         let input = children.swap_remove(0);
         Ok(Arc::new(match options.children_properties {
             ChildrenPropertiesMode::Keep => Self { input, ..Self::clone(&self) },
-            ChildrenPropertiesMode::Recompute => Self::new(Arc::clone(&self.product), input),
+            ChildrenPropertiesMode::Recompute => {
+                Self { properties: Arc::clone(input.properties()), input, ..Self::clone(&self) }
+            }
         }))
     }
 
@@ -83,7 +98,44 @@ impl ExecutionPlan for BarrierExec {
         self.input.execute(partition, context)
     }
 
-    // Statistics: the defaults report unknown and never ask the child.
-    // Filter pushdown: the default refuses every parent filter.
+    fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
+        match self.transparent {
+            Some(_) => vec![ChildStats::At(partition)],
+            None => vec![ChildStats::Skip],
+        }
+    }
+
+    fn statistics_from_inputs(&self, input_stats: &[Arc<Statistics>], _args: &StatisticsArgs) -> Result<Arc<Statistics>> {
+        let schema = self.schema();
+        let (Some(unmasked), Some(input)) = (&self.transparent, input_stats.first()) else {
+            return Ok(Arc::new(Statistics::new_unknown(&schema)));
+        };
+        let mut stats = input.as_ref().clone().to_inexact();
+        for (column, unmasked) in stats.column_statistics.iter_mut().zip(unmasked.iter()) {
+            if !unmasked {
+                *column = ColumnStatistics::new_unknown();
+            }
+        }
+        // Byte sizes would be derived from raw (unmasked) values.
+        if unmasked.iter().any(|unmasked| !unmasked) {
+            stats.total_byte_size = Precision::Absent;
+        }
+        Ok(Arc::new(stats))
+    }
+
+    fn gather_filters_for_pushdown(
+        &self,
+        _phase: FilterPushdownPhase,
+        parent_filters: Vec<Arc<dyn PhysicalExpr>>,
+        _config: &ConfigOptions,
+    ) -> Result<FilterDescription> {
+        let Some(unmasked) = &self.transparent else {
+            return Ok(FilterDescription::all_unsupported(&parent_filters, &self.children()));
+        };
+        let allowed: HashSet<usize> = unmasked.iter().enumerate().filter(|(_, u)| **u).map(|(i, _)| i).collect();
+        let child = ChildFilterDescription::from_child_with_allowed_indices(&parent_filters, allowed, &self.input)?;
+        Ok(FilterDescription::new().with_child(child))
+    }
+
     // Projection, limit and sort pushdown: the defaults refuse.
 }

@@ -33,22 +33,32 @@ pub struct GovernedTable {
     entry: Arc<ProductEntry>,
     schema: SchemaRef,
     filter: Expr,
+    /// The row filter keeps every row: no row is hidden from this principal.
+    all_rows: bool,
     outputs: Vec<Output>,
 }
 
 impl GovernedTable {
-    pub(crate) fn new(entry: Arc<ProductEntry>, schema: SchemaRef, filter: Expr, outputs: Vec<Output>) -> Self {
-        Self { entry, schema, filter, outputs }
+    pub(crate) fn new(entry: Arc<ProductEntry>, schema: SchemaRef, filter: Expr, all_rows: bool, outputs: Vec<Output>) -> Self {
+        Self { entry, schema, filter, all_rows, outputs }
+    }
+
+    fn unmasked(&self, name: &str) -> bool {
+        self.outputs.iter().any(|o| o.unmasked && o.name == name)
     }
 
     pub fn product(&self) -> &ProductEntry {
         &self.entry
     }
 
-    /// Whether `expr` may be evaluated on hidden rows: a comparison of an unmasked
-    /// column with a literal of exactly its type, which can neither fail nor observe
-    /// anything but its own result.
+    /// Whether `expr` may be evaluated below the row filter. When no row is hidden,
+    /// any deterministic expression over unmasked columns may: it sees only what the
+    /// principal sees. Otherwise only a comparison of an unmasked column with a literal
+    /// of exactly its type, which can neither fail nor observe anything but its result.
     fn prunable(&self, expr: &Expr) -> bool {
+        if self.all_rows {
+            return !expr.is_volatile() && expr.column_refs().iter().all(|column| self.unmasked(&column.name));
+        }
         let raw = self.entry.table.schema();
         let unmasked_type = |expr: &Expr| match expr {
             Expr::Column(column) => self
@@ -136,10 +146,13 @@ impl TableProvider for GovernedTable {
         let predicate = state.create_physical_expr(self.filter.clone(), &source_schema)?;
         let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate, source)?);
         let mut expressions = Vec::with_capacity(wanted.len());
-        for output in wanted {
+        for output in &wanted {
             expressions.push((state.create_physical_expr(output.expr.clone(), &source_schema)?, output.name.clone()));
         }
+        // With no row hidden, the barrier may let statistics and filters on unmasked
+        // columns through: they describe only what the principal can see.
+        let transparent = self.all_rows.then(|| wanted.iter().map(|o| o.unmasked).collect());
         let masked: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(expressions, filtered)?);
-        Ok(Arc::new(BarrierExec::new(self.entry.product.qualified_name().into(), masked)))
+        Ok(Arc::new(BarrierExec::new(self.entry.product.qualified_name().into(), masked, transparent)))
     }
 }

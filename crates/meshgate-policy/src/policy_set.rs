@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
-use datafusion::common::{DFSchema, Result};
+use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Expr, ScalarUDF, lit};
 use meshgate_catalog::ProductEntry;
@@ -123,17 +123,23 @@ impl PolicySet {
     }
 
     /// The row filter over the product's raw columns: (OR of permissive) AND (AND of
-    /// restrictive); FALSE when no permissive filter applies.
-    pub(crate) fn row_filter(&self, principal: &Principal, entry: &ProductEntry, raw: &DFSchema) -> Result<Expr> {
+    /// restrictive); FALSE when no permissive filter applies. Also whether it keeps
+    /// every row (a permissive `true` and nothing restrictive): then the principal may
+    /// see all rows and nothing is hidden from them.
+    pub(crate) fn row_filter(&self, principal: &Principal, entry: &ProductEntry, raw: &DFSchema) -> Result<(Expr, bool)> {
         let product = &entry.product;
         let mut permissive: Option<Expr> = None;
         let mut restrictive: Option<Expr> = None;
+        let mut keeps_all = false;
         for filter in self.row_filters.iter().filter(|f| all_match(&f.head.selectors, product)) {
             let loosens = filter.mode == FilterMode::Permissive;
             if !filter.head.applies(principal, loosens) {
                 continue;
             }
             let expr = filter.filter.to_expr(&self.state, raw, Some(principal), &self.attributes)?;
+            if loosens && matches!(&expr, Expr::Literal(ScalarValue::Boolean(Some(true)), _)) {
+                keeps_all = true;
+            }
             // NULL counts as false.
             let expr = expr.is_true();
             if loosens {
@@ -150,8 +156,8 @@ impl PolicySet {
         }
         let filter = permissive.unwrap_or_else(|| lit(false));
         Ok(match restrictive {
-            Some(restrictive) => filter.and(restrictive),
-            None => filter,
+            Some(restrictive) => (filter.and(restrictive), false),
+            None => (filter, keeps_all),
         })
     }
 
@@ -162,7 +168,7 @@ impl PolicySet {
         }
         let raw_schema = entry.table.schema();
         let raw = DFSchema::try_from(raw_schema.as_ref().clone())?;
-        let filter = self.row_filter(principal, entry, &raw)?;
+        let (filter, all_rows) = self.row_filter(principal, entry, &raw)?;
         let hash = self.hashes.get(&entry.product.domain).cloned().unwrap_or_else(|| crate::masks::KeyedHash::udf(Arc::from(vec![0u8; 0])));
         let mut outputs = Vec::new();
         let mut fields = Vec::new();
@@ -186,7 +192,7 @@ impl PolicySet {
             outputs.push(crate::governed_table::Output { name: field.name().clone(), expr, raw_index: index, unmasked });
         }
         let schema: SchemaRef = Arc::new(Schema::new(fields));
-        Ok(Some(crate::GovernedTable::new(Arc::clone(entry), schema, filter, outputs)))
+        Ok(Some(crate::GovernedTable::new(Arc::clone(entry), schema, filter, all_rows, outputs)))
     }
 }
 
