@@ -4,8 +4,8 @@
 //!
 //! One exception, when the principal may see every row of the product ("transparent"):
 //! then nothing below is hidden except masked values, so filters over unmasked columns
-//! may pass down (for pruning and join filters) and inexact row counts and unmasked
-//! column statistics may pass up (for join order).
+//! may pass down (for pruning and join filters) and row counts and unmasked column
+//! statistics may pass up (for join order).
 
 use std::sync::Arc;
 
@@ -110,7 +110,10 @@ impl ExecutionPlan for BarrierExec {
         let (Some(unmasked), Some(input)) = (&self.transparent, input_stats.first()) else {
             return Ok(Arc::new(Statistics::new_unknown(&schema)));
         };
-        let mut stats = input.as_ref().clone().to_inexact();
+        // Every row is visible, so counts and unmasked column statistics are exactly
+        // what the principal could compute; masked columns' statistics would describe
+        // raw values.
+        let mut stats = input.as_ref().clone();
         for (column, unmasked) in stats.column_statistics.iter_mut().zip(unmasked.iter()) {
             if !unmasked {
                 *column = ColumnStatistics::new_unknown();

@@ -143,8 +143,13 @@ impl TableProvider for GovernedTable {
         let prunable: Vec<Expr> = filters.iter().filter(|f| self.prunable(f)).cloned().collect();
         let source = self.entry.table.scan(state, Some(&raw_projection), &prunable, None).await?;
         let source_schema = DFSchema::try_from(source.schema().as_ref().clone())?;
-        let predicate = state.create_physical_expr(self.filter.clone(), &source_schema)?;
-        let filtered: Arc<dyn ExecutionPlan> = Arc::new(FilterExec::try_new(predicate, source)?);
+        // A filter that keeps every row is left out: it would only blur the statistics.
+        let filtered: Arc<dyn ExecutionPlan> = if self.all_rows {
+            source
+        } else {
+            let predicate = state.create_physical_expr(self.filter.clone(), &source_schema)?;
+            Arc::new(FilterExec::try_new(predicate, source)?)
+        };
         let mut expressions = Vec::with_capacity(wanted.len());
         for output in &wanted {
             expressions.push((state.create_physical_expr(output.expr.clone(), &source_schema)?, output.name.clone()));
