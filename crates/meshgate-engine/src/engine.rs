@@ -20,6 +20,7 @@ use meshgate_catalog::MeshSnapshot;
 use meshgate_policy::{GovernedCatalog, MeshView, PolicyError, PolicySet, Principal, render_physical, verify_plan};
 
 use crate::error::EngineError;
+use crate::plan_cache::PlanCache;
 use crate::sql_guard::{check_statement, is_url_table};
 
 /// The schema name no domain may take; unqualified names resolve against it and fail
@@ -45,6 +46,7 @@ pub struct Engine {
     snapshot: Arc<MeshSnapshot>,
     policy: Arc<PolicySet>,
     state: SessionState,
+    plans: Arc<PlanCache>,
 }
 
 /// A planned query.
@@ -94,7 +96,7 @@ impl Engine {
             .with_runtime_env(Arc::clone(snapshot.runtime()))
             .with_default_features()
             .build();
-        Self { snapshot, policy, state }
+        Self { snapshot, policy, state, plans: Arc::default() }
     }
 
     pub fn snapshot(&self) -> &Arc<MeshSnapshot> {
@@ -128,6 +130,11 @@ impl Engine {
     /// Parses, checks and plans `sql` as `principal`. Refuses anything but read-only
     /// queries over the products they may read; names unknown (or hidden) tables.
     pub async fn plan(&self, principal: &Arc<Principal>, sql: &str) -> Result<Query, EngineError> {
+        let key = PlanCache::key(principal, sql);
+        if let Some((plan, mut state)) = self.plans.get(&key) {
+            state.mark_start_execution();
+            return Ok(Query { kind: QueryKind::Plan { plan, state } });
+        }
         let view = self.view(Arc::clone(principal));
         let mut state = self.session_for(&view);
         // Fixes now() and friends for this query, as SessionContext::sql does.
@@ -150,6 +157,7 @@ impl Engine {
         }
         let plan = state.statement_to_plan(statement).await?;
         verify_read_only(&plan)?;
+        self.plans.insert(key, plan.clone(), state.clone());
         Ok(Query { kind: QueryKind::Plan { plan, state } })
     }
 

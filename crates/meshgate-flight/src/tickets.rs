@@ -95,7 +95,8 @@ impl TicketSigner {
 /// Binds tickets to the principal: name, groups and attributes.
 fn fingerprint(principal: &Principal) -> String {
     use sha2::Digest;
-    let digest = Sha256::digest(principal.to_string().as_bytes());
+    // Debug quotes every name and group, so two different principals never collide.
+    let digest = Sha256::digest(format!("{principal:?}").as_bytes());
     digest.iter().take(16).map(|byte| format!("{byte:02x}")).collect()
 }
 
@@ -125,6 +126,13 @@ mod tests {
         let mut promoted = ana.clone();
         promoted.groups.push("steward".into());
         assert!(signer.verify(&ticket, &promoted, Purpose::Ticket).is_err());
+        // Group names that print alike still bind differently.
+        let mut two = Principal::new("ana");
+        two.groups = vec!["a".into(), "b".into()];
+        let mut one = Principal::new("ana");
+        one.groups = vec!["a, b".into()];
+        let bound = signer.sign("SELECT 1", &two, Purpose::Ticket);
+        assert!(signer.verify(&bound, &one, Purpose::Ticket).is_err());
         assert!(signer.verify(&ticket, &ana, Purpose::PreparedStatement).is_err());
         let other = TicketSigner::new(b"other".to_vec(), Duration::from_secs(60));
         assert!(other.verify(&ticket, &ana, Purpose::Ticket).is_err());

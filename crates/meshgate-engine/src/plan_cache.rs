@@ -1,0 +1,42 @@
+//! Logical plans of recent statements, per principal: Flight SQL clients plan a
+//! statement up to three times per execution (prepare, GetFlightInfo, DoGet). A plan
+//! holds the principal's governed tables, so the key includes the whole principal and
+//! a plan never serves anyone else. Optimization and physical planning still run per
+//! execution, so `now()` and file listings are fresh. The cache lives in the engine,
+//! which a reload replaces.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
+use meshgate_policy::Principal;
+
+/// Entries kept before the cache starts over.
+const CAPACITY: usize = 512;
+
+#[derive(Debug, Default)]
+pub(crate) struct PlanCache {
+    plans: Mutex<HashMap<(String, String), (LogicalPlan, SessionState)>>,
+}
+
+impl PlanCache {
+    pub fn key(principal: &Principal, sql: &str) -> (String, String) {
+        // Debug quotes every name, so two different principals never share a key.
+        (format!("{principal:?}"), sql.to_owned())
+    }
+
+    pub fn get(&self, key: &(String, String)) -> Option<(LogicalPlan, SessionState)> {
+        let plans = self.plans.lock().ok()?;
+        plans.get(key).cloned()
+    }
+
+    pub fn insert(&self, key: (String, String), plan: LogicalPlan, state: SessionState) {
+        if let Ok(mut plans) = self.plans.lock() {
+            if plans.len() >= CAPACITY {
+                plans.clear();
+            }
+            plans.insert(key, (plan, state));
+        }
+    }
+}
