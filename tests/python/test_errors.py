@@ -330,3 +330,15 @@ def test_unreachable_store_metadata_hides_secret(unreachable_server):
         for t in s["db_schema_tables"] or []
     }
     assert {("remote", "offline"), ("remote", "unreachable"), ("local", "region")} <= tables
+
+
+def test_unknown_actions_are_unimplemented_and_named(flight_client):
+    """Flight SQL clients fall back on UNIMPLEMENTED, not on INVALID_ARGUMENT."""
+    import mgtest
+
+    with pytest.raises(Exception) as caught:
+        list(flight_client.do_action(flight.Action("NoSuchAction", b"")))
+    assert mgtest.flight_grpc_code(caught.value) == "UNIMPLEMENTED", mgtest.describe_exc(caught.value)
+    assert "NoSuchAction" in str(caught.value)
+    # the server keeps serving
+    assert mgtest.flight_sql_query(flight_client, "SELECT 1 AS one").column("one")[0].as_py() == 1

@@ -156,6 +156,18 @@ impl FlightSqlService for MeshFlightSqlService {
         Err(FlightError::InvalidTicket("ticket is not valid".into()).into())
     }
 
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as arrow_flight::flight_service_server::FlightService>::DoActionStream>, Status> {
+        // Unknown actions are UNIMPLEMENTED (not INVALID_ARGUMENT), so clients fall back.
+        Err(FlightError::Unsupported(format!(
+            "action '{}' is not supported by meshgate; supported actions: CreatePreparedStatement, ClosePreparedStatement",
+            request.get_ref().r#type
+        ))
+        .into())
+    }
+
     async fn get_flight_info_statement(
         &self,
         query: CommandStatementQuery,
