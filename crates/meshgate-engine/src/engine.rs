@@ -7,7 +7,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemoryCatalogProviderList;
-use datafusion::common::TableReference;
+use datafusion::common::{ScalarValue, TableReference};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -69,6 +69,60 @@ impl Query {
             QueryKind::Plan { plan, .. } => Arc::clone(plan.schema().inner()),
             QueryKind::Rendered(batch) => batch.schema(),
         }
+    }
+
+    /// The statement's parameters `$1, $2, …` in order, with the types DataFusion
+    /// inferred from their use (Null when it could not).
+    pub fn parameter_fields(&self) -> Result<Vec<Field>, EngineError> {
+        let QueryKind::Plan { plan, .. } = &self.kind else { return Ok(Vec::new()) };
+        let mut types: Vec<(usize, String, DataType)> = plan
+            .get_parameter_types()?
+            .into_iter()
+            .map(|(id, ty)| {
+                let position = id.trim_start_matches('$').parse().unwrap_or(usize::MAX);
+                (position, id, ty.unwrap_or(DataType::Null))
+            })
+            .collect();
+        types.sort();
+        Ok(types.into_iter().map(|(_, id, ty)| Field::new(id, ty, true)).collect())
+    }
+
+    /// Binds `values` to `$1, $2, …`, each cast to the parameter's inferred type. A
+    /// wrong count or a value that cannot take the type is an error naming the parameter.
+    pub fn bind(self, values: Vec<ScalarValue>) -> Result<Self, EngineError> {
+        let fields = self.parameter_fields()?;
+        if values.len() != fields.len() {
+            return Err(EngineError::InvalidSql(format!(
+                "the statement has {} parameter{}, {} bound",
+                fields.len(),
+                if fields.len() == 1 { "" } else { "s" },
+                values.len()
+            )));
+        }
+        if values.is_empty() {
+            return Ok(self);
+        }
+        let QueryKind::Plan { plan, state } = self.kind else {
+            return Err(EngineError::InvalidSql("EXPLAIN takes no parameters".into()));
+        };
+        let mut typed = Vec::with_capacity(values.len());
+        for (value, field) in values.into_iter().zip(&fields) {
+            let ty = field.data_type();
+            let value = if *ty == DataType::Null || value.data_type() == *ty {
+                value
+            } else {
+                value.cast_to(ty).map_err(|_| {
+                    EngineError::InvalidSql(format!(
+                        "parameter {} takes {ty}; the bound value {value} ({}) cannot be one",
+                        field.name(),
+                        value.data_type()
+                    ))
+                })?
+            };
+            typed.push(value);
+        }
+        let plan = plan.with_param_values(typed)?;
+        Ok(Self { kind: QueryKind::Plan { plan, state } })
     }
 
     /// Starts execution; batches stream as the plan produces them. The physical plan

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 mod keys;
 mod metadata;
+mod parameters;
 mod results;
 mod server;
 mod service;

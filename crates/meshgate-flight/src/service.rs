@@ -18,7 +18,11 @@ use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
     Ticket,
 };
-use futures::{Stream, stream};
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::sql::DoPutPreparedStatementResult;
+use arrow_flight::sql::server::PeekableFlightDataStream;
+use bytes::Bytes;
+use futures::{Stream, TryStreamExt, stream};
 use meshgate_engine::Engine;
 use meshgate_policy::Principal;
 use prost::Message;
@@ -26,6 +30,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::principal_of;
 use crate::error::FlightError;
+use crate::parameters;
 use crate::serving::Current;
 use crate::keys::{foreign_keys_schema, no_foreign_keys, primary_keys, primary_keys_schema};
 use crate::metadata;
@@ -67,11 +72,12 @@ impl MeshFlightSqlService {
         &self,
         principal: &Arc<Principal>,
         sql: &str,
+        parameters: Bytes,
         descriptor: FlightDescriptor,
     ) -> Result<FlightInfo, FlightError> {
-        let query = self.engine().plan(principal, sql).await?;
+        let query = self.engine().plan(principal, sql).await?.bind(parameters::decode(&parameters)?)?;
         let schema = wire_schema(&query.schema());
-        let handle = self.signer.sign(sql, principal, Purpose::Ticket);
+        let handle = self.signer.sign_bound(sql, parameters, principal, Purpose::Ticket);
         let ticket = Ticket::new(TicketStatementQuery { statement_handle: handle }.as_any().encode_to_vec());
         let info = FlightInfo::new()
             .try_with_schema(&schema)
@@ -86,7 +92,8 @@ impl MeshFlightSqlService {
         let payload = self.signer.verify(handle, principal, Purpose::Ticket)?;
         let log = QueryLog::new(&principal.name, &payload.sql);
         let started = async {
-            let query = self.engine().plan(principal, &payload.sql).await?;
+            let values = parameters::decode(&payload.parameters)?;
+            let query = self.engine().plan(principal, &payload.sql).await?.bind(values)?;
             let schema = wire_schema(&query.schema());
             Ok::<_, FlightError>((query.execute().await?, schema))
         }
@@ -174,7 +181,7 @@ impl FlightSqlService for MeshFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = principal_of(&request)?;
-        Ok(Response::new(self.statement_info(&principal, &query.query, request.into_inner()).await?))
+        Ok(Response::new(self.statement_info(&principal, &query.query, Bytes::new(), request.into_inner()).await?))
     }
 
     async fn get_flight_info_prepared_statement(
@@ -184,7 +191,8 @@ impl FlightSqlService for MeshFlightSqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = principal_of(&request)?;
         let payload = self.signer.verify(&command.prepared_statement_handle, &principal, Purpose::PreparedStatement)?;
-        Ok(Response::new(self.statement_info(&principal, &payload.sql, request.into_inner()).await?))
+        let parameters = Bytes::from(payload.parameters);
+        Ok(Response::new(self.statement_info(&principal, &payload.sql, parameters, request.into_inner()).await?))
     }
 
     async fn do_get_statement(
@@ -204,9 +212,31 @@ impl FlightSqlService for MeshFlightSqlService {
         let principal = principal_of(&action)?;
         let query = self.engine().plan(&principal, &request.query).await.map_err(FlightError::from)?;
         let dataset_schema = schema_bytes(&wire_schema(&query.schema()))?;
-        let parameter_schema = schema_bytes(&Schema::empty())?;
+        let parameter_schema = schema_bytes(&Schema::new(query.parameter_fields().map_err(FlightError::from)?))?;
         let handle = self.signer.sign(&request.query, &principal, Purpose::PreparedStatement);
         Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: handle, dataset_schema, parameter_schema })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        command: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        // Stateless: the bound values go into a new signed handle, which the client
+        // uses from now on; nothing is kept here, so concurrent bindings never mix.
+        let principal = principal_of(&request)?;
+        let payload = self.signer.verify(&command.prepared_statement_handle, &principal, Purpose::PreparedStatement)?;
+        let stream = request.into_inner().map_err(|status| arrow_flight::error::FlightError::Tonic(Box::new(status)));
+        let batches: Vec<arrow::array::RecordBatch> = FlightRecordBatchStream::new_from_flight_data(stream)
+            .try_collect()
+            .await
+            .map_err(|error| FlightError::BadRequest(format!("cannot read the bound parameters: {error}")))?;
+        let parameters = parameters::encode(&batches)?;
+        // Bind now, so a wrong count or type is reported at DoPut.
+        let query = self.engine().plan(&principal, &payload.sql).await.map_err(FlightError::from)?;
+        query.bind(parameters::decode(&parameters)?).map_err(FlightError::from)?;
+        let handle = self.signer.sign_bound(&payload.sql, parameters, &principal, Purpose::PreparedStatement);
+        Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(handle) })
     }
 
     async fn do_action_close_prepared_statement(

@@ -43,12 +43,18 @@ impl TicketSigner {
     }
 
     pub fn sign(&self, sql: &str, principal: &Principal, purpose: Purpose) -> Bytes {
+        self.sign_bound(sql, Bytes::new(), principal, purpose)
+    }
+
+    /// Signs a statement with its bound parameter values (IPC bytes of one row).
+    pub fn sign_bound(&self, sql: &str, parameters: Bytes, principal: &Principal, purpose: Purpose) -> Bytes {
         let expires_at_ms = now_ms().saturating_add(self.ttl.as_millis() as u64);
         let payload = StatementPayload {
             sql: sql.to_owned(),
             principal: fingerprint(principal),
             expires_at_ms,
             purpose: purpose as i32,
+            parameters: parameters.to_vec(),
         }
         .encode_to_vec();
         let signature = self.mac(&payload);
