@@ -20,6 +20,7 @@ use meshgate_catalog::MeshSnapshot;
 use meshgate_policy::{GovernedCatalog, MeshView, PolicyError, PolicySet, Principal, render_physical, verify_plan};
 
 use crate::error::EngineError;
+use crate::partitions::independent_partitions;
 use crate::plan_cache::PlanCache;
 use crate::sql_guard::{check_statement, is_url_table};
 
@@ -123,6 +124,32 @@ impl Query {
         }
         let plan = plan.with_param_values(typed)?;
         Ok(Self { kind: QueryKind::Plan { plan, state } })
+    }
+
+    /// How many independent streams the result can be read as (`None`: one stream).
+    /// Plans physically; the plan is verified like any other.
+    pub async fn independent_partitions(&self) -> Result<Option<usize>, EngineError> {
+        let QueryKind::Plan { plan, state } = &self.kind else { return Ok(None) };
+        let physical = state.create_physical_plan(plan).await?;
+        verify_plan(&physical)?;
+        Ok(independent_partitions(&physical))
+    }
+
+    /// Executes partition `index` of a result that
+    /// [`Query::independent_partitions`] said has `count` independent partitions.
+    pub async fn execute_partition(self, index: usize, count: usize) -> Result<SendableRecordBatchStream, EngineError> {
+        let QueryKind::Plan { plan, mut state } = self.kind else {
+            return Err(EngineError::InvalidSql("this statement is not partitioned".into()));
+        };
+        // Sibling file streams otherwise steal each other's files: executed alone, one
+        // partition would read them all.
+        state.config_mut().options_mut().execution.enable_file_stream_work_stealing = false;
+        let physical = state.create_physical_plan(&plan).await?;
+        verify_plan(&physical)?;
+        if independent_partitions(&physical) != Some(count) || index >= count {
+            return Err(EngineError::PartitioningChanged);
+        }
+        Ok(physical.execute(index, state.task_ctx())?)
     }
 
     /// Starts execution; batches stream as the plan produces them. The physical plan

@@ -28,6 +28,10 @@ pub enum EngineError {
     /// failed verification).
     #[error(transparent)]
     Governance(#[from] PolicyError),
+    /// A partition ticket whose statement now plans into other partitions (for
+    /// example after a reload): the client must run the statement again.
+    #[error("the result is partitioned differently now; run the statement again")]
+    PartitioningChanged,
     /// A bug or an unexpected state inside meshgate; details are logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),

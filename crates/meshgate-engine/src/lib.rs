@@ -3,6 +3,7 @@
 
 mod engine;
 mod error;
+mod partitions;
 mod plan_cache;
 mod runtime;
 mod sql_guard;

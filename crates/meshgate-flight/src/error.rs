@@ -47,6 +47,7 @@ pub fn to_status(error: &FlightError) -> Status {
                 (Code::InvalidArgument, engine.to_string())
             }
             EngineError::TableNotFound { .. } => (Code::NotFound, engine.to_string()),
+            EngineError::PartitioningChanged => (Code::FailedPrecondition, engine.to_string()),
             EngineError::Product(product) => (product_code(product), engine.to_string()),
             EngineError::ResourcesExhausted(_) => (Code::ResourceExhausted, engine.to_string()),
             EngineError::Governance(PolicyError::ExplainAnalyzeRefused) => (Code::InvalidArgument, engine.to_string()),

@@ -73,17 +73,31 @@ impl MeshFlightSqlService {
         principal: &Arc<Principal>,
         sql: &str,
         parameters: Bytes,
-        descriptor: FlightDescriptor,
+        request: Request<FlightDescriptor>,
     ) -> Result<FlightInfo, FlightError> {
+        let partitioned = wants_partitions(&request);
+        let descriptor = request.into_inner();
         let query = self.engine().plan(principal, sql).await?.bind(parameters::decode(&parameters)?)?;
         let schema = wire_schema(&query.schema());
-        let handle = self.signer.sign_bound(sql, parameters, principal, Purpose::Ticket);
-        let ticket = Ticket::new(TicketStatementQuery { statement_handle: handle }.as_any().encode_to_vec());
-        let info = FlightInfo::new()
+        // One endpoint unless the client asked for several and the result splits into
+        // independent partitions; locations stay empty so clients reuse the connection.
+        let partitions = match partitioned {
+            true => query.independent_partitions().await?,
+            false => None,
+        };
+        let endpoints: Vec<Option<(u32, u32)>> = match partitions.and_then(|n| u32::try_from(n).ok()) {
+            Some(count) => (0..count).map(|index| Some((index, count))).collect(),
+            None => vec![None],
+        };
+        let mut info = FlightInfo::new()
             .try_with_schema(&schema)
             .map_err(|error| FlightError::Encode(error.to_string()))?
-            .with_endpoint(FlightEndpoint::new().with_ticket(ticket))
             .with_descriptor(descriptor);
+        for endpoint in endpoints {
+            let handle = self.signer.sign_bound(sql, parameters.clone(), endpoint, principal, Purpose::Ticket);
+            let ticket = Ticket::new(TicketStatementQuery { statement_handle: handle }.as_any().encode_to_vec());
+            info = info.with_endpoint(FlightEndpoint::new().with_ticket(ticket));
+        }
         Ok(info)
     }
 
@@ -95,7 +109,11 @@ impl MeshFlightSqlService {
             let values = parameters::decode(&payload.parameters)?;
             let query = self.engine().plan(principal, &payload.sql).await?.bind(values)?;
             let schema = wire_schema(&query.schema());
-            Ok::<_, FlightError>((query.execute().await?, schema))
+            let batches = match payload.partitions {
+                0 => query.execute().await?,
+                count => query.execute_partition(payload.partition as usize, count as usize).await?,
+            };
+            Ok::<_, FlightError>((batches, schema))
         }
         .await;
         match started {
@@ -106,6 +124,14 @@ impl MeshFlightSqlService {
             }
         }
     }
+}
+
+/// The call header a client sets to receive one endpoint per independent partition
+/// (with ADBC: the option `adbc.flight.sql.rpc.call_header.x-meshgate-endpoints`).
+pub const ENDPOINTS_HEADER: &str = "x-meshgate-endpoints";
+
+fn wants_partitions<T>(request: &Request<T>) -> bool {
+    request.metadata().get(ENDPOINTS_HEADER).and_then(|value| value.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("partitioned"))
 }
 
 fn metadata_info(any: Vec<u8>, schema: &Schema, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
@@ -181,7 +207,7 @@ impl FlightSqlService for MeshFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = principal_of(&request)?;
-        Ok(Response::new(self.statement_info(&principal, &query.query, Bytes::new(), request.into_inner()).await?))
+        Ok(Response::new(self.statement_info(&principal, &query.query, Bytes::new(), request).await?))
     }
 
     async fn get_flight_info_prepared_statement(
@@ -192,7 +218,7 @@ impl FlightSqlService for MeshFlightSqlService {
         let principal = principal_of(&request)?;
         let payload = self.signer.verify(&command.prepared_statement_handle, &principal, Purpose::PreparedStatement)?;
         let parameters = Bytes::from(payload.parameters);
-        Ok(Response::new(self.statement_info(&principal, &payload.sql, parameters, request.into_inner()).await?))
+        Ok(Response::new(self.statement_info(&principal, &payload.sql, parameters, request).await?))
     }
 
     async fn do_get_statement(
@@ -235,7 +261,7 @@ impl FlightSqlService for MeshFlightSqlService {
         // Bind now, so a wrong count or type is reported at DoPut.
         let query = self.engine().plan(&principal, &payload.sql).await.map_err(FlightError::from)?;
         query.bind(parameters::decode(&parameters)?).map_err(FlightError::from)?;
-        let handle = self.signer.sign_bound(&payload.sql, parameters, &principal, Purpose::PreparedStatement);
+        let handle = self.signer.sign_bound(&payload.sql, parameters, None, &principal, Purpose::PreparedStatement);
         Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(handle) })
     }
 

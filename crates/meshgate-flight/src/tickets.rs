@@ -43,11 +43,20 @@ impl TicketSigner {
     }
 
     pub fn sign(&self, sql: &str, principal: &Principal, purpose: Purpose) -> Bytes {
-        self.sign_bound(sql, Bytes::new(), principal, purpose)
+        self.sign_bound(sql, Bytes::new(), None, principal, purpose)
     }
 
-    /// Signs a statement with its bound parameter values (IPC bytes of one row).
-    pub fn sign_bound(&self, sql: &str, parameters: Bytes, principal: &Principal, purpose: Purpose) -> Bytes {
+    /// Signs a statement with its bound parameter values (IPC bytes of one row) and,
+    /// for one endpoint of a partitioned result, its (partition, partitions).
+    pub fn sign_bound(
+        &self,
+        sql: &str,
+        parameters: Bytes,
+        partition: Option<(u32, u32)>,
+        principal: &Principal,
+        purpose: Purpose,
+    ) -> Bytes {
+        let (partition, partitions) = partition.unwrap_or((0, 0));
         let expires_at_ms = now_ms().saturating_add(self.ttl.as_millis() as u64);
         let payload = StatementPayload {
             sql: sql.to_owned(),
@@ -55,6 +64,8 @@ impl TicketSigner {
             expires_at_ms,
             purpose: purpose as i32,
             parameters: parameters.to_vec(),
+            partition,
+            partitions,
         }
         .encode_to_vec();
         let signature = self.mac(&payload);
