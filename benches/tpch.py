@@ -273,6 +273,7 @@ def phase_export(args, engines: dict, data_dir: str, server) -> dict:
     import pyarrow.parquet as pq
 
     lineitem = data.table_dir(data_dir, "lineitem")
+    out = {"sql": EXPORT_SQL, "ways": {}}
     ways = {}
     for name, eng in engines.items():
         ways[name] = (lambda e=eng: _drain(e.batches(EXPORT_SQL)))
@@ -282,8 +283,18 @@ def phase_export(args, engines: dict, data_dir: str, server) -> dict:
         return t.num_rows, t.nbytes
 
     ways["pyarrow.parquet.read_table"] = read_table
+    if "meshgate" in engines:
+        from meshbench import flight_export
 
-    out = {"sql": EXPORT_SQL, "ways": {}}
+        uri = engines["meshgate"].uri
+        for label, partitioned in (("meshgate pyarrow.flight, one stream", False),
+                                   ("meshgate pyarrow.flight, endpoints in parallel", True)):
+            def way(p=partitioned, label=label):
+                rows, nbytes, endpoints = flight_export.export(uri, EXPORT_SQL, p)
+                out.setdefault("endpoints", {})[label] = endpoints  # noqa: B023 (bound per call)
+                return rows, nbytes
+            ways[label] = way
+
     for name, fn in ways.items():
         w = {}
         if name == "meshgate" and server is not None and not server.alive():
@@ -504,6 +515,8 @@ def render(res: dict) -> str:
         L.append("MB are each reader's own Arrow bytes (`batch.nbytes`), so they differ between readers "
                  "(DataFusion and pyarrow read strings as string views; meshgate sends plain Utf8); "
                  "compare rows/s." + ("" if x.get("rows_agree", True) else " **Row counts differ between readers.**"))
+        for label, count in x.get("endpoints", {}).items():
+            L.append(f"- {label}: {count} endpoint(s)")
         L.append("")
 
     if "latency" in res:

@@ -10,11 +10,14 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
+
 /// The number of independent partitions of `plan`, or `None` when it must run as one
-/// stream (one partition, an ordering, or partitions that exchange data).
+/// stream (one partition, or partitions that exchange data). An ORDER BY always ends
+/// in one partition (a merge or a single sort), so ordered results stay one stream;
+/// the files' own order within each partition does not matter to the result.
 pub(crate) fn independent_partitions(plan: &Arc<dyn ExecutionPlan>) -> Option<usize> {
     let count = plan.output_partitioning().partition_count();
-    if count < 2 || plan.output_ordering().is_some() || exchanges(plan) {
+    if count < 2 || exchanges(plan) {
         return None;
     }
     Some(count)
