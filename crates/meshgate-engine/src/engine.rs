@@ -57,8 +57,12 @@ pub struct Query {
 }
 
 #[derive(Debug)]
+#[expect(clippy::large_enum_variant, reason = "one per request, moved, never stored in bulk")]
 enum QueryKind {
-    Plan { plan: LogicalPlan, state: SessionState },
+    Plan {
+        plan: LogicalPlan,
+        state: SessionState,
+    },
     /// EXPLAIN, rendered at planning with governed scans collapsed for non-stewards.
     Rendered(RecordBatch),
 }
@@ -256,7 +260,12 @@ impl Engine {
 
     /// EXPLAIN: the optimized logical plan and the physical plan, whose governed scans
     /// show only their product unless the principal is a steward.
-    async fn explain(&self, state: &SessionState, explain: &ExplainStatement, steward: bool) -> Result<Query, EngineError> {
+    async fn explain(
+        &self,
+        state: &SessionState,
+        explain: &ExplainStatement,
+        steward: bool,
+    ) -> Result<Query, EngineError> {
         let plan = state.statement_to_plan(explain.statement.as_ref().clone()).await?;
         verify_read_only(&plan)?;
         let optimized = state.optimize(&plan)?;
@@ -281,7 +290,12 @@ impl Engine {
 
     /// A table reference must name a product the principal may read (or
     /// information_schema); a hidden product fails exactly like a missing one.
-    fn check_table(&self, view: &MeshView, state: &SessionState, reference: &TableReference) -> Result<(), EngineError> {
+    fn check_table(
+        &self,
+        view: &MeshView,
+        state: &SessionState,
+        reference: &TableReference,
+    ) -> Result<(), EngineError> {
         if is_url_table(reference) {
             return Err(EngineError::Refused {
                 what: format!("URL table '{}' (reading files by URL or path)", reference.table()),

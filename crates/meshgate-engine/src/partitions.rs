@@ -10,7 +10,6 @@ use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 
-
 /// The number of independent partitions of `plan`, or `None` when it must run as one
 /// stream (one partition, or partitions that exchange data). An ORDER BY always ends
 /// in one partition (a merge or a single sort), so ordered results stay one stream;
@@ -29,6 +28,9 @@ fn exchanges(plan: &Arc<dyn ExecutionPlan>) -> bool {
     plan.is::<RepartitionExec>()
         || plan.is::<CoalescePartitionsExec>()
         || plan.is::<SortPreservingMergeExec>()
-        || plan.children().iter().any(|child| child.output_partitioning().partition_count() != plan.output_partitioning().partition_count())
+        || plan
+            .children()
+            .iter()
+            .any(|child| child.output_partitioning().partition_count() != plan.output_partitioning().partition_count())
         || plan.children().into_iter().any(exchanges)
 }

@@ -1,7 +1,6 @@
 //! Bound parameters of prepared statements: received over DoPut as Arrow batches,
 //! carried inside the signed handle as IPC bytes (one row), turned into values.
 
-
 use arrow::array::RecordBatch;
 use arrow::ipc::reader::StreamReader;
 use arrow::ipc::writer::StreamWriter;
@@ -17,9 +16,7 @@ pub fn encode(batches: &[RecordBatch]) -> Result<Bytes, FlightError> {
         return Ok(Bytes::new());
     };
     if rows != 1 {
-        return Err(FlightError::BadRequest(format!(
-            "bind exactly one row of parameters to a query, not {rows}"
-        )));
+        return Err(FlightError::BadRequest(format!("bind exactly one row of parameters to a query, not {rows}")));
     }
     let mut bytes = Vec::new();
     let mut writer = StreamWriter::try_new(&mut bytes, &first.schema()).map_err(encode_error)?;

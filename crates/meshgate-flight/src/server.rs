@@ -4,9 +4,9 @@ use std::future::Future;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
-use tonic::service::interceptor::InterceptedService;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
 
 use crate::service::MeshFlightSqlService;
 

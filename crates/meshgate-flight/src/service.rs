@@ -6,8 +6,11 @@ use std::sync::Arc;
 
 use arrow::datatypes::Schema;
 use arrow::ipc::writer::IpcWriteOptions;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::sql::DoPutPreparedStatementResult;
 use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
 use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
     CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys,
@@ -18,9 +21,6 @@ use arrow_flight::{
     Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
     Ticket,
 };
-use arrow_flight::decode::FlightRecordBatchStream;
-use arrow_flight::sql::DoPutPreparedStatementResult;
-use arrow_flight::sql::server::PeekableFlightDataStream;
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt, stream};
 use meshgate_engine::Engine;
@@ -30,12 +30,12 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::principal_of;
 use crate::error::FlightError;
-use crate::parameters;
-use crate::serving::Current;
 use crate::keys::{foreign_keys_schema, no_foreign_keys, primary_keys, primary_keys_schema};
 use crate::metadata;
+use crate::parameters;
 use crate::proto::Purpose;
 use crate::results::{QueryLog, flight_stream, wire_schema};
+use crate::serving::Current;
 use crate::sql_info::sql_info;
 use crate::tickets::TicketSigner;
 use crate::xdbc_types::xdbc_type_info;
@@ -131,7 +131,11 @@ impl MeshFlightSqlService {
 pub const ENDPOINTS_HEADER: &str = "x-meshgate-endpoints";
 
 fn wants_partitions<T>(request: &Request<T>) -> bool {
-    request.metadata().get(ENDPOINTS_HEADER).and_then(|value| value.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("partitioned"))
+    request
+        .metadata()
+        .get(ENDPOINTS_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("partitioned"))
 }
 
 fn metadata_info(any: Vec<u8>, schema: &Schema, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
@@ -171,9 +175,8 @@ impl FlightSqlService for MeshFlightSqlService {
         // bearer token in the `authorization` header, as Flight SQL drivers expect.
         let principal = principal_of(&request)?;
         let token = self.current.get().auth.issue_token(&principal);
-        let header = format!("Bearer {token}")
-            .parse()
-            .map_err(|_| Status::internal("cannot encode the bearer token"))?;
+        let header =
+            format!("Bearer {token}").parse().map_err(|_| Status::internal("cannot encode the bearer token"))?;
         let response = HandshakeResponse { protocol_version: 0, payload: token.into_bytes().into() };
         let mut response = Response::new(Box::pin(stream::once(async { Ok(response) })) as _);
         response.metadata_mut().insert("authorization", header);

@@ -73,7 +73,12 @@ impl TicketSigner {
     }
 
     /// Checks the signature, purpose, expiry and principal; returns the payload.
-    pub fn verify(&self, bytes: &[u8], principal: &Principal, purpose: Purpose) -> Result<StatementPayload, FlightError> {
+    pub fn verify(
+        &self,
+        bytes: &[u8],
+        principal: &Principal,
+        purpose: Purpose,
+    ) -> Result<StatementPayload, FlightError> {
         let what = purpose_name(purpose);
         let invalid = || FlightError::InvalidTicket(format!("{what} is not valid"));
         let envelope = SignedEnvelope::decode(bytes).map_err(|_| invalid())?;

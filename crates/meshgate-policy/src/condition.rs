@@ -20,9 +20,16 @@ pub enum Condition {
     /// `'group' in principal.groups`
     InGroups(String),
     /// `principal.attr <op> literal` (`principal.name` is a utf8 attribute)
-    Compare { attr: String, op: CmpOp, value: AttrValue },
+    Compare {
+        attr: String,
+        op: CmpOp,
+        value: AttrValue,
+    },
     /// `principal.attr in (literal, ...)`
-    In { attr: String, values: Vec<AttrValue> },
+    In {
+        attr: String,
+        values: Vec<AttrValue>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -256,9 +263,10 @@ impl Parser<'_> {
         if attr == "groups" {
             return Err("principal.groups is a list: write '<group>' in principal.groups".into());
         }
-        self.attributes.get(attr).copied().ok_or_else(|| {
-            format!("unknown principal attribute '{attr}' (declare it under governance.attributes)")
-        })
+        self.attributes
+            .get(attr)
+            .copied()
+            .ok_or_else(|| format!("unknown principal attribute '{attr}' (declare it under governance.attributes)"))
     }
 
     fn literal(&mut self, attr: &str, ty: AttrType) -> Result<AttrValue, String> {

@@ -39,7 +39,13 @@ pub struct GovernedTable {
 }
 
 impl GovernedTable {
-    pub(crate) fn new(entry: Arc<ProductEntry>, schema: SchemaRef, filter: Expr, all_rows: bool, outputs: Vec<Output>) -> Self {
+    pub(crate) fn new(
+        entry: Arc<ProductEntry>,
+        schema: SchemaRef,
+        filter: Expr,
+        all_rows: bool,
+        outputs: Vec<Output>,
+    ) -> Self {
         Self { entry, schema, filter, all_rows, outputs }
     }
 
@@ -68,9 +74,7 @@ impl GovernedTable {
                 .map(|o| raw.field(o.raw_index).data_type().clone()),
             _ => None,
         };
-        let literal_of = |expr: &Expr, ty: &datafusion::arrow::datatypes::DataType| {
-            matches!(expr, Expr::Literal(value, _) if value.data_type() == *ty)
-        };
+        let literal_of = |expr: &Expr, ty: &datafusion::arrow::datatypes::DataType| matches!(expr, Expr::Literal(value, _) if value.data_type() == *ty);
         match expr {
             Expr::BinaryExpr(binary) => {
                 let comparison = matches!(
@@ -81,8 +85,9 @@ impl GovernedTable {
                 comparison && (pair(&binary.left, &binary.right) || pair(&binary.right, &binary.left))
             }
             Expr::IsNull(inner) | Expr::IsNotNull(inner) => unmasked_type(inner).is_some(),
-            Expr::InList(in_list) => unmasked_type(&in_list.expr)
-                .is_some_and(|ty| in_list.list.iter().all(|item| literal_of(item, &ty))),
+            Expr::InList(in_list) => {
+                unmasked_type(&in_list.expr).is_some_and(|ty| in_list.list.iter().all(|item| literal_of(item, &ty)))
+            }
             Expr::Between(between) => unmasked_type(&between.expr)
                 .is_some_and(|ty| literal_of(&between.low, &ty) && literal_of(&between.high, &ty)),
             _ => false,

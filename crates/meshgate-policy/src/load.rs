@@ -17,7 +17,10 @@ use serde::de::DeserializeOwned;
 use crate::condition::Condition;
 use crate::identity::{AuthSpec, configured_principal};
 use crate::masks::{KeyedHash, Mask};
-use crate::model::{ActionSpec, ColumnSelectSpec, GovernanceSpec, MaskKind, MaskSpec, PlainAction, PolicySpec, PrincipalSpec};
+use crate::model::{
+    ActionSpec, ColumnSelectSpec, GovernanceSpec, MaskKind, MaskSpec, PlainAction, PolicySpec, PrincipalSpec,
+    SelectorSpec,
+};
 use crate::policy_expr::PolicyExpr;
 use crate::policy_set::PolicySet;
 use crate::principal::{AttrType, Principal};
@@ -49,7 +52,11 @@ pub fn load_policies(config: &MeshConfig, snapshot: &MeshSnapshot) -> Result<Pol
     }
     for domain in &config.domains {
         for (index, source) in domain.policies.iter().enumerate() {
-            loader.source(source, &format!("domains.{}.policies[{index}]", domain.name), Level::Domain(domain.name.clone()));
+            loader.source(
+                source,
+                &format!("domains.{}.policies[{index}]", domain.name),
+                Level::Domain(domain.name.clone()),
+            );
         }
     }
     loader.resolve_test_principals();
@@ -139,16 +146,15 @@ impl<'a> Loader<'a> {
         self.config.products().filter(|product| all_match(selectors, product)).collect()
     }
 
+    /// Checks what every rule has: a unique id, known products, valid conditions.
     fn head(
         &mut self,
         path: &str,
         source: &str,
         level: &Level,
         id: String,
-        file_products: Option<&crate::model::SelectorSpec>,
-        products: Option<&crate::model::SelectorSpec>,
-        when: Option<&String>,
-        unless: Option<&String>,
+        (file_products, products): (Option<&SelectorSpec>, Option<&SelectorSpec>),
+        (when, unless): (Option<&String>, Option<&String>),
     ) -> Option<RuleHead> {
         let mut ok = true;
         if !self.ids.insert(id.clone()) {
@@ -162,9 +168,10 @@ impl<'a> Loader<'a> {
         let selectors = Selector::from_specs(domain, file_products, products);
         for (selector, field) in selectors.iter().zip(["products", "products"]) {
             for name in &selector.names {
-                let known = self.config.products().any(|p| {
-                    (p.name == *name || p.qualified_name() == *name) && domain.is_none_or(|d| d == p.domain)
-                });
+                let known = self
+                    .config
+                    .products()
+                    .any(|p| (p.name == *name || p.qualified_name() == *name) && domain.is_none_or(|d| d == p.domain));
                 if !known {
                     let scope = domain.map(|d| format!(" in domain {d}")).unwrap_or_default();
                     self.error(format!("{path}.{field}"), format!("unknown product '{name}'{scope}"));
@@ -205,14 +212,28 @@ impl<'a> Loader<'a> {
         let file_products = spec.products.as_ref();
         for (index, grant) in spec.grants.into_iter().enumerate() {
             let path = format!("{source}: grants[{index}]");
-            let head = self.head(&path, source, &level, grant.id, file_products, grant.products.as_ref(), grant.when.as_ref(), grant.unless.as_ref());
+            let head = self.head(
+                &path,
+                source,
+                &level,
+                grant.id,
+                (file_products, grant.products.as_ref()),
+                (grant.when.as_ref(), grant.unless.as_ref()),
+            );
             if let Some(head) = head {
                 self.grants.push(Grant { head, effect: grant.effect });
             }
         }
         for (index, filter) in spec.row_filters.into_iter().enumerate() {
             let path = format!("{source}: row_filters[{index}]");
-            let head = self.head(&path, source, &level, filter.id, file_products, filter.products.as_ref(), filter.when.as_ref(), filter.unless.as_ref());
+            let head = self.head(
+                &path,
+                source,
+                &level,
+                filter.id,
+                (file_products, filter.products.as_ref()),
+                (filter.when.as_ref(), filter.unless.as_ref()),
+            );
             let expr = match PolicyExpr::parse(&filter.filter, &self.attributes) {
                 Ok(expr) => Some(expr),
                 Err(problem) => {
@@ -229,7 +250,14 @@ impl<'a> Loader<'a> {
         for (index, rule) in spec.columns.into_iter().enumerate() {
             let path = format!("{source}: columns[{index}]");
             let id = rule.id.clone().unwrap_or_else(|| format!("{source}#columns[{index}]"));
-            let head = self.head(&path, source, &level, id, file_products, rule.products.as_ref(), rule.when.as_ref(), rule.unless.as_ref());
+            let head = self.head(
+                &path,
+                source,
+                &level,
+                id,
+                (file_products, rule.products.as_ref()),
+                (rule.when.as_ref(), rule.unless.as_ref()),
+            );
             let select = self.column_select(&format!("{path}.select"), &rule.select);
             let action = self.action(&format!("{path}.action"), &rule.action);
             let (Some(head), Some(select), Some(action)) = (head, select, action) else { continue };
@@ -309,7 +337,7 @@ impl<'a> Loader<'a> {
             },
             MaskKind::Expression => {
                 let sql = spec.sql.as_ref().ok_or("an expression mask needs sql")?;
-                Mask::Expression(PolicyExpr::parse(sql, &self.attributes)?)
+                Mask::Expression(Box::new(PolicyExpr::parse(sql, &self.attributes)?))
             }
         })
     }
@@ -320,16 +348,29 @@ impl<'a> Loader<'a> {
             ColumnSelect::All => {}
             ColumnSelect::Names(names) => {
                 for name in names {
-                    if !products.iter().any(|p| self.raw_schema(p).is_some_and(|s| s.field_with_unqualified_name(name).is_ok())) {
+                    if !products
+                        .iter()
+                        .any(|p| self.raw_schema(p).is_some_and(|s| s.field_with_unqualified_name(name).is_ok()))
+                    {
                         let products: Vec<String> = products.iter().map(|p| p.qualified_name()).collect();
-                        self.error(format!("{path}.select"), format!("unknown column '{name}' in {}", products.join(", ")));
+                        self.error(
+                            format!("{path}.select"),
+                            format!("unknown column '{name}' in {}", products.join(", ")),
+                        );
                     }
                 }
             }
             ColumnSelect::Tags(tags) => {
-                let any = self.config.products().flat_map(|p| p.schema.iter().flatten()).any(|c| c.tags.iter().any(|t| any_tag_matches(tags, t)));
+                let any = self
+                    .config
+                    .products()
+                    .flat_map(|p| p.schema.iter().flatten())
+                    .any(|c| c.tags.iter().any(|t| any_tag_matches(tags, t)));
                 if !any {
-                    self.error(format!("{path}.select.tags"), format!("no column of the mesh has a tag matching {}", tags.join(", ")));
+                    self.error(
+                        format!("{path}.select.tags"),
+                        format!("no column of the mesh has a tag matching {}", tags.join(", ")),
+                    );
                 }
             }
         }
@@ -342,7 +383,10 @@ impl<'a> Loader<'a> {
                 }
                 let where_ = format!("{path}.action");
                 if let Err(problem) = mask.check_type(field.data_type()) {
-                    self.error(&where_, format!("{} on {}.{}: {problem}", mask.describe(), product.qualified_name(), field.name()));
+                    self.error(
+                        &where_,
+                        format!("{} on {}.{}: {problem}", mask.describe(), product.qualified_name(), field.name()),
+                    );
                 } else if let Mask::Expression(expr) = mask {
                     self.check_expr(&where_, product, expr, None);
                 }
@@ -438,7 +482,10 @@ fn mask_key(domain: &str) -> Arc<[u8]> {
     match std::env::var(&variable) {
         Ok(key) if !key.is_empty() => Arc::from(key.into_bytes()),
         _ => {
-            tracing::warn!(domain, "{variable} is not set: keyed_hash masks of this domain use a random per-process key");
+            tracing::warn!(
+                domain,
+                "{variable} is not set: keyed_hash masks of this domain use a random per-process key"
+            );
             let key: [u8; 32] = rand_key();
             Arc::from(key.to_vec())
         }

@@ -28,7 +28,7 @@ pub enum Mask {
     KeyedHash,
     Truncate(String),
     Bucket(f64),
-    Expression(PolicyExpr),
+    Expression(Box<PolicyExpr>),
 }
 
 impl Mask {
@@ -79,7 +79,9 @@ impl Mask {
     /// expression masks, which decide for themselves.
     pub fn to_expr(&self, column: &str, ty: &DataType, hash: &Arc<ScalarUDF>, custom: Option<Expr>) -> Result<Expr> {
         let raw = col(datafusion::common::Column::from_name(column));
-        let keep_nulls = |masked: Expr| when(raw.clone().is_null(), lit(ScalarValue::try_from(masked_type(self, ty))?)).otherwise(masked);
+        let keep_nulls = |masked: Expr| {
+            when(raw.clone().is_null(), lit(ScalarValue::try_from(masked_type(self, ty))?)).otherwise(masked)
+        };
         Ok(match self {
             Mask::Null => lit(ScalarValue::try_from(ty)?),
             Mask::Redact(value) => keep_nulls(lit(value.cast_to(ty)?))?,
@@ -125,7 +127,8 @@ pub struct KeyedHash {
 impl KeyedHash {
     pub fn udf(key: Arc<[u8]>) -> Arc<ScalarUDF> {
         // HMAC takes keys of any length.
-        let keyed = Hmac::<Sha256>::new_from_slice(&key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        let keyed =
+            Hmac::<Sha256>::new_from_slice(&key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         let signature = Signature::exact(vec![DataType::Utf8], Volatility::Immutable);
         Arc::new(ScalarUDF::new_from_impl(Self { signature, key, keyed }))
     }

@@ -17,10 +17,40 @@ use crate::principal::{AttrType, Principal};
 
 /// Pure scalar functions a policy expression may call.
 const FUNCTIONS: &[&str] = &[
-    "abs", "btrim", "ceil", "char_length", "character_length", "coalesce", "concat", "concat_ws", "date_part",
-    "date_trunc", "ends_with", "floor", "greatest", "least", "left", "length", "lower", "lpad", "ltrim", "nullif",
-    "nvl", "repeat", "replace", "right", "round", "rpad", "rtrim", "starts_with", "strpos", "substr", "substring",
-    "trim", "trunc", "upper",
+    "abs",
+    "btrim",
+    "ceil",
+    "char_length",
+    "character_length",
+    "coalesce",
+    "concat",
+    "concat_ws",
+    "date_part",
+    "date_trunc",
+    "ends_with",
+    "floor",
+    "greatest",
+    "least",
+    "left",
+    "length",
+    "lower",
+    "lpad",
+    "ltrim",
+    "nullif",
+    "nvl",
+    "repeat",
+    "replace",
+    "right",
+    "round",
+    "rpad",
+    "rtrim",
+    "starts_with",
+    "strpos",
+    "substr",
+    "substring",
+    "trim",
+    "trunc",
+    "upper",
 ];
 
 const PLACEHOLDER_PREFIX: &str = "$principal_";
@@ -35,8 +65,7 @@ pub struct PolicyExpr {
 impl PolicyExpr {
     /// Parses `text`, replacing `principal.<attr>` by placeholders; attributes must be declared.
     pub fn parse(text: &str, attributes: &BTreeMap<String, AttrType>) -> Result<Self, String> {
-        let mut parser =
-            Parser::new(&GenericDialect {}).try_with_sql(text).map_err(|error| error.to_string())?;
+        let mut parser = Parser::new(&GenericDialect {}).try_with_sql(text).map_err(|error| error.to_string())?;
         let mut ast = parser.parse_expr().map_err(|error| error.to_string())?;
         let next = parser.next_token().token;
         if next != Token::EOF {

@@ -117,7 +117,11 @@ impl PolicySet {
             });
         }
         match best {
-            Some(rule) => ColumnDecision { name: column.to_owned(), action: rule.action.clone(), rule: Some(rule.head.id.clone()) },
+            Some(rule) => ColumnDecision {
+                name: column.to_owned(),
+                action: rule.action.clone(),
+                rule: Some(rule.head.id.clone()),
+            },
             None => ColumnDecision { name: column.to_owned(), action: Action::Deny, rule: None },
         }
     }
@@ -126,7 +130,12 @@ impl PolicySet {
     /// restrictive); FALSE when no permissive filter applies. Also whether it keeps
     /// every row (a permissive `true` and nothing restrictive): then the principal may
     /// see all rows and nothing is hidden from them.
-    pub(crate) fn row_filter(&self, principal: &Principal, entry: &ProductEntry, raw: &DFSchema) -> Result<(Expr, bool)> {
+    pub(crate) fn row_filter(
+        &self,
+        principal: &Principal,
+        entry: &ProductEntry,
+        raw: &DFSchema,
+    ) -> Result<(Expr, bool)> {
         let product = &entry.product;
         let mut permissive: Option<Expr> = None;
         let mut restrictive: Option<Expr> = None;
@@ -162,24 +171,36 @@ impl PolicySet {
     }
 
     /// The governed table of `entry` for `principal`, or `None` when they may not read it.
-    pub fn governed_table(&self, principal: &Principal, entry: &Arc<ProductEntry>) -> Result<Option<crate::GovernedTable>> {
+    pub fn governed_table(
+        &self,
+        principal: &Principal,
+        entry: &Arc<ProductEntry>,
+    ) -> Result<Option<crate::GovernedTable>> {
         if !self.can_read(principal, &entry.product) {
             return Ok(None);
         }
         let raw_schema = entry.table.schema();
         let raw = DFSchema::try_from(raw_schema.as_ref().clone())?;
         let (filter, all_rows) = self.row_filter(principal, entry, &raw)?;
-        let hash = self.hashes.get(&entry.product.domain).cloned().unwrap_or_else(|| crate::masks::KeyedHash::udf(Arc::from(vec![0u8; 0])));
+        let hash = self
+            .hashes
+            .get(&entry.product.domain)
+            .cloned()
+            .unwrap_or_else(|| crate::masks::KeyedHash::udf(Arc::from(vec![0u8; 0])));
         let mut outputs = Vec::new();
         let mut fields = Vec::new();
         for (index, field) in raw_schema.fields().iter().enumerate() {
             let decision = self.column(principal, &entry.product, field.name());
             let (expr, unmasked) = match &decision.action {
                 Action::Deny => continue,
-                Action::Allow => (datafusion::logical_expr::col(datafusion::common::Column::from_name(field.name())), true),
+                Action::Allow => {
+                    (datafusion::logical_expr::col(datafusion::common::Column::from_name(field.name())), true)
+                }
                 Action::Mask(mask) => {
                     let custom = match mask {
-                        crate::masks::Mask::Expression(expr) => Some(expr.to_expr(&self.state, &raw, Some(principal), &self.attributes)?),
+                        crate::masks::Mask::Expression(expr) => {
+                            Some(expr.to_expr(&self.state, &raw, Some(principal), &self.attributes)?)
+                        }
                         _ => None,
                     };
                     (mask.to_expr(field.name(), field.data_type(), &hash, custom)?, false)
@@ -189,7 +210,12 @@ impl PolicySet {
             let data_type = physical.data_type(raw_schema.as_ref())?;
             let nullable = if unmasked { field.is_nullable() } else { true };
             fields.push(Field::new(field.name(), data_type, nullable));
-            outputs.push(crate::governed_table::Output { name: field.name().clone(), expr, raw_index: index, unmasked });
+            outputs.push(crate::governed_table::Output {
+                name: field.name().clone(),
+                expr,
+                raw_index: index,
+                unmasked,
+            });
         }
         let schema: SchemaRef = Arc::new(Schema::new(fields));
         Ok(Some(crate::GovernedTable::new(Arc::clone(entry), schema, filter, all_rows, outputs)))

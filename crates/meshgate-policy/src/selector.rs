@@ -52,7 +52,12 @@ impl Selector {
         let domain_ok = self.domains.is_empty() || self.domains.contains(&product.domain);
         let tags_ok = self.tags.is_empty() || product.tags.iter().any(|tag| any_tag_matches(&self.tags, tag));
         let column_tags_ok = self.column_tags.is_empty()
-            || product.schema.iter().flatten().flat_map(|c| c.tags.iter()).any(|tag| any_tag_matches(&self.column_tags, tag));
+            || product
+                .schema
+                .iter()
+                .flatten()
+                .flat_map(|c| c.tags.iter())
+                .any(|tag| any_tag_matches(&self.column_tags, tag));
         let status_ok = self.status.is_empty() || self.status.iter().any(|s| s == product.status.as_str());
         name_ok && domain_ok && tags_ok && column_tags_ok && status_ok
     }

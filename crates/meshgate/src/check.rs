@@ -3,7 +3,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-
 use crate::cli::CheckArgs;
 use crate::load::load_engine;
 

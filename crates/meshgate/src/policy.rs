@@ -72,8 +72,7 @@ async fn run_case(engine: &Engine, case: &PolicyTest) -> Result<(), String> {
     match (result, &case.expect_rows, &case.expect_error) {
         (Ok(batches), Some(expected), _) => {
             let mut got = rows_as_text(&batches).map_err(|e| e.to_string())?;
-            let mut want: Vec<Vec<String>> =
-                expected.iter().map(|row| row.iter().map(yaml_text).collect()).collect();
+            let mut want: Vec<Vec<String>> = expected.iter().map(|row| row.iter().map(yaml_text).collect()).collect();
             got.sort();
             want.sort();
             if got == want { Ok(()) } else { Err(format!("expected rows {want:?}, got {got:?}")) }
@@ -163,7 +162,8 @@ async fn explain(args: PolicyExplainArgs) -> ExitCode {
         };
         let decision = policy.decide(&principal, entry);
         let _ = writeln!(out, "\n{}:", entry.product.qualified_name());
-        let applied: Vec<String> = decision.grants.iter().map(|(id, effect)| format!("{effect:?} {id}").to_lowercase()).collect();
+        let applied: Vec<String> =
+            decision.grants.iter().map(|(id, effect)| format!("{effect:?} {id}").to_lowercase()).collect();
         let access = if decision.readable { "granted" } else { "denied (the product is invisible to this principal)" };
         let _ = writeln!(out, "  access: {access}; grants that apply: {}", list_or_none(&applied));
         let permissive: Vec<String> = decision.permissive.iter().map(|(id, f)| format!("{f} [{id}]")).collect();

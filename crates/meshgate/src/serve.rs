@@ -7,8 +7,8 @@ use std::time::Duration;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use meshgate_catalog::ConfigErrors;
 use meshgate_flight::{Authenticator, Current, MeshFlightSqlService, ServerOptions, Serving, TicketSigner};
-use std::path::{Path, PathBuf};
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
@@ -123,7 +123,13 @@ async fn load_serving(
 
 /// On SIGHUP, reloads the mesh file, descriptors, policies and users. A reload with
 /// any error is refused whole: the previous configuration keeps serving.
-async fn reload_on_hangup(current: Current, config: PathBuf, runtime: Arc<RuntimeEnv>, tuning: Tuning, secret: Vec<u8>) {
+async fn reload_on_hangup(
+    current: Current,
+    config: PathBuf,
+    runtime: Arc<RuntimeEnv>,
+    tuning: Tuning,
+    secret: Vec<u8>,
+) {
     #[cfg(unix)]
     {
         let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {

@@ -1,12 +1,17 @@
 //! Governance through the real server with arrow-flight's Flight SQL client: logins,
 //! hidden products, tickets bound to their principal.
 
+#![allow(clippy::unwrap_used, reason = "tests: a failed step should stop the test")]
+
 mod support;
 
 use support::{TestServer, demo_config, query, rows, to_status};
 use tonic::Code;
 
-async fn login(server: &TestServer, user: &str) -> arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel> {
+async fn login(
+    server: &TestServer,
+    user: &str,
+) -> arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel> {
     let mut client = server.anonymous_client().await;
     client.handshake(user, &format!("{user}-demo")).await.unwrap();
     client
@@ -23,7 +28,10 @@ async fn calls_need_credentials_and_wrong_ones_all_look_the_same() {
     // The client's handshake reports the status as text.
     let wrong_password = server.anonymous_client().await.handshake("ana", "nope").await.unwrap_err().to_string();
     let unknown_user = server.anonymous_client().await.handshake("eve", "ana-demo").await.unwrap_err().to_string();
-    assert!(wrong_password.contains("valid authentication credentials") && wrong_password.contains("invalid credentials"), "{wrong_password}");
+    assert!(
+        wrong_password.contains("valid authentication credentials") && wrong_password.contains("invalid credentials"),
+        "{wrong_password}"
+    );
     assert_eq!(wrong_password, unknown_user);
 }
 
@@ -35,8 +43,16 @@ async fn a_forbidden_product_fails_exactly_like_a_missing_one() {
     let missing = query(&mut carl, "SELECT * FROM customers.customerz").await.unwrap_err();
     assert_eq!(hidden.code(), Code::NotFound);
     assert_eq!(hidden.code(), missing.code());
-    assert_eq!(hidden.message().replace("customers.customer", "X"), missing.message().replace("customers.customerz", "X"));
-    let visible = query(&mut carl, "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema <> 'information_schema'").await.unwrap();
+    assert_eq!(
+        hidden.message().replace("customers.customer", "X"),
+        missing.message().replace("customers.customerz", "X")
+    );
+    let visible = query(
+        &mut carl,
+        "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema <> 'information_schema'",
+    )
+    .await
+    .unwrap();
     assert_eq!(rows(&visible), 1, "carl sees sales.orders only");
 }
 

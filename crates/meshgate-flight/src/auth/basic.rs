@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use argon2::Argon2;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
 use base64::Engine;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use meshgate_catalog::ConfigError;
@@ -19,7 +19,8 @@ const BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 
 /// Hashed when the user is unknown, so both failures take as long.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$bWVzaGdhdGVkdW1teQ$3l8Kz1u3b0nqjNfnWqN4b6vN0Qy2lI3sOQZ8yJ0ZbQk";
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$bWVzaGdhdGVkdW1teQ$3l8Kz1u3b0nqjNfnWqN4b6vN0Qy2lI3sOQZ8yJ0ZbQk";
 
 #[derive(Debug, Default)]
 pub(super) struct Users {
@@ -27,7 +28,11 @@ pub(super) struct Users {
 }
 
 impl Users {
-    pub fn from_spec(users: &[UserSpec], attributes: &BTreeMap<String, AttrType>, errors: &mut Vec<ConfigError>) -> Self {
+    pub fn from_spec(
+        users: &[UserSpec],
+        attributes: &BTreeMap<String, AttrType>,
+        errors: &mut Vec<ConfigError>,
+    ) -> Self {
         let mut by_name = BTreeMap::new();
         for (index, user) in users.iter().enumerate() {
             let path = format!("auth.users[{index}]");

@@ -47,7 +47,10 @@ impl JwtVerifier {
                 "HS256" => algorithms.push(Algorithm::HS256),
                 "RS256" => algorithms.push(Algorithm::RS256),
                 "ES256" => algorithms.push(Algorithm::ES256),
-                other => errors.push(ConfigError::new("auth.jwt.algorithms", format!("'{other}' is not allowed (use HS256, RS256 or ES256)"))),
+                other => errors.push(ConfigError::new(
+                    "auth.jwt.algorithms",
+                    format!("'{other}' is not allowed (use HS256, RS256 or ES256)"),
+                )),
             }
         }
         if spec.algorithms.is_empty() {
@@ -56,21 +59,34 @@ impl JwtVerifier {
         let mut keys = Vec::new();
         if let Some(variable) = &spec.secret_env {
             match std::env::var(variable) {
-                Ok(secret) if !secret.is_empty() => keys.push(Keys::Secret(DecodingKey::from_secret(secret.as_bytes()))),
-                _ => errors.push(ConfigError::new("auth.jwt.secret_env", format!("environment variable {variable} is not set"))),
+                Ok(secret) if !secret.is_empty() => {
+                    keys.push(Keys::Secret(DecodingKey::from_secret(secret.as_bytes())))
+                }
+                _ => errors.push(ConfigError::new(
+                    "auth.jwt.secret_env",
+                    format!("environment variable {variable} is not set"),
+                )),
             }
         }
         if let Some(file) = &spec.public_key_file {
             match std::fs::read(base_dir.join(file)) {
                 Ok(pem) => match DecodingKey::from_rsa_pem(&pem).or_else(|_| DecodingKey::from_ec_pem(&pem)) {
                     Ok(key) => keys.push(Keys::Pem(key)),
-                    Err(error) => errors.push(ConfigError::new("auth.jwt.public_key_file", format!("{file}: not an RSA or EC public key in PEM ({error})"))),
+                    Err(error) => errors.push(ConfigError::new(
+                        "auth.jwt.public_key_file",
+                        format!("{file}: not an RSA or EC public key in PEM ({error})"),
+                    )),
                 },
-                Err(error) => errors.push(ConfigError::new("auth.jwt.public_key_file", format!("cannot read {file}: {error}"))),
+                Err(error) => {
+                    errors.push(ConfigError::new("auth.jwt.public_key_file", format!("cannot read {file}: {error}")))
+                }
             }
         }
         if let Some(file) = &spec.jwks_file {
-            match std::fs::read_to_string(base_dir.join(file)).map_err(|e| e.to_string()).and_then(|text| serde_json::from_str::<JwkSet>(&text).map_err(|e| e.to_string())) {
+            match std::fs::read_to_string(base_dir.join(file))
+                .map_err(|e| e.to_string())
+                .and_then(|text| serde_json::from_str::<JwkSet>(&text).map_err(|e| e.to_string()))
+            {
                 Ok(set) => keys.push(Keys::Jwks(set)),
                 Err(error) => errors.push(ConfigError::new("auth.jwt.jwks_file", format!("{file}: {error}"))),
             }
@@ -84,7 +100,10 @@ impl JwtVerifier {
                 Some(ty) => {
                     attributes.insert(attr.clone(), (claim.clone(), *ty));
                 }
-                None => errors.push(ConfigError::new(format!("auth.jwt.claims.attributes.{attr}"), "unknown attribute (declare it under governance.attributes)")),
+                None => errors.push(ConfigError::new(
+                    format!("auth.jwt.claims.attributes.{attr}"),
+                    "unknown attribute (declare it under governance.attributes)",
+                )),
             }
         }
         if errors.len() > before {

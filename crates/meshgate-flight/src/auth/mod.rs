@@ -18,8 +18,8 @@ use tonic::{Request, Status};
 
 use crate::serving::Current;
 
-pub use basic::hash_password;
 use basic::Users;
+pub use basic::hash_password;
 use jwt::JwtVerifier;
 use token::TokenSigner;
 
@@ -75,7 +75,8 @@ impl Authenticator {
             }
             Arc::new(principal)
         });
-        let jwt = spec.jwt.as_ref().and_then(|jwt| JwtVerifier::from_spec(jwt, attributes, &config.base_dir, &mut errors));
+        let jwt =
+            spec.jwt.as_ref().and_then(|jwt| JwtVerifier::from_spec(jwt, attributes, &config.base_dir, &mut errors));
         if spec.token_ttl_secs == 0 {
             errors.push(ConfigError::new("auth.token_ttl_secs", "must be at least 1"));
         }
@@ -120,7 +121,6 @@ impl Authenticator {
     pub fn issue_token(&self, principal: &Principal) -> String {
         self.tokens.issue(principal)
     }
-
 }
 
 /// A tonic interceptor: authenticates the call with the current authenticator and
