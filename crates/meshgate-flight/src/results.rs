@@ -11,6 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::FlightData;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::memory_pool::MemoryPool;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use tonic::Status;
 
@@ -63,8 +64,15 @@ fn to_wire(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Flight
     RecordBatch::try_new(Arc::clone(schema), columns).map_err(|error| FlightError::Encode(error.to_string()))
 }
 
+/// Queries whose streams are open right now.
+static ACTIVE_QUERIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 /// What one query did, logged when its stream ends (finished, failed or dropped).
+/// The line also says how many queries are still running and how much of the
+/// memory pool all of them hold: when a client goes away mid-stream, its query stops
+/// and its memory returns.
 pub struct QueryLog {
+    pool: Arc<dyn MemoryPool>,
     principal: String,
     sql: String,
     started: Instant,
@@ -75,8 +83,10 @@ pub struct QueryLog {
 }
 
 impl QueryLog {
-    pub fn new(principal: &str, sql: &str) -> Arc<Self> {
+    pub fn new(principal: &str, sql: &str, pool: Arc<dyn MemoryPool>) -> Arc<Self> {
+        ACTIVE_QUERIES.fetch_add(1, Ordering::Relaxed);
         Arc::new(Self {
+            pool,
             principal: principal.to_owned(),
             sql: sql.to_owned(),
             started: Instant::now(),
@@ -103,12 +113,15 @@ impl Drop for QueryLog {
         } else {
             "cancelled"
         };
+        let active = ACTIVE_QUERIES.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
         tracing::info!(
             principal = %self.principal,
             duration_ms = self.started.elapsed().as_millis() as u64,
             rows = self.rows.load(Ordering::Relaxed),
             bytes = self.bytes.load(Ordering::Relaxed),
             outcome,
+            active,
+            memory_reserved = self.pool.reserved(),
             sql = %self.sql,
             "query"
         );

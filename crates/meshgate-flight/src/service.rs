@@ -104,7 +104,8 @@ impl MeshFlightSqlService {
     /// Runs the statement a ticket carries and streams its batches.
     async fn run_ticket(&self, principal: &Arc<Principal>, handle: &[u8]) -> Result<DoGetStream, FlightError> {
         let payload = self.signer.verify(handle, principal, Purpose::Ticket)?;
-        let log = QueryLog::new(&principal.name, &payload.sql);
+        let engine = self.engine();
+        let log = QueryLog::new(&principal.name, &payload.sql, Arc::clone(&engine.snapshot().runtime().memory_pool));
         let started = async {
             let values = parameters::decode(&payload.parameters)?;
             let query = self.engine().plan(principal, &payload.sql).await?.bind(values)?;

@@ -1,0 +1,72 @@
+"""A client that goes away mid-stream cancels its query: the server stops working on
+it, logs it as cancelled, and the memory it held returns to the pool."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pyarrow.flight as flight
+
+from mgtest import DEMO_CONFIG, cmd_statement_query, flight_client
+
+# 22.5M rows: minutes of streaming if nobody stopped it. The cross join holds the
+# orders side in the memory pool while it streams.
+SQL = "SELECT o.o_orderkey, o.o_comment, c.c_custkey FROM sales.orders o CROSS JOIN customers.customer c"
+LINE = re.compile(r"query .*outcome=\"?(\w+)\"? active=(\d+) memory_reserved=(\d+) sql=(.*)$")
+TIMEOUT = 60.0
+
+
+def log_lines(server, sql):
+    """(outcome, active, memory_reserved) of every logged query with this SQL."""
+    found = []
+    for line in server.stderr_text().splitlines():
+        m = LINE.search(line)
+        if m and m.group(4).strip() == sql:
+            found.append((m.group(1), int(m.group(2)), int(m.group(3))))
+    return found
+
+
+def wait_for(predicate, what):
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def cpu_seconds(server) -> float:
+    fields = open(f"/proc/{server.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, clock ticks
+
+
+def test_an_abandoned_stream_stops_its_query_and_frees_its_memory(start_server):
+    server = start_server(DEMO_CONFIG, name="disconnect", args=["--memory-limit", "1GiB"])
+    client = flight_client(server.uri, "stella")
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(SQL)))
+    reader = client.do_get(info.endpoints[0].ticket)
+    first = reader.read_chunk().data
+    assert first.num_rows > 0
+    # Walk away mid-stream.
+    reader.cancel()
+    client.close()
+
+    outcome, _active, _reserved = wait_for(lambda: next(iter(log_lines(server, SQL)), None), "the cancelled query's log line")
+    assert outcome == "cancelled"
+
+    # The server stops working on it: almost no CPU over the next second.
+    before = cpu_seconds(server)
+    time.sleep(1.0)
+    assert cpu_seconds(server) - before < 0.3, "the abandoned query is still running"
+
+    # Its memory is back: the next query, alone on the server, ends with nothing reserved.
+    probe = "SELECT count(*) AS n FROM customers.nation"
+    other = flight_client(server.uri, "stella")
+    info = other.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(probe)))
+    assert other.do_get(info.endpoints[0].ticket).read_all().column("n")[0].as_py() == 25
+    other.close()
+    outcome, active, reserved = wait_for(lambda: next(iter(log_lines(server, probe)), None), "the probe's log line")
+    assert (outcome, active, reserved) == ("done", 0, 0)
+    server.stop(check=True)
