@@ -70,3 +70,28 @@ def test_an_abandoned_stream_stops_its_query_and_frees_its_memory(start_server):
     outcome, active, reserved = wait_for(lambda: next(iter(log_lines(server, probe)), None), "the probe's log line")
     assert (outcome, active, reserved) == ("done", 0, 0)
     server.stop(check=True)
+
+
+def test_a_query_past_the_timeout_is_stopped_with_deadline_exceeded(start_server):
+    """`--query-timeout-secs`: a query still streaming when its time is up ends with
+    DEADLINE_EXCEEDED naming the limit; the server goes on serving."""
+    server = start_server(DEMO_CONFIG, name="timeout", args=["--query-timeout-secs", "1"])
+    client = flight_client(server.uri, "stella")
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(SQL)))
+    reader = client.do_get(info.endpoints[0].ticket)
+    assert reader.read_chunk().data.num_rows > 0
+    time.sleep(1.5)  # a slow consumer: the query's time runs out while it waits
+    try:
+        while True:
+            reader.read_chunk()
+        raise AssertionError("the whole 22.5M-row result arrived despite the timeout")
+    except StopIteration:
+        raise AssertionError("the stream ended without an error despite the timeout")
+    except flight.FlightError as error:
+        assert "DEADLINE_EXCEEDED" in str(error) or isinstance(error, flight.FlightTimedOutError), str(error)
+        assert "1-second query timeout" in str(error)
+    probe = "SELECT count(*) AS n FROM customers.nation"
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(probe)))
+    assert client.do_get(info.endpoints[0].ticket).read_all().column("n")[0].as_py() == 25
+    client.close()
+    server.stop(check=True)

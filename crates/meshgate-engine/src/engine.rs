@@ -3,6 +3,10 @@
 //! read are in its catalog, each governed.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::common::DataFusionError;
+use futures::StreamExt;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -48,12 +52,16 @@ pub struct Engine {
     policy: Arc<PolicySet>,
     state: SessionState,
     plans: Arc<PlanCache>,
+    /// How long a query may take from planning to its last batch.
+    query_timeout: Option<Duration>,
 }
 
 /// A planned query.
 #[derive(Debug)]
 pub struct Query {
     kind: QueryKind,
+    /// When the query must have finished (the engine's query timeout).
+    deadline: Option<(Instant, Duration)>,
 }
 
 #[derive(Debug)]
@@ -127,7 +135,7 @@ impl Query {
             typed.push(value);
         }
         let plan = plan.with_param_values(typed)?;
-        Ok(Self { kind: QueryKind::Plan { plan, state } })
+        Ok(Self { kind: QueryKind::Plan { plan, state }, deadline: self.deadline })
     }
 
     /// How many independent streams the result can be read as (`None`: one stream).
@@ -153,17 +161,18 @@ impl Query {
         if independent_partitions(&physical) != Some(count) || index >= count {
             return Err(EngineError::PartitioningChanged);
         }
-        Ok(physical.execute(index, state.task_ctx())?)
+        Ok(with_deadline(physical.execute(index, state.task_ctx())?, self.deadline))
     }
 
     /// Starts execution; batches stream as the plan produces them. The physical plan
     /// is verified first: a product scan outside a barrier fails the query.
     pub async fn execute(self) -> Result<SendableRecordBatchStream, EngineError> {
+        let deadline = self.deadline;
         match self.kind {
             QueryKind::Plan { plan, state } => {
                 let physical = state.create_physical_plan(&plan).await?;
                 verify_plan(&physical)?;
-                Ok(execute_stream(physical, state.task_ctx())?)
+                Ok(with_deadline(execute_stream(physical, state.task_ctx())?, deadline))
             }
             QueryKind::Rendered(batch) => {
                 let schema = batch.schema();
@@ -181,7 +190,14 @@ impl Engine {
             .with_runtime_env(Arc::clone(snapshot.runtime()))
             .with_default_features()
             .build();
-        Self { snapshot, policy, state, plans: Arc::default() }
+        Self { snapshot, policy, state, plans: Arc::default(), query_timeout: None }
+    }
+
+    /// Queries planned by this engine fail with [`EngineError::TimedOut`] once they
+    /// have run for `timeout`, wherever they are.
+    pub fn with_query_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.query_timeout = timeout;
+        self
     }
 
     pub fn snapshot(&self) -> &Arc<MeshSnapshot> {
@@ -195,6 +211,10 @@ impl Engine {
 
     pub fn policy(&self) -> &Arc<PolicySet> {
         &self.policy
+    }
+
+    fn query(&self, kind: QueryKind) -> Query {
+        Query { kind, deadline: self.query_timeout.map(|timeout| (Instant::now() + timeout, timeout)) }
     }
 
     /// What `principal` sees of the mesh.
@@ -218,7 +238,7 @@ impl Engine {
         let key = PlanCache::key(principal, sql);
         if let Some((plan, mut state)) = self.plans.get(&key) {
             state.mark_start_execution();
-            return Ok(Query { kind: QueryKind::Plan { plan, state } });
+            return Ok(self.query(QueryKind::Plan { plan, state }));
         }
         let view = self.view(Arc::clone(principal));
         let mut state = self.session_for(&view);
@@ -243,7 +263,7 @@ impl Engine {
         let plan = state.statement_to_plan(statement).await?;
         verify_read_only(&plan)?;
         self.plans.insert(key, plan.clone(), state.clone());
-        Ok(Query { kind: QueryKind::Plan { plan, state } })
+        Ok(self.query(QueryKind::Plan { plan, state }))
     }
 
     /// The full physical plan of `sql` as `principal` would run it, barriers opened:
@@ -285,7 +305,7 @@ impl Engine {
             ],
         )
         .map_err(|error| EngineError::Internal(error.to_string()))?;
-        Ok(Query { kind: QueryKind::Rendered(batch) })
+        Ok(self.query(QueryKind::Rendered(batch)))
     }
 
     /// A table reference must name a product the principal may read (or
@@ -324,6 +344,33 @@ impl Engine {
         }
     }
 }
+
+/// Ends `stream` with [`QueryTimedOut`] once the deadline has passed.
+fn with_deadline(
+    stream: SendableRecordBatchStream,
+    deadline: Option<(Instant, Duration)>,
+) -> SendableRecordBatchStream {
+    let Some((deadline, limit)) = deadline else { return stream };
+    let schema = stream.schema();
+    let timed = futures::stream::unfold(Some(stream), move |stream| async move {
+        let mut stream = stream?;
+        let expired = || DataFusionError::External(Box::new(QueryTimedOut(limit)));
+        if Instant::now() >= deadline {
+            return Some((Err(expired()), None));
+        }
+        match tokio::time::timeout_at(deadline.into(), stream.next()).await {
+            Ok(Some(item)) => Some((item, Some(stream))),
+            Ok(None) => None,
+            Err(_) => Some((Err(expired()), None)),
+        }
+    });
+    Box::pin(RecordBatchStreamAdapter::new(schema, timed))
+}
+
+/// A query ran past the engine's query timeout.
+#[derive(Debug, thiserror::Error)]
+#[error("the query ran longer than the {}-second query timeout and was stopped", .0.as_secs_f64())]
+pub struct QueryTimedOut(pub Duration);
 
 fn verify_read_only(plan: &LogicalPlan) -> Result<(), EngineError> {
     SQLOptions::new()

@@ -28,6 +28,9 @@ pub enum EngineError {
     /// failed verification).
     #[error(transparent)]
     Governance(#[from] PolicyError),
+    /// The query ran past the configured query timeout.
+    #[error("{0}")]
+    TimedOut(String),
     /// A partition ticket whose statement now plans into other partitions (for
     /// example after a reload): the client must run the statement again.
     #[error("the result is partitioned differently now; run the statement again")]
@@ -43,6 +46,11 @@ impl From<DataFusionError> for EngineError {
             && let Some(policy) = inner.downcast_ref::<PolicyError>()
         {
             return EngineError::Governance(policy.clone());
+        }
+        if let DataFusionError::External(inner) = error.find_root()
+            && let Some(timed_out) = inner.downcast_ref::<crate::engine::QueryTimedOut>()
+        {
+            return EngineError::TimedOut(timed_out.to_string());
         }
         if let Some(product) = find_product_error(&error) {
             return EngineError::Product(product.clone());

@@ -48,6 +48,7 @@ pub fn to_status(error: &FlightError) -> Status {
             }
             EngineError::TableNotFound { .. } => (Code::NotFound, engine.to_string()),
             EngineError::PartitioningChanged => (Code::FailedPrecondition, engine.to_string()),
+            EngineError::TimedOut(_) => (Code::DeadlineExceeded, engine.to_string()),
             EngineError::Product(product) => (product_code(product), engine.to_string()),
             EngineError::ResourcesExhausted(_) => (Code::ResourceExhausted, engine.to_string()),
             EngineError::Governance(PolicyError::ExplainAnalyzeRefused) => (Code::InvalidArgument, engine.to_string()),

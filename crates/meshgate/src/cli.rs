@@ -83,6 +83,10 @@ pub struct ServeArgs {
     /// Evaluate filters inside the Parquet decoder (late materialization).
     #[arg(long)]
     pub parquet_pushdown_filters: bool,
+    /// Seconds a query may run, from planning to its last batch, before it is stopped
+    /// with DEADLINE_EXCEEDED (no limit when unset).
+    #[arg(long, env = "MESHGATE_QUERY_TIMEOUT_SECS")]
+    pub query_timeout_secs: Option<f64>,
 }
 
 impl ServeArgs {
@@ -90,6 +94,7 @@ impl ServeArgs {
         crate::load::Tuning {
             target_partitions: self.target_partitions,
             parquet_pushdown_filters: self.parquet_pushdown_filters,
+            query_timeout: self.query_timeout_secs.filter(|s| *s > 0.0).map(std::time::Duration::from_secs_f64),
         }
     }
 

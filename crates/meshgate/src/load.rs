@@ -29,7 +29,7 @@ pub async fn load_engine(path: &Path, runtime: Arc<RuntimeEnv>, tuning: &Tuning)
     session.options_mut().execution.parquet.pushdown_filters = tuning.parquet_pushdown_filters;
     let snapshot = MeshSnapshot::load(config, session, runtime).await?;
     let policy = load_policies(snapshot.config(), &snapshot)?;
-    Ok(Engine::new(Arc::new(snapshot), Arc::new(policy)))
+    Ok(Engine::new(Arc::new(snapshot), Arc::new(policy)).with_query_timeout(tuning.query_timeout))
 }
 
 /// Execution settings that change plans, not results.
@@ -37,4 +37,5 @@ pub async fn load_engine(path: &Path, runtime: Arc<RuntimeEnv>, tuning: &Tuning)
 pub struct Tuning {
     pub target_partitions: Option<usize>,
     pub parquet_pushdown_filters: bool,
+    pub query_timeout: Option<std::time::Duration>,
 }
