@@ -16,8 +16,8 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::execute_stream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig};
 use datafusion::sql::parser::{ExplainStatement, Statement};
 use meshgate_catalog::MeshSnapshot;
@@ -142,8 +142,7 @@ impl Query {
     /// Plans physically; the plan is verified like any other.
     pub async fn independent_partitions(&self) -> Result<Option<usize>, EngineError> {
         let QueryKind::Plan { plan, state } = &self.kind else { return Ok(None) };
-        let physical = state.create_physical_plan(plan).await?;
-        verify_plan(&physical)?;
+        let physical = verified_physical_plan(state, plan).await?;
         Ok(independent_partitions(&physical))
     }
 
@@ -156,8 +155,7 @@ impl Query {
         // Sibling file streams otherwise steal each other's files: executed alone, one
         // partition would read them all.
         state.config_mut().options_mut().execution.enable_file_stream_work_stealing = false;
-        let physical = state.create_physical_plan(&plan).await?;
-        verify_plan(&physical)?;
+        let physical = verified_physical_plan(&state, &plan).await?;
         if independent_partitions(&physical) != Some(count) || index >= count {
             return Err(EngineError::PartitioningChanged);
         }
@@ -170,8 +168,7 @@ impl Query {
         let deadline = self.deadline;
         match self.kind {
             QueryKind::Plan { plan, state } => {
-                let physical = state.create_physical_plan(&plan).await?;
-                verify_plan(&physical)?;
+                let physical = verified_physical_plan(&state, &plan).await?;
                 Ok(with_deadline(execute_stream(physical, state.task_ctx())?, deadline))
             }
             QueryKind::Rendered(batch) => {
@@ -273,8 +270,7 @@ impl Engine {
         let QueryKind::Plan { plan, state } = query.kind else {
             return Err(EngineError::Refused { what: "EXPLAIN inside policy explain".into() });
         };
-        let physical = state.create_physical_plan(&plan).await?;
-        verify_plan(&physical)?;
+        let physical = verified_physical_plan(&state, &plan).await?;
         Ok(render_physical(&physical, true))
     }
 
@@ -288,8 +284,9 @@ impl Engine {
     ) -> Result<Query, EngineError> {
         let plan = state.statement_to_plan(explain.statement.as_ref().clone()).await?;
         verify_read_only(&plan)?;
+        // Optimized once: shown as the logical plan and planned physically as it is.
         let optimized = state.optimize(&plan)?;
-        let physical = state.create_physical_plan(&optimized).await?;
+        let physical = state.query_planner().create_physical_plan(&optimized, state).await?;
         verify_plan(&physical)?;
         let logical = optimized.display_indent().to_string();
         let physical = render_physical(&physical, steward);
@@ -343,6 +340,17 @@ impl Engine {
             None => Ok(()),
         }
     }
+}
+
+/// Plans `plan` physically and verifies it: a product scan outside a barrier fails
+/// the query closed.
+async fn verified_physical_plan(
+    state: &SessionState,
+    plan: &LogicalPlan,
+) -> Result<Arc<dyn ExecutionPlan>, EngineError> {
+    let physical = state.create_physical_plan(plan).await?;
+    verify_plan(&physical)?;
+    Ok(physical)
 }
 
 /// Ends `stream` with [`QueryTimedOut`] once the deadline has passed.

@@ -104,11 +104,12 @@ impl MeshFlightSqlService {
     /// Runs the statement a ticket carries and streams its batches.
     async fn run_ticket(&self, principal: &Arc<Principal>, handle: &[u8]) -> Result<DoGetStream, FlightError> {
         let payload = self.signer.verify(handle, principal, Purpose::Ticket)?;
+        // One engine for the whole call, even if a reload swaps it meanwhile.
         let engine = self.engine();
         let log = QueryLog::new(&principal.name, &payload.sql, Arc::clone(&engine.snapshot().runtime().memory_pool));
         let started = async {
             let values = parameters::decode(&payload.parameters)?;
-            let query = self.engine().plan(principal, &payload.sql).await?.bind(values)?;
+            let query = engine.plan(principal, &payload.sql).await?.bind(values)?;
             let schema = wire_schema(&query.schema());
             let batches = match payload.partitions {
                 0 => query.execute().await?,
