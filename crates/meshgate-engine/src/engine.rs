@@ -11,11 +11,13 @@ use futures::StreamExt;
 use datafusion::arrow::array::{RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::MemoryCatalogProviderList;
+use datafusion::common::stats::Precision;
 use datafusion::common::{ScalarValue, TableReference};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionState;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig};
@@ -43,6 +45,15 @@ pub fn session_config(catalog: &str) -> SessionConfig {
     options.execution.parquet.schema_force_view_types = false;
     options.sql_parser.map_string_types_to_utf8view = false;
     config
+}
+
+/// How a planned result can be read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultShape {
+    /// Independent partitions (`None`: one stream).
+    pub independent_partitions: Option<usize>,
+    /// Rows in the result, exactly or as estimated, when known.
+    pub rows: Precision<usize>,
 }
 
 /// Plans and executes queries against one snapshot under one policy set.
@@ -138,12 +149,19 @@ impl Query {
         Ok(Self { kind: QueryKind::Plan { plan, state }, deadline: self.deadline })
     }
 
-    /// How many independent streams the result can be read as (`None`: one stream).
-    /// Plans physically; the plan is verified like any other.
-    pub async fn independent_partitions(&self) -> Result<Option<usize>, EngineError> {
-        let QueryKind::Plan { plan, state } = &self.kind else { return Ok(None) };
+    /// How the result can be read: how many independent streams, and how many rows
+    /// it has when the plan knows. Plans physically; the plan is verified like any
+    /// other. Governed products report no statistics, so their row counts stay unknown.
+    pub async fn shape(&self) -> Result<ResultShape, EngineError> {
+        let QueryKind::Plan { plan, state } = &self.kind else {
+            return Ok(ResultShape { independent_partitions: None, rows: Precision::Absent });
+        };
         let physical = verified_physical_plan(state, plan).await?;
-        Ok(independent_partitions(&physical))
+        let rows = StatisticsContext::new()
+            .compute(physical.as_ref(), &StatisticsArgs::new())
+            .map(|stats| stats.num_rows)
+            .unwrap_or(Precision::Absent);
+        Ok(ResultShape { independent_partitions: independent_partitions(&physical), rows })
     }
 
     /// Executes partition `index` of a result that
@@ -160,6 +178,17 @@ impl Query {
             return Err(EngineError::PartitioningChanged);
         }
         Ok(with_deadline(physical.execute(index, state.task_ctx())?, self.deadline))
+    }
+
+    /// Stops the query after `limit` if that comes before the engine's own timeout
+    /// (a client's per-query timeout never extends the server's).
+    pub fn limit_time(mut self, limit: Duration) -> Self {
+        let candidate = (Instant::now() + limit, limit);
+        self.deadline = Some(match self.deadline {
+            Some(current) if current.0 <= candidate.0 => current,
+            _ => candidate,
+        });
+        self
     }
 
     /// Starts execution; batches stream as the plan produces them. The physical plan
@@ -232,13 +261,27 @@ impl Engine {
     /// Parses, checks and plans `sql` as `principal`. Refuses anything but read-only
     /// queries over the products they may read; names unknown (or hidden) tables.
     pub async fn plan(&self, principal: &Arc<Principal>, sql: &str) -> Result<Query, EngineError> {
-        let key = PlanCache::key(principal, sql);
+        self.plan_in(principal, None, sql).await
+    }
+
+    /// [`Engine::plan`] with unqualified table names resolved in `default_schema` (a
+    /// session's schema), which resolves like any other: a hidden domain is unknown.
+    pub async fn plan_in(
+        &self,
+        principal: &Arc<Principal>,
+        default_schema: Option<&str>,
+        sql: &str,
+    ) -> Result<Query, EngineError> {
+        let key = PlanCache::key(principal, default_schema, sql);
         if let Some((plan, mut state)) = self.plans.get(&key) {
             state.mark_start_execution();
             return Ok(self.query(QueryKind::Plan { plan, state }));
         }
         let view = self.view(Arc::clone(principal));
         let mut state = self.session_for(&view);
+        if let Some(schema) = default_schema {
+            state.config_mut().options_mut().catalog.default_schema = schema.to_owned();
+        }
         // Fixes now() and friends for this query, as SessionContext::sql does.
         state.mark_start_execution();
         let dialect = state.config().options().sql_parser.dialect;
@@ -324,12 +367,17 @@ impl Engine {
         {
             return Err(not_found(""));
         }
-        let Some(schema) = reference.schema() else {
+        let default_schema = &state.config().options().catalog.default_schema;
+        let schema = match reference.schema() {
+            Some(schema) => schema,
             // Data-generating table functions such as generate_series read no files.
-            if state.table_functions().contains_key(reference.table()) {
-                return Ok(());
+            None if state.table_functions().contains_key(reference.table()) => return Ok(()),
+            None if default_schema != NO_DEFAULT_SCHEMA => default_schema.as_str(),
+            None => {
+                return Err(not_found(
+                    "; name products as domain.product, for example sales.orders, or set the session's schema",
+                ));
             }
-            return Err(not_found("; name products as domain.product, for example sales.orders"));
         };
         if schema == "information_schema" {
             return Ok(());

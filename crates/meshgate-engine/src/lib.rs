@@ -8,6 +8,6 @@ mod plan_cache;
 mod runtime;
 mod sql_guard;
 
-pub use engine::{Engine, Query, session_config};
+pub use engine::{Engine, Query, ResultShape, session_config};
 pub use error::EngineError;
 pub use runtime::{RuntimeOptions, parse_byte_size, runtime};

@@ -17,21 +17,24 @@ const CAPACITY: usize = 512;
 
 #[derive(Debug, Default)]
 pub(crate) struct PlanCache {
-    plans: Mutex<HashMap<(String, String), (LogicalPlan, SessionState)>>,
+    plans: Mutex<HashMap<Key, (LogicalPlan, SessionState)>>,
 }
 
+/// Principal, default schema, SQL.
+type Key = (String, Option<String>, String);
+
 impl PlanCache {
-    pub fn key(principal: &Principal, sql: &str) -> (String, String) {
+    pub fn key(principal: &Principal, default_schema: Option<&str>, sql: &str) -> Key {
         // Debug quotes every name, so two different principals never share a key.
-        (format!("{principal:?}"), sql.to_owned())
+        (format!("{principal:?}"), default_schema.map(str::to_owned), sql.to_owned())
     }
 
-    pub fn get(&self, key: &(String, String)) -> Option<(LogicalPlan, SessionState)> {
+    pub fn get(&self, key: &Key) -> Option<(LogicalPlan, SessionState)> {
         let plans = self.plans.lock().ok()?;
         plans.get(key).cloned()
     }
 
-    pub fn insert(&self, key: (String, String), plan: LogicalPlan, state: SessionState) {
+    pub fn insert(&self, key: Key, plan: LogicalPlan, state: SessionState) {
         if let Ok(mut plans) = self.plans.lock() {
             if plans.len() >= CAPACITY {
                 plans.clear();

@@ -21,9 +21,18 @@ pub enum FlightError {
     /// A Flight SQL feature meshgate does not offer (yet), with what to use instead.
     #[error("{0}")]
     Unsupported(String),
+    /// A session cookie that is forged, expired or closed.
+    #[error("{0}")]
+    SessionNotFound(String),
+    /// The query was cancelled with CancelFlightInfo.
+    #[error("the query was cancelled (CancelFlightInfo)")]
+    Cancelled,
     /// Encoding results failed.
     #[error("cannot encode results: {0}")]
     Encode(String),
+    /// A broken invariant in the Flight layer itself.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl From<datafusion::common::DataFusionError> for FlightError {
@@ -65,6 +74,12 @@ pub fn to_status(error: &FlightError) -> Status {
         FlightError::OtherPrincipal(_) => (Code::Unauthenticated, error.to_string()),
         FlightError::BadRequest(_) => (Code::InvalidArgument, error.to_string()),
         FlightError::Unsupported(_) => (Code::Unimplemented, error.to_string()),
+        FlightError::SessionNotFound(_) => (Code::NotFound, error.to_string()),
+        FlightError::Cancelled => (Code::Cancelled, error.to_string()),
+        FlightError::Internal(detail) => {
+            tracing::error!(%detail, "internal error");
+            (Code::Internal, "internal error in meshgate; the server log has the details".to_owned())
+        }
         FlightError::Encode(detail) => {
             tracing::error!(%detail, "encoding results failed");
             (Code::Internal, "cannot encode results; the server log has the details".to_owned())

@@ -2,20 +2,25 @@
 //! decodes, delegates to the engine or catalog, and encodes; errors become gRPC
 //! statuses in one place ([`error::to_status`]).
 
+mod actions;
 pub mod auth;
+mod cancel;
 pub mod error;
+mod flight_service;
 mod keys;
 mod metadata;
 mod parameters;
 mod results;
+mod revocations;
 mod server;
 mod service;
 mod serving;
+mod session;
 mod sql_info;
 mod tickets;
 mod xdbc_types;
 
-/// Messages of `proto/meshgate/v1/tickets.proto`.
+/// Messages of `proto/meshgate/v1/`: tickets and sessions.
 #[allow(clippy::all, missing_docs)]
 pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/meshgate.v1.rs"));
@@ -24,6 +29,7 @@ pub mod proto {
 pub use auth::{Authenticator, hash_password};
 pub use error::FlightError;
 pub use server::{ServerOptions, serve};
-pub use service::MeshFlightSqlService;
+pub use service::{MeshFlightSqlService, ServiceOptions};
 pub use serving::{Current, Serving};
+pub use session::ENDPOINTS_HEADER;
 pub use tickets::TicketSigner;

@@ -30,11 +30,12 @@ pub fn db_schemas(view: &MeshView, command: CommandGetDbSchemas) -> Result<Recor
     builder.build().map_err(encode_error)
 }
 
-pub fn tables(view: &MeshView, command: CommandGetTables) -> Result<RecordBatch, FlightError> {
+/// `view_types`: as the service sends results, so GetTables and DoGet agree.
+pub fn tables(view: &MeshView, command: CommandGetTables, view_types: bool) -> Result<RecordBatch, FlightError> {
     let mut builder = command.into_builder();
     for entry in view.products() {
         let Some(table) = view.table(&entry.product.domain, &entry.product.name)? else { continue };
-        let schema = wire_schema(&datafusion::catalog::TableProvider::schema(table.as_ref()));
+        let schema = wire_schema(&datafusion::catalog::TableProvider::schema(table.as_ref()), view_types);
         builder
             .append(view.snapshot().catalog_name(), &entry.product.domain, &entry.product.name, TABLE_TYPE, &schema)
             .map_err(encode_error)?;

@@ -15,29 +15,30 @@ use datafusion::execution::memory_pool::MemoryPool;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use tonic::Status;
 
+use crate::cancel::{Running, until_cancelled};
 use crate::error::{FlightError, to_status};
 
 /// Target size of one encoded Flight message.
 const MAX_FLIGHT_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 
-/// The schema sent on the wire: view types become their plain forms, which every
-/// Flight SQL client reads.
-pub fn wire_schema(schema: &Schema) -> SchemaRef {
+/// The schema sent on the wire: dictionaries are hydrated and, unless `view_types`,
+/// view types become their plain forms, which every Flight SQL client reads.
+pub fn wire_schema(schema: &Schema, view_types: bool) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .map(|field| field.as_ref().clone().with_data_type(wire_type(field.data_type())))
+        .map(|field| field.as_ref().clone().with_data_type(wire_type(field.data_type(), view_types)))
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-fn wire_type(data_type: &DataType) -> DataType {
+fn wire_type(data_type: &DataType, view_types: bool) -> DataType {
     match data_type {
-        DataType::Utf8View => DataType::Utf8,
-        DataType::BinaryView => DataType::Binary,
-        DataType::Dictionary(_, value) => wire_type(value),
+        DataType::Utf8View if !view_types => DataType::Utf8,
+        DataType::BinaryView if !view_types => DataType::Binary,
+        DataType::Dictionary(_, value) => wire_type(value, view_types),
         DataType::List(item) => {
-            DataType::List(Arc::new(item.as_ref().clone().with_data_type(wire_type(item.data_type()))))
+            DataType::List(Arc::new(item.as_ref().clone().with_data_type(wire_type(item.data_type(), view_types))))
         }
         other => other.clone(),
     }
@@ -80,6 +81,8 @@ pub struct QueryLog {
     bytes: AtomicU64,
     failed: std::sync::atomic::AtomicBool,
     finished: std::sync::atomic::AtomicBool,
+    /// Stopped by CancelFlightInfo.
+    cancelled: std::sync::atomic::AtomicBool,
 }
 
 impl QueryLog {
@@ -94,6 +97,7 @@ impl QueryLog {
             bytes: AtomicU64::new(0),
             failed: std::sync::atomic::AtomicBool::new(false),
             finished: std::sync::atomic::AtomicBool::new(false),
+            cancelled: std::sync::atomic::AtomicBool::new(false),
         })
     }
 }
@@ -106,7 +110,9 @@ impl QueryLog {
 
 impl Drop for QueryLog {
     fn drop(&mut self) {
-        let outcome = if self.failed.load(Ordering::Relaxed) {
+        let outcome = if self.cancelled.load(Ordering::Relaxed) {
+            "cancelled"
+        } else if self.failed.load(Ordering::Relaxed) {
             "failed"
         } else if self.finished.load(Ordering::Relaxed) {
             "done"
@@ -130,18 +136,24 @@ impl Drop for QueryLog {
 
 /// Encodes `batches` as Flight data in `schema`, streaming: each batch is encoded
 /// and sent as the plan produces it.
+/// Stops when the ticket is cancelled (CancelFlightInfo).
 pub fn flight_stream(
     batches: SendableRecordBatchStream,
     schema: SchemaRef,
     log: Arc<QueryLog>,
+    running: Running,
 ) -> impl Stream<Item = Result<FlightData, Status>> + Send + 'static {
     let rows_log = Arc::clone(&log);
     let end_log = Arc::clone(&log);
     let wire = Arc::clone(&schema);
-    let batches = batches.map(move |batch| {
-        let batch = batch.map_err(FlightError::from).and_then(|batch| to_wire(batch, &wire));
-        if let Ok(batch) = &batch {
-            rows_log.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+    let batches = batches.map(move |batch| batch.map_err(FlightError::from).and_then(|batch| to_wire(batch, &wire)));
+    let batches = until_cancelled(batches, running).map(move |batch| {
+        match &batch {
+            Ok(batch) => {
+                rows_log.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+            }
+            Err(FlightError::Cancelled) => rows_log.cancelled.store(true, Ordering::Relaxed),
+            Err(_) => {}
         }
         batch.map_err(|error| arrow_flight::error::FlightError::Tonic(Box::new(to_status(&error))))
     });
@@ -185,7 +197,8 @@ mod tests {
     #[test]
     fn view_columns_are_sent_plain() {
         let view = Schema::new(vec![Field::new("s", DataType::Utf8View, true)]);
-        let wire = wire_schema(&view);
+        assert_eq!(wire_schema(&view, true).field(0).data_type(), &DataType::Utf8View);
+        let wire = wire_schema(&view, false);
         assert_eq!(wire.field(0).data_type(), &DataType::Utf8);
         let batch =
             RecordBatch::try_new(Arc::new(view), vec![Arc::new(StringViewArray::from(vec!["a", "b"]))]).unwrap();

@@ -8,6 +8,7 @@ use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 
+use crate::flight_service::MeshFlightService;
 use crate::service::MeshFlightSqlService;
 
 /// Transport settings.
@@ -34,7 +35,7 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     // Every RPC, Handshake and DoGet included, passes the authenticator first.
     let interceptor = crate::auth::interceptor(service.current().clone());
-    let flight = FlightServiceServer::new(service)
+    let flight = FlightServiceServer::new(MeshFlightService(service))
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
     let flight = InterceptedService::new(flight, interceptor);

@@ -3,8 +3,9 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
-use arrow::datatypes::Schema;
+use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::sql::DoPutPreparedStatementResult;
@@ -12,16 +13,17 @@ use arrow_flight::sql::metadata::{SqlInfoData, XdbcTypeInfoData};
 use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
-    CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys,
+    ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, CommandGetCatalogs,
+    CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys,
     CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
     CommandPreparedStatementQuery, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{
-    Action, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage, SchemaAsIpc,
-    Ticket,
+    Action, CancelFlightInfoRequest, CancelStatus, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
+    HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
 };
-use bytes::Bytes;
+use datafusion::common::stats::Precision;
 use futures::{Stream, TryStreamExt, stream};
 use meshgate_engine::Engine;
 use meshgate_policy::Principal;
@@ -29,37 +31,60 @@ use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::principal_of;
+use crate::cancel::Cancellations;
 use crate::error::FlightError;
 use crate::keys::{foreign_keys_schema, no_foreign_keys, primary_keys, primary_keys_schema};
 use crate::metadata;
 use crate::parameters;
-use crate::proto::Purpose;
+use crate::proto::{Purpose, StatementPayload};
 use crate::results::{QueryLog, flight_stream, wire_schema};
 use crate::serving::Current;
+use crate::session::{Endpoints, Sessions};
 use crate::sql_info::sql_info;
 use crate::tickets::TicketSigner;
 use crate::xdbc_types::xdbc_type_info;
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
+/// Settings of the service itself (the engine's are in its snapshot).
+#[derive(Debug, Clone)]
+pub struct ServiceOptions {
+    /// Send Utf8View/BinaryView as they are instead of casting them to Utf8/Binary
+    /// (the engine produces views only when configured to).
+    pub view_types: bool,
+    /// A result estimated to have fewer rows stays one endpoint even when the client
+    /// asks for partitions.
+    pub partition_min_rows: usize,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        Self { view_types: false, partition_min_rows: 100_000 }
+    }
+}
+
 /// meshgate's Flight SQL service.
 #[derive(Clone)]
 pub struct MeshFlightSqlService {
     current: Current,
     signer: TicketSigner,
+    pub(crate) sessions: Sessions,
+    pub(crate) cancellations: Cancellations,
+    options: ServiceOptions,
     sql_info: Arc<SqlInfoData>,
     xdbc_types: Arc<XdbcTypeInfoData>,
 }
 
 impl MeshFlightSqlService {
-    pub fn new(current: Current, signer: TicketSigner) -> Result<Self, FlightError> {
+    pub fn new(current: Current, signer: TicketSigner, options: ServiceOptions) -> Result<Self, FlightError> {
         let sql_info = Arc::new(sql_info(current.get().engine.session_state())?);
         let xdbc_types = Arc::new(xdbc_type_info()?);
-        Ok(Self { current, signer, sql_info, xdbc_types })
+        let sessions = Sessions::new(signer.clone());
+        Ok(Self { current, signer, sessions, cancellations: Cancellations::default(), options, sql_info, xdbc_types })
     }
 
     /// The engine serving now (one snapshot, one policy set).
-    fn engine(&self) -> Arc<Engine> {
+    pub(crate) fn engine(&self) -> Arc<Engine> {
         Arc::clone(&self.current.get().engine)
     }
 
@@ -67,34 +92,57 @@ impl MeshFlightSqlService {
         &self.current
     }
 
-    /// Plans `sql` and describes its result: schema and one signed ticket.
+    pub(crate) fn signer(&self) -> &TicketSigner {
+        &self.signer
+    }
+
+    /// The schema results travel in.
+    fn wire(&self, schema: &Schema) -> SchemaRef {
+        wire_schema(schema, self.options.view_types)
+    }
+
+    /// Plans `statement` (SQL, bound parameters, default schema) and describes its
+    /// result: schema and signed tickets, one per endpoint.
     async fn statement_info(
         &self,
         principal: &Arc<Principal>,
-        sql: &str,
-        parameters: Bytes,
+        mut statement: StatementPayload,
         request: Request<FlightDescriptor>,
     ) -> Result<FlightInfo, FlightError> {
-        let partitioned = wants_partitions(&request);
+        let settings = self.sessions.settings(&request, principal)?;
+        statement.timeout_ms = settings.query_timeout.map(|t| t.as_millis() as u64).unwrap_or_default();
         let descriptor = request.into_inner();
-        let query = self.engine().plan(principal, sql).await?.bind(parameters::decode(&parameters)?)?;
-        let schema = wire_schema(&query.schema());
-        // One endpoint unless the client asked for several and the result splits into
-        // independent partitions; locations stay empty so clients reuse the connection.
-        let partitions = match partitioned {
-            true => query.independent_partitions().await?,
-            false => None,
-        };
-        let endpoints: Vec<Option<(u32, u32)>> = match partitions.and_then(|n| u32::try_from(n).ok()) {
-            Some(count) => (0..count).map(|index| Some((index, count))).collect(),
-            None => vec![None],
-        };
+        let schema_name = Some(statement.default_schema.as_str()).filter(|s| !s.is_empty());
+        let query = self
+            .engine()
+            .plan_in(principal, schema_name, &statement.sql)
+            .await?
+            .bind(parameters::decode(&statement.parameters)?)?;
+        let schema = self.wire(&query.schema());
         let mut info = FlightInfo::new()
             .try_with_schema(&schema)
             .map_err(|error| FlightError::Encode(error.to_string()))?
             .with_descriptor(descriptor);
+        // One endpoint unless the client asked for several, the result splits into
+        // independent partitions and is not known to be small. Locations stay empty
+        // so clients reuse the connection.
+        let mut endpoints: Vec<Option<(u32, u32)>> = vec![None];
+        if settings.endpoints == Endpoints::Partitioned {
+            let shape = query.shape().await?;
+            if let Precision::Exact(rows) = shape.rows {
+                info = info.with_total_records(rows as i64);
+            }
+            let small = shape.rows.get_value().is_some_and(|rows| *rows < self.options.partition_min_rows);
+            if let Some(count) = shape.independent_partitions.and_then(|n| u32::try_from(n).ok())
+                && !small
+            {
+                endpoints = (0..count).map(|index| Some((index, count))).collect();
+            }
+        }
         for endpoint in endpoints {
-            let handle = self.signer.sign_bound(sql, parameters.clone(), endpoint, principal, Purpose::Ticket);
+            let (partition, partitions) = endpoint.unwrap_or((0, 0));
+            let payload = StatementPayload { partition, partitions, ..statement.clone() };
+            let handle = self.signer.seal(payload, principal, Purpose::Ticket);
             let ticket = Ticket::new(TicketStatementQuery { statement_handle: handle }.as_any().encode_to_vec());
             info = info.with_endpoint(FlightEndpoint::new().with_ticket(ticket));
         }
@@ -104,13 +152,18 @@ impl MeshFlightSqlService {
     /// Runs the statement a ticket carries and streams its batches.
     async fn run_ticket(&self, principal: &Arc<Principal>, handle: &[u8]) -> Result<DoGetStream, FlightError> {
         let payload = self.signer.verify(handle, principal, Purpose::Ticket)?;
+        let running = self.cancellations.start(handle, payload.expires_at_ms)?;
         // One engine for the whole call, even if a reload swaps it meanwhile.
         let engine = self.engine();
         let log = QueryLog::new(&principal.name, &payload.sql, Arc::clone(&engine.snapshot().runtime().memory_pool));
         let started = async {
             let values = parameters::decode(&payload.parameters)?;
-            let query = engine.plan(principal, &payload.sql).await?.bind(values)?;
-            let schema = wire_schema(&query.schema());
+            let schema_name = Some(payload.default_schema.as_str()).filter(|s| !s.is_empty());
+            let mut query = engine.plan_in(principal, schema_name, &payload.sql).await?.bind(values)?;
+            if payload.timeout_ms > 0 {
+                query = query.limit_time(Duration::from_millis(payload.timeout_ms));
+            }
+            let schema = self.wire(&query.schema());
             let batches = match payload.partitions {
                 0 => query.execute().await?,
                 count => query.execute_partition(payload.partition as usize, count as usize).await?,
@@ -119,25 +172,18 @@ impl MeshFlightSqlService {
         }
         .await;
         match started {
-            Ok((batches, schema)) => Ok(Box::pin(flight_stream(batches, schema, log))),
+            Ok((batches, schema)) => Ok(Box::pin(flight_stream(batches, schema, log, running))),
             Err(error) => {
                 log.mark_failed();
                 Err(error)
             }
         }
     }
-}
 
-/// The call header a client sets to receive one endpoint per independent partition
-/// (with ADBC: the option `adbc.flight.sql.rpc.call_header.x-meshgate-endpoints`).
-pub const ENDPOINTS_HEADER: &str = "x-meshgate-endpoints";
-
-fn wants_partitions<T>(request: &Request<T>) -> bool {
-    request
-        .metadata()
-        .get(ENDPOINTS_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("partitioned"))
+    /// The statement a prepared-statement handle carries, for its principal.
+    fn prepared(&self, handle: &[u8], principal: &Principal) -> Result<StatementPayload, FlightError> {
+        self.signer.verify(handle, principal, Purpose::PreparedStatement)
+    }
 }
 
 fn metadata_info(any: Vec<u8>, schema: &Schema, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
@@ -198,12 +244,7 @@ impl FlightSqlService for MeshFlightSqlService {
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as arrow_flight::flight_service_server::FlightService>::DoActionStream>, Status> {
-        // Unknown actions are UNIMPLEMENTED (not INVALID_ARGUMENT), so clients fall back.
-        Err(FlightError::Unsupported(format!(
-            "action '{}' is not supported by meshgate; supported actions: CreatePreparedStatement, ClosePreparedStatement",
-            request.get_ref().r#type
-        ))
-        .into())
+        self.other_action(request).await
     }
 
     async fn get_flight_info_statement(
@@ -212,7 +253,9 @@ impl FlightSqlService for MeshFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = principal_of(&request)?;
-        Ok(Response::new(self.statement_info(&principal, &query.query, Bytes::new(), request).await?))
+        let default_schema = self.sessions.settings(&request, &principal)?.schema.unwrap_or_default();
+        let statement = StatementPayload { sql: query.query, default_schema, ..Default::default() };
+        Ok(Response::new(self.statement_info(&principal, statement, request).await?))
     }
 
     async fn get_flight_info_prepared_statement(
@@ -221,9 +264,15 @@ impl FlightSqlService for MeshFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = principal_of(&request)?;
-        let payload = self.signer.verify(&command.prepared_statement_handle, &principal, Purpose::PreparedStatement)?;
-        let parameters = Bytes::from(payload.parameters);
-        Ok(Response::new(self.statement_info(&principal, &payload.sql, parameters, request).await?))
+        // The handle's SQL, parameters and schema: what it was prepared (and described) with.
+        let payload = self.prepared(&command.prepared_statement_handle, &principal)?;
+        let statement = StatementPayload {
+            sql: payload.sql,
+            parameters: payload.parameters,
+            default_schema: payload.default_schema,
+            ..Default::default()
+        };
+        Ok(Response::new(self.statement_info(&principal, statement, request).await?))
     }
 
     async fn do_get_statement(
@@ -241,10 +290,16 @@ impl FlightSqlService for MeshFlightSqlService {
         action: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let principal = principal_of(&action)?;
-        let query = self.engine().plan(&principal, &request.query).await.map_err(FlightError::from)?;
-        let dataset_schema = schema_bytes(&wire_schema(&query.schema()))?;
+        let default_schema = self.sessions.settings(&action, &principal)?.schema.unwrap_or_default();
+        let query = self
+            .engine()
+            .plan_in(&principal, Some(default_schema.as_str()).filter(|s| !s.is_empty()), &request.query)
+            .await
+            .map_err(FlightError::from)?;
+        let dataset_schema = schema_bytes(&self.wire(&query.schema()))?;
         let parameter_schema = schema_bytes(&Schema::new(query.parameter_fields().map_err(FlightError::from)?))?;
-        let handle = self.signer.sign(&request.query, &principal, Purpose::PreparedStatement);
+        let statement = StatementPayload { sql: request.query, default_schema, ..Default::default() };
+        let handle = self.signer.seal(statement, &principal, Purpose::PreparedStatement);
         Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: handle, dataset_schema, parameter_schema })
     }
 
@@ -256,7 +311,7 @@ impl FlightSqlService for MeshFlightSqlService {
         // Stateless: the bound values go into a new signed handle, which the client
         // uses from now on; nothing is kept here, so concurrent bindings never mix.
         let principal = principal_of(&request)?;
-        let payload = self.signer.verify(&command.prepared_statement_handle, &principal, Purpose::PreparedStatement)?;
+        let payload = self.prepared(&command.prepared_statement_handle, &principal)?;
         let stream = request.into_inner().map_err(|status| arrow_flight::error::FlightError::Tonic(Box::new(status)));
         let batches: Vec<arrow::array::RecordBatch> = FlightRecordBatchStream::new_from_flight_data(stream)
             .try_collect()
@@ -264,9 +319,11 @@ impl FlightSqlService for MeshFlightSqlService {
             .map_err(|error| FlightError::BadRequest(format!("cannot read the bound parameters: {error}")))?;
         let parameters = parameters::encode(&batches)?;
         // Bind now, so a wrong count or type is reported at DoPut.
-        let query = self.engine().plan(&principal, &payload.sql).await.map_err(FlightError::from)?;
+        let schema_name = Some(payload.default_schema.as_str()).filter(|s| !s.is_empty());
+        let query = self.engine().plan_in(&principal, schema_name, &payload.sql).await.map_err(FlightError::from)?;
         query.bind(parameters::decode(&parameters)?).map_err(FlightError::from)?;
-        let handle = self.signer.sign_bound(&payload.sql, parameters, None, &principal, Purpose::PreparedStatement);
+        let bound = StatementPayload { parameters: parameters.to_vec(), ..payload };
+        let handle = self.signer.seal(bound, &principal, Purpose::PreparedStatement);
         Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(handle) })
     }
 
@@ -277,7 +334,7 @@ impl FlightSqlService for MeshFlightSqlService {
     ) -> Result<(), Status> {
         // Handles are stateless: closing frees nothing, but a handle that is not ours is refused.
         let principal = principal_of(&action)?;
-        self.signer.verify(&request.prepared_statement_handle, &principal, Purpose::PreparedStatement)?;
+        self.prepared(&request.prepared_statement_handle, &principal)?;
         Ok(())
     }
 
@@ -350,7 +407,7 @@ impl FlightSqlService for MeshFlightSqlService {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let view = self.engine().view(principal_of(&request)?);
-        Ok(one_batch(metadata::tables(&view, command)?))
+        Ok(one_batch(metadata::tables(&view, command, self.options.view_types)?))
     }
 
     async fn do_get_table_types(
@@ -453,6 +510,25 @@ impl FlightSqlService for MeshFlightSqlService {
         let batch =
             command.into_builder(&self.xdbc_types).build().map_err(|error| FlightError::Encode(error.to_string()))?;
         Ok(one_batch(batch))
+    }
+
+    /// The deprecated Flight SQL CancelQuery action, as CancelFlightInfo.
+    async fn do_action_cancel_query(
+        &self,
+        query: ActionCancelQueryRequest,
+        request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
+        let principal = principal_of(&request)?;
+        let info = FlightInfo::decode(query.info.as_ref())
+            .map_err(|_| FlightError::BadRequest("CancelQuery: the FlightInfo cannot be decoded".into()))?;
+        // ActionCancelQueryResult.CancelResult (not exported by arrow-flight).
+        const CANCELLED: i32 = 1;
+        const NOT_CANCELLABLE: i32 = 3;
+        let result = match self.cancel(&CancelFlightInfoRequest::new(info), &principal)? {
+            CancelStatus::Cancelled => CANCELLED,
+            _ => NOT_CANCELLABLE,
+        };
+        Ok(ActionCancelQueryResult { result })
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

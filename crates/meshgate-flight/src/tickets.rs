@@ -43,33 +43,39 @@ impl TicketSigner {
     }
 
     pub fn sign(&self, sql: &str, principal: &Principal, purpose: Purpose) -> Bytes {
-        self.sign_bound(sql, Bytes::new(), None, principal, purpose)
+        self.seal(StatementPayload { sql: sql.to_owned(), ..Default::default() }, principal, purpose)
     }
 
-    /// Signs a statement with its bound parameter values (IPC bytes of one row) and,
-    /// for one endpoint of a partitioned result, its (partition, partitions).
-    pub fn sign_bound(
-        &self,
-        sql: &str,
-        parameters: Bytes,
-        partition: Option<(u32, u32)>,
-        principal: &Principal,
-        purpose: Purpose,
-    ) -> Bytes {
-        let (partition, partitions) = partition.unwrap_or((0, 0));
-        let expires_at_ms = now_ms().saturating_add(self.ttl.as_millis() as u64);
-        let payload = StatementPayload {
-            sql: sql.to_owned(),
-            principal: fingerprint(principal),
-            expires_at_ms,
-            purpose: purpose as i32,
-            parameters: parameters.to_vec(),
-            partition,
-            partitions,
-        }
-        .encode_to_vec();
+    /// Signs `payload` (the statement, its bound parameters (IPC bytes of one row),
+    /// its partition, its session settings) for `principal`, with an expiry.
+    pub fn seal(&self, mut payload: StatementPayload, principal: &Principal, purpose: Purpose) -> Bytes {
+        payload.principal = fingerprint(principal);
+        payload.expires_at_ms = now_ms().saturating_add(self.ttl.as_millis() as u64);
+        payload.purpose = purpose as i32;
+        self.envelope(payload.encode_to_vec())
+    }
+
+    /// Wraps `payload` with its signature.
+    pub fn envelope(&self, payload: Vec<u8>) -> Bytes {
         let signature = self.mac(&payload);
         Bytes::from(SignedEnvelope { version: ENVELOPE_VERSION, payload, signature }.encode_to_vec())
+    }
+
+    /// The payload of an envelope this signer made, or `None`.
+    pub fn open(&self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let envelope = SignedEnvelope::decode(bytes).ok()?;
+        if envelope.version != ENVELOPE_VERSION {
+            return None;
+        }
+        let mut mac = self.keyed();
+        mac.update(&envelope.payload);
+        mac.verify_slice(&envelope.signature).ok()?;
+        Some(envelope.payload)
+    }
+
+    /// How long what this signer signs stays valid.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
     }
 
     /// Checks the signature, purpose, expiry and principal; returns the payload.
@@ -81,14 +87,8 @@ impl TicketSigner {
     ) -> Result<StatementPayload, FlightError> {
         let what = purpose_name(purpose);
         let invalid = || FlightError::InvalidTicket(format!("{what} is not valid"));
-        let envelope = SignedEnvelope::decode(bytes).map_err(|_| invalid())?;
-        if envelope.version != ENVELOPE_VERSION {
-            return Err(invalid());
-        }
-        let mut mac = self.keyed();
-        mac.update(&envelope.payload);
-        mac.verify_slice(&envelope.signature).map_err(|_| invalid())?;
-        let payload = StatementPayload::decode(envelope.payload.as_slice()).map_err(|_| invalid())?;
+        let payload = self.open(bytes).ok_or_else(invalid)?;
+        let payload = StatementPayload::decode(payload.as_slice()).map_err(|_| invalid())?;
         if payload.purpose != purpose as i32 {
             return Err(invalid());
         }
@@ -115,7 +115,7 @@ impl TicketSigner {
 }
 
 /// Binds tickets to the principal: name, groups and attributes.
-fn fingerprint(principal: &Principal) -> String {
+pub fn fingerprint(principal: &Principal) -> String {
     use sha2::Digest;
     // Debug quotes every name and group, so two different principals never collide.
     let digest = Sha256::digest(format!("{principal:?}").as_bytes());
@@ -129,7 +129,7 @@ fn purpose_name(purpose: Purpose) -> &'static str {
     }
 }
 
-fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
 

@@ -87,6 +87,14 @@ pub struct ServeArgs {
     /// with DEADLINE_EXCEEDED (no limit when unset).
     #[arg(long, env = "MESHGATE_QUERY_TIMEOUT_SECS")]
     pub query_timeout_secs: Option<f64>,
+    /// Read Parquet strings as Utf8View/BinaryView and send them so. Off by default:
+    /// older JDBC drivers and flightsql-dbapi cannot read view types.
+    #[arg(long, env = "MESHGATE_VIEW_TYPES")]
+    pub view_types: bool,
+    /// When a client asks for partitioned endpoints, results estimated below this
+    /// many rows still come back as one endpoint.
+    #[arg(long, default_value_t = 100_000)]
+    pub partition_min_rows: usize,
 }
 
 impl ServeArgs {
@@ -95,7 +103,12 @@ impl ServeArgs {
             target_partitions: self.target_partitions,
             parquet_pushdown_filters: self.parquet_pushdown_filters,
             query_timeout: self.query_timeout_secs.filter(|s| *s > 0.0).map(std::time::Duration::from_secs_f64),
+            view_types: self.view_types,
         }
+    }
+
+    pub fn service_options(&self) -> meshgate_flight::ServiceOptions {
+        meshgate_flight::ServiceOptions { view_types: self.view_types, partition_min_rows: self.partition_min_rows }
     }
 
     pub fn runtime_options(&self) -> meshgate_engine::RuntimeOptions {

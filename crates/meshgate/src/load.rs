@@ -27,6 +27,10 @@ pub async fn load_engine(path: &Path, runtime: Arc<RuntimeEnv>, tuning: &Tuning)
         session = session.with_target_partitions(partitions);
     }
     session.options_mut().execution.parquet.pushdown_filters = tuning.parquet_pushdown_filters;
+    if tuning.view_types {
+        session.options_mut().execution.parquet.schema_force_view_types = true;
+        session.options_mut().sql_parser.map_string_types_to_utf8view = true;
+    }
     let snapshot = MeshSnapshot::load(config, session, runtime).await?;
     let policy = load_policies(snapshot.config(), &snapshot)?;
     Ok(Engine::new(Arc::new(snapshot), Arc::new(policy)).with_query_timeout(tuning.query_timeout))
@@ -38,4 +42,6 @@ pub struct Tuning {
     pub target_partitions: Option<usize>,
     pub parquet_pushdown_filters: bool,
     pub query_timeout: Option<std::time::Duration>,
+    /// Strings as Utf8View/BinaryView (see `serve --view-types`).
+    pub view_types: bool,
 }

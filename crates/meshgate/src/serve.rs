@@ -43,7 +43,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
     let current = Current::new(serving);
     let signer = TicketSigner::new(secret.clone(), Duration::from_secs(args.ticket_ttl_secs));
-    let service = match MeshFlightSqlService::new(current.clone(), signer) {
+    let service = match MeshFlightSqlService::new(current.clone(), signer, args.service_options()) {
         Ok(service) => service,
         Err(error) => {
             eprintln!("meshgate: {error}");
