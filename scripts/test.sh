@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/meshgate-target}"
 export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 
+./scripts/protoc.sh  # Substrait's protobuf definitions are compiled at build time
+
 echo "==> building meshgate and its tests"
 cargo build --locked --workspace --all-targets
 

@@ -179,6 +179,8 @@ def build_meshgate(repo: str) -> str:
     )
     log(f"building meshgate (cargo build --release -p meshgate, target dir {target})")
     env = dict(os.environ, CARGO_TARGET_DIR=target)
+    # The build compiles Substrait's protobuf definitions with protoc.
+    subprocess.run([os.path.join(repo, "scripts", "protoc.sh")], check=True, stdout=sys.stderr)
     subprocess.run(
         ["cargo", "build", "--release", "--locked", "-p", "meshgate"],
         cwd=repo,

@@ -29,6 +29,7 @@ use crate::error::EngineError;
 use crate::partitions::independent_partitions;
 use crate::plan_cache::PlanCache;
 use crate::sql_guard::{check_statement, is_url_table};
+use crate::substrait::{decode_substrait, substrait_to_plan};
 
 /// The schema name no domain may take; unqualified names resolve against it and fail
 /// with a hint.
@@ -135,13 +136,22 @@ impl Query {
             let value = if *ty == DataType::Null || value.data_type() == *ty {
                 value
             } else {
-                value.cast_to(ty).map_err(|_| {
+                let refused = || {
                     EngineError::InvalidSql(format!(
                         "parameter {} takes {ty}; the bound value {value} ({}) cannot be one",
                         field.name(),
                         value.data_type()
                     ))
-                })?
+                };
+                let cast = value.cast_to(ty).map_err(|_| refused())?;
+                // Numbers must convert exactly: 7.5 is not an Int64.
+                let lossy = value.data_type().is_numeric()
+                    && ty.is_numeric()
+                    && cast.cast_to(&value.data_type()).ok().as_ref() != Some(&value);
+                if lossy {
+                    return Err(refused());
+                }
+                cast
             };
             typed.push(value);
         }
@@ -285,7 +295,8 @@ impl Engine {
         // Fixes now() and friends for this query, as SessionContext::sql does.
         state.mark_start_execution();
         let dialect = state.config().options().sql_parser.dialect;
-        let statement = state.sql_to_statement(sql, &dialect).map_err(EngineError::from)?;
+        let mut statement = state.sql_to_statement(sql, &dialect).map_err(EngineError::from)?;
+        number_question_marks(&mut statement);
         check_statement(&statement, sql)?;
         for reference in state.resolve_table_references(&statement)? {
             self.check_table(&view, &state, &reference)?;
@@ -303,6 +314,22 @@ impl Engine {
         let plan = state.statement_to_plan(statement).await?;
         verify_read_only(&plan)?;
         self.plans.insert(key, plan.clone(), state.clone());
+        Ok(self.query(QueryKind::Plan { plan, state }))
+    }
+
+    /// Plans a serialized Substrait plan as `principal`, in the same governed session
+    /// and with the same checks as SQL (see [`crate::substrait`]).
+    pub async fn plan_substrait(&self, principal: &Arc<Principal>, plan: &[u8]) -> Result<Query, EngineError> {
+        let view = self.view(Arc::clone(principal));
+        let mut state = self.session_for(&view);
+        state.mark_start_execution();
+        let (plan, tables) = decode_substrait(plan)?;
+        // Hidden products fail exactly like missing ones, as in SQL.
+        for reference in &tables {
+            self.check_table(&view, &state, reference)?;
+        }
+        let plan = substrait_to_plan(&state, &plan).await?;
+        verify_read_only(&plan)?;
         Ok(self.query(QueryKind::Plan { plan, state }))
     }
 
@@ -427,6 +454,39 @@ fn with_deadline(
 #[derive(Debug, thiserror::Error)]
 #[error("the query ran longer than the {}-second query timeout and was stopped", .0.as_secs_f64())]
 pub struct QueryTimedOut(pub Duration);
+
+/// JDBC and ODBC applications write `?` placeholders; DataFusion binds `$1, $2, …`.
+/// Numbers the `?`s in the order they appear (a statement mixing both styles is left
+/// as it is, and fails to bind with a clear message).
+fn number_question_marks(statement: &mut Statement) {
+    use datafusion::sql::sqlparser::ast::{Expr, Value, visit_expressions, visit_expressions_mut};
+    use std::ops::ControlFlow;
+    let Statement::Statement(inner) = statement else { return };
+    let mut numbered = false;
+    let _ = visit_expressions(inner.as_ref(), |expr| {
+        if let Expr::Value(value) = expr
+            && let Value::Placeholder(name) = &value.value
+            && name.starts_with('$')
+        {
+            numbered = true;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    if numbered {
+        return;
+    }
+    let mut next = 0;
+    let _ = visit_expressions_mut(inner.as_mut(), |expr| {
+        if let Expr::Value(value) = expr
+            && let Value::Placeholder(name) = &mut value.value
+            && name == "?"
+        {
+            next += 1;
+            *name = format!("${next}");
+        }
+        ControlFlow::<()>::Continue(())
+    });
+}
 
 fn verify_read_only(plan: &LogicalPlan) -> Result<(), EngineError> {
     SQLOptions::new()

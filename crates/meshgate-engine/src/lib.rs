@@ -7,7 +7,9 @@ mod partitions;
 mod plan_cache;
 mod runtime;
 mod sql_guard;
+mod substrait;
 
 pub use engine::{Engine, Query, ResultShape, session_config};
 pub use error::EngineError;
 pub use runtime::{RuntimeOptions, parse_byte_size, runtime};
+pub use substrait::substrait_version;

@@ -48,10 +48,13 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<ScalarValue>, FlightError> {
     Ok(values)
 }
 
-/// Dictionary-encoded parameters are bound as their values.
+/// Dictionary-encoded parameters are bound as their values, and so are dense or
+/// sparse union values (how some clients send every parameter).
 fn hydrate(value: ScalarValue) -> ScalarValue {
     match value {
         ScalarValue::Dictionary(_, inner) => hydrate(*inner),
+        ScalarValue::Union(Some((_, inner)), _, _) => hydrate(*inner),
+        ScalarValue::Union(None, _, _) => ScalarValue::Null,
         other => other,
     }
 }

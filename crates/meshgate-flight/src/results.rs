@@ -21,8 +21,9 @@ use crate::error::{FlightError, to_status};
 /// Target size of one encoded Flight message.
 const MAX_FLIGHT_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 
-/// The schema sent on the wire: dictionaries are hydrated and, unless `view_types`,
-/// view types become their plain forms, which every Flight SQL client reads.
+/// The schema sent on the wire: dictionaries are hydrated, and strings and binaries
+/// travel in one form: plain Utf8/Binary, which every Flight SQL client reads, or
+/// with `view_types` Utf8View/BinaryView, whatever the column was computed as.
 pub fn wire_schema(schema: &Schema, view_types: bool) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
@@ -34,8 +35,10 @@ pub fn wire_schema(schema: &Schema, view_types: bool) -> SchemaRef {
 
 fn wire_type(data_type: &DataType, view_types: bool) -> DataType {
     match data_type {
-        DataType::Utf8View if !view_types => DataType::Utf8,
-        DataType::BinaryView if !view_types => DataType::Binary,
+        DataType::Utf8View | DataType::Utf8 if !view_types => DataType::Utf8,
+        DataType::BinaryView | DataType::Binary if !view_types => DataType::Binary,
+        DataType::Utf8View | DataType::Utf8 => DataType::Utf8View,
+        DataType::BinaryView | DataType::Binary => DataType::BinaryView,
         DataType::Dictionary(_, value) => wire_type(value, view_types),
         DataType::List(item) => {
             DataType::List(Arc::new(item.as_ref().clone().with_data_type(wire_type(item.data_type(), view_types))))
@@ -198,6 +201,8 @@ mod tests {
     fn view_columns_are_sent_plain() {
         let view = Schema::new(vec![Field::new("s", DataType::Utf8View, true)]);
         assert_eq!(wire_schema(&view, true).field(0).data_type(), &DataType::Utf8View);
+        let plain = Schema::new(vec![Field::new("s", DataType::Utf8, true)]);
+        assert_eq!(wire_schema(&plain, true).field(0).data_type(), &DataType::Utf8View);
         let wire = wire_schema(&view, false);
         assert_eq!(wire.field(0).data_type(), &DataType::Utf8);
         let batch =

@@ -14,10 +14,11 @@ use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::sql::{
     ActionCancelQueryRequest, ActionCancelQueryResult, ActionClosePreparedStatementRequest,
-    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult, CommandGetCatalogs,
-    CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys,
-    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
-    CommandPreparedStatementQuery, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
+    ActionCreatePreparedSubstraitPlanRequest, CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas,
+    CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery,
+    CommandStatementSubstraitPlan, ProstMessageExt, SqlInfo, SubstraitPlan, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, CancelFlightInfoRequest, CancelStatus, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
@@ -39,7 +40,7 @@ use crate::parameters;
 use crate::proto::{Purpose, StatementPayload};
 use crate::results::{QueryLog, flight_stream, wire_schema};
 use crate::serving::Current;
-use crate::session::{Endpoints, Sessions};
+use crate::session::{CallSettings, Endpoints, Sessions};
 use crate::sql_info::sql_info;
 use crate::tickets::TicketSigner;
 use crate::xdbc_types::xdbc_type_info;
@@ -96,6 +97,14 @@ impl MeshFlightSqlService {
         &self.signer
     }
 
+    /// The call's settings (session options, then call headers).
+    fn settings<T>(&self, request: &Request<T>, principal: &Arc<Principal>) -> Result<CallSettings, FlightError> {
+        let visible = |schema: &str| {
+            self.engine().view(Arc::clone(principal)).domain_names().iter().any(|domain| domain == schema)
+        };
+        self.sessions.settings(request, principal, visible)
+    }
+
     /// The schema results travel in.
     fn wire(&self, schema: &Schema) -> SchemaRef {
         wire_schema(schema, self.options.view_types)
@@ -109,15 +118,10 @@ impl MeshFlightSqlService {
         mut statement: StatementPayload,
         request: Request<FlightDescriptor>,
     ) -> Result<FlightInfo, FlightError> {
-        let settings = self.sessions.settings(&request, principal)?;
+        let settings = self.settings(&request, principal)?;
         statement.timeout_ms = settings.query_timeout.map(|t| t.as_millis() as u64).unwrap_or_default();
         let descriptor = request.into_inner();
-        let schema_name = Some(statement.default_schema.as_str()).filter(|s| !s.is_empty());
-        let query = self
-            .engine()
-            .plan_in(principal, schema_name, &statement.sql)
-            .await?
-            .bind(parameters::decode(&statement.parameters)?)?;
+        let query = plan_statement(&self.engine(), principal, &statement).await?;
         let schema = self.wire(&query.schema());
         let mut info = FlightInfo::new()
             .try_with_schema(&schema)
@@ -157,9 +161,7 @@ impl MeshFlightSqlService {
         let engine = self.engine();
         let log = QueryLog::new(&principal.name, &payload.sql, Arc::clone(&engine.snapshot().runtime().memory_pool));
         let started = async {
-            let values = parameters::decode(&payload.parameters)?;
-            let schema_name = Some(payload.default_schema.as_str()).filter(|s| !s.is_empty());
-            let mut query = engine.plan_in(principal, schema_name, &payload.sql).await?.bind(values)?;
+            let mut query = plan_statement(&engine, principal, &payload).await?;
             if payload.timeout_ms > 0 {
                 query = query.limit_time(Duration::from_millis(payload.timeout_ms));
             }
@@ -180,10 +182,61 @@ impl MeshFlightSqlService {
         }
     }
 
+    /// CreatePreparedSubstraitPlan (arrow-flight's dispatcher drops the result of its
+    /// trait method, so the wrapper service routes the action here).
+    pub(crate) async fn prepare_substrait(
+        &self,
+        request: ActionCreatePreparedSubstraitPlanRequest,
+        principal: &Arc<Principal>,
+    ) -> Result<ActionCreatePreparedStatementResult, FlightError> {
+        let statement = StatementPayload { substrait_plan: substrait_bytes(request.plan)?, ..Default::default() };
+        let query = plan_statement(&self.engine(), principal, &statement).await?;
+        let dataset_schema = schema_bytes(&self.wire(&query.schema()))?;
+        let parameter_schema = schema_bytes(&Schema::new(query.parameter_fields()?))?;
+        let handle = self.signer.seal(statement, principal, Purpose::PreparedStatement);
+        Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: handle, dataset_schema, parameter_schema })
+    }
+
     /// The statement a prepared-statement handle carries, for its principal.
     fn prepared(&self, handle: &[u8], principal: &Principal) -> Result<StatementPayload, FlightError> {
         self.signer.verify(handle, principal, Purpose::PreparedStatement)
     }
+}
+
+/// Plans what a ticket or handle carries: its Substrait plan or its SQL (in its
+/// default schema), with its bound parameters.
+async fn plan_statement(
+    engine: &Engine,
+    principal: &Arc<Principal>,
+    statement: &StatementPayload,
+) -> Result<meshgate_engine::Query, FlightError> {
+    let query = if statement.substrait_plan.is_empty() {
+        let schema_name = Some(statement.default_schema.as_str()).filter(|s| !s.is_empty());
+        engine.plan_in(principal, schema_name, &statement.sql).await?
+    } else {
+        engine.plan_substrait(principal, &statement.substrait_plan).await?
+    };
+    Ok(query.bind(parameters::decode(&statement.parameters)?)?)
+}
+
+/// The plan bytes of a Substrait command.
+fn substrait_bytes(plan: Option<SubstraitPlan>) -> Result<Vec<u8>, FlightError> {
+    match plan {
+        Some(plan) if !plan.plan.is_empty() => Ok(plan.plan.to_vec()),
+        _ => Err(FlightError::BadRequest("the Substrait command carries no plan".into())),
+    }
+}
+
+/// A descriptor without a Flight SQL command is malformed; a command meshgate does
+/// not serve (ingestion, transactions) is unimplemented, by name.
+fn unknown_command(type_url: &str) -> FlightError {
+    if type_url.rsplit_once('/').is_none_or(|(_, name)| name.is_empty()) {
+        return FlightError::BadRequest("the request carries no Flight SQL command (an Any with a type URL)".into());
+    }
+    FlightError::Unsupported(format!(
+        "command '{type_url}' is not supported by meshgate (a read-only gateway); query with \
+         CommandStatementQuery, a prepared statement or CommandStatementSubstraitPlan"
+    ))
 }
 
 fn metadata_info(any: Vec<u8>, schema: &Schema, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
@@ -247,13 +300,39 @@ impl FlightSqlService for MeshFlightSqlService {
         self.other_action(request).await
     }
 
+    async fn get_flight_info_fallback(
+        &self,
+        command: arrow_flight::sql::Command,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Err(unknown_command(command.type_url()).into())
+    }
+
+    async fn do_put_fallback(
+        &self,
+        _request: Request<PeekableFlightDataStream>,
+        message: arrow_flight::sql::Any,
+    ) -> Result<Response<<Self as arrow_flight::flight_service_server::FlightService>::DoPutStream>, Status> {
+        Err(unknown_command(&message.type_url).into())
+    }
+
+    async fn get_flight_info_substrait_plan(
+        &self,
+        command: CommandStatementSubstraitPlan,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let principal = principal_of(&request)?;
+        let statement = StatementPayload { substrait_plan: substrait_bytes(command.plan)?, ..Default::default() };
+        Ok(Response::new(self.statement_info(&principal, statement, request).await?))
+    }
+
     async fn get_flight_info_statement(
         &self,
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = principal_of(&request)?;
-        let default_schema = self.sessions.settings(&request, &principal)?.schema.unwrap_or_default();
+        let default_schema = self.settings(&request, &principal)?.schema.unwrap_or_default();
         let statement = StatementPayload { sql: query.query, default_schema, ..Default::default() };
         Ok(Response::new(self.statement_info(&principal, statement, request).await?))
     }
@@ -270,6 +349,7 @@ impl FlightSqlService for MeshFlightSqlService {
             sql: payload.sql,
             parameters: payload.parameters,
             default_schema: payload.default_schema,
+            substrait_plan: payload.substrait_plan,
             ..Default::default()
         };
         Ok(Response::new(self.statement_info(&principal, statement, request).await?))
@@ -290,7 +370,7 @@ impl FlightSqlService for MeshFlightSqlService {
         action: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let principal = principal_of(&action)?;
-        let default_schema = self.sessions.settings(&action, &principal)?.schema.unwrap_or_default();
+        let default_schema = self.settings(&action, &principal)?.schema.unwrap_or_default();
         let query = self
             .engine()
             .plan_in(&principal, Some(default_schema.as_str()).filter(|s| !s.is_empty()), &request.query)
@@ -319,10 +399,8 @@ impl FlightSqlService for MeshFlightSqlService {
             .map_err(|error| FlightError::BadRequest(format!("cannot read the bound parameters: {error}")))?;
         let parameters = parameters::encode(&batches)?;
         // Bind now, so a wrong count or type is reported at DoPut.
-        let schema_name = Some(payload.default_schema.as_str()).filter(|s| !s.is_empty());
-        let query = self.engine().plan_in(&principal, schema_name, &payload.sql).await.map_err(FlightError::from)?;
-        query.bind(parameters::decode(&parameters)?).map_err(FlightError::from)?;
         let bound = StatementPayload { parameters: parameters.to_vec(), ..payload };
+        plan_statement(&self.engine(), &principal, &bound).await?;
         let handle = self.signer.seal(bound, &principal, Purpose::PreparedStatement);
         Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(handle) })
     }

@@ -119,8 +119,14 @@ impl Sessions {
         Ok(state)
     }
 
-    /// The settings for one call: the session's, then the call headers'.
-    pub fn settings<T>(&self, request: &Request<T>, principal: &Principal) -> Result<CallSettings, FlightError> {
+    /// The settings for one call: the session's, then the call headers'. A schema
+    /// header must name a domain the principal can see (hidden reads as unknown).
+    pub fn settings<T>(
+        &self,
+        request: &Request<T>,
+        principal: &Principal,
+        visible_domain: impl Fn(&str) -> bool,
+    ) -> Result<CallSettings, FlightError> {
         let state = self.current(request, principal)?;
         let mut settings = CallSettings {
             schema: Some(state.schema).filter(|schema| !schema.is_empty()),
@@ -130,6 +136,13 @@ impl Sessions {
         let metadata = request.metadata();
         if let Some(value) = header(metadata, SCHEMA_HEADER)? {
             settings.schema = Some(value.to_owned()).filter(|schema| !schema.is_empty());
+            if let Some(schema) = &settings.schema
+                && !visible_domain(schema)
+            {
+                return Err(FlightError::BadRequest(format!(
+                    "call header {SCHEMA_HEADER} must be a domain name; there is no domain '{schema}'"
+                )));
+            }
         }
         if let Some(value) = header(metadata, TIMEOUT_HEADER)? {
             let seconds = value.trim().parse::<f64>().ok();
@@ -303,7 +316,7 @@ mod tests {
         let set_cookie = sessions.cookie(state, &ana);
         let value = set_cookie.split(';').next().unwrap();
         let request = request_with_cookie(&format!("other=1; {value}"));
-        let settings = sessions.settings(&request, &ana).unwrap();
+        let settings = sessions.settings(&request, &ana, |_| true).unwrap();
         assert_eq!(settings.schema.as_deref(), Some("sales"));
         assert!(matches!(sessions.current(&request, &Principal::new("bob")), Err(FlightError::OtherPrincipal(_))));
         let state = sessions.current(&request, &ana).unwrap();
@@ -320,10 +333,10 @@ mod tests {
         let mut request = Request::new(());
         request.metadata_mut().insert(TIMEOUT_HEADER, "2.5".parse().unwrap());
         request.metadata_mut().insert(ENDPOINTS_HEADER, "Partitioned".parse().unwrap());
-        let settings = sessions.settings(&request, &ana).unwrap();
+        let settings = sessions.settings(&request, &ana, |_| true).unwrap();
         assert_eq!(settings.query_timeout, Some(Duration::from_millis(2500)));
         assert_eq!(settings.endpoints, Endpoints::Partitioned);
         request.metadata_mut().insert(TIMEOUT_HEADER, "-1".parse().unwrap());
-        assert!(matches!(sessions.settings(&request, &ana), Err(FlightError::BadRequest(_))));
+        assert!(matches!(sessions.settings(&request, &ana, |_| true), Err(FlightError::BadRequest(_))));
     }
 }

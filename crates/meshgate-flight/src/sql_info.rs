@@ -60,7 +60,8 @@ fn syntax(builder: &mut SqlInfoDataBuilder) {
         SqlInfo::SqlSupportedUnions,
         bits(&[SqlSupportedUnions::SqlUnion as i32, SqlSupportedUnions::SqlUnionAll as i32]),
     );
-    builder.append(SqlInfo::SqlDefaultTransactionIsolation, SqlTransactionIsolationLevel::SqlTransactionNone as i32);
+    // An int32 ordinal in FlightSql.proto, but JDBC reads it as a bigint (as arrow-java sends it).
+    builder.append(SqlInfo::SqlDefaultTransactionIsolation, SqlTransactionIsolationLevel::SqlTransactionNone as i64);
     builder.append(SqlInfo::SqlSupportedTransactionsIsolationLevels, 0_i32);
     builder.append(SqlInfo::SqlDataDefinitionCausesTransactionCommit, false);
     builder.append(SqlInfo::SqlDataDefinitionsInTransactionsIgnored, false);
@@ -156,7 +157,10 @@ pub fn sql_info(state: &SessionState) -> Result<SqlInfoData, FlightError> {
     builder.append(SqlInfo::FlightSqlServerArrowVersion, "59");
     builder.append(SqlInfo::FlightSqlServerReadOnly, true);
     builder.append(SqlInfo::FlightSqlServerSql, true);
-    builder.append(SqlInfo::FlightSqlServerSubstrait, false);
+    builder.append(SqlInfo::FlightSqlServerSubstrait, true);
+    let substrait = meshgate_engine::substrait_version();
+    builder.append(SqlInfo::FlightSqlServerSubstraitMinVersion, substrait.as_str());
+    builder.append(SqlInfo::FlightSqlServerSubstraitMaxVersion, substrait.as_str());
     builder.append(SqlInfo::FlightSqlServerTransaction, SqlSupportedTransaction::None as i32);
     builder.append(SqlInfo::FlightSqlServerCancel, true);
     builder.append(SqlInfo::FlightSqlServerBulkIngestion, false);

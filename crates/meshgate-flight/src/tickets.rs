@@ -52,6 +52,7 @@ impl TicketSigner {
         payload.principal = fingerprint(principal);
         payload.expires_at_ms = now_ms().saturating_add(self.ttl.as_millis() as u64);
         payload.purpose = purpose as i32;
+        payload.nonce = rand::random::<[u8; 8]>().to_vec();
         self.envelope(payload.encode_to_vec())
     }
 
