@@ -29,6 +29,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -1131,3 +1132,20 @@ def write_broken_mesh(root: Path) -> Path:
         },
     }
     return write_yaml(root / "broken-mesh.yaml", with_open_governance(doc))
+
+
+def wait_for(predicate, what: str, timeout: float = 60.0):
+    """Polls `predicate` until it returns something truthy (returned), or fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def cpu_seconds(server) -> float:
+    """CPU time the server process has used (utime + stime from /proc; Linux)."""
+    fields = open(f"/proc/{server.proc.pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100.0

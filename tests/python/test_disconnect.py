@@ -8,7 +8,7 @@ import time
 
 import pyarrow.flight as flight
 
-from mgtest import DEMO_CONFIG, cmd_statement_query, flight_client
+from mgtest import DEMO_CONFIG, cmd_statement_query, cpu_seconds, flight_client, wait_for
 
 # 22.5M rows: minutes of streaming if nobody stopped it. The cross join holds the
 # orders side in the memory pool while it streams.
@@ -27,19 +27,8 @@ def log_lines(server, sql):
     return found
 
 
-def wait_for(predicate, what):
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
-def cpu_seconds(server) -> float:
-    fields = open(f"/proc/{server.proc.pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100.0  # utime + stime, clock ticks
 
 
 def test_an_abandoned_stream_stops_its_query_and_frees_its_memory(start_server):

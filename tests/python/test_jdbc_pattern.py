@@ -51,11 +51,9 @@ from mgtest import (
     cmd_get_table_types,
     cmd_get_tables,
     cmd_prepared_statement_query,
-    describe_exc,
     duckdb_expected,
     flight_client,
     flight_command,
-    flight_grpc_code,
     flight_sql_query,
     load_contract,
     pack_any,
@@ -65,7 +63,6 @@ from mgtest import (
     pb_key,
     pb_string,
     pb_varint,
-    server_message,
 )
 
 FLIGHT_ERRORS = (flight.FlightError, pa.ArrowException)

@@ -32,6 +32,8 @@ import yaml
 
 import govmodel
 from mgtest import (
+    cpu_seconds,
+    wait_for,
     DEMO_CONFIG,
     HeaderMiddlewareFactory,
     adbc_connect,
@@ -252,19 +254,8 @@ def log_lines(server, sql: str) -> list[tuple[str, int, int]]:
     return out
 
 
-def cpu_seconds(server) -> float:
-    fields = open(f"/proc/{server.proc.pid}/stat").read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100.0
 
 
-def wait_for(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # how late a stopped query may end (error sent, CPU back to idle), in seconds

@@ -49,7 +49,7 @@ def client_context(uri: str, user: str) -> SessionContext:
 
 def substrait_command(plan: bytes) -> bytes:
     substrait_plan = pb_bytes(1, plan) + pb_string(2, "0.85.0")
-    return pack_any(f"CommandStatementSubstraitPlan", pb_bytes(1, substrait_plan))
+    return pack_any("CommandStatementSubstraitPlan", pb_bytes(1, substrait_plan))
 
 
 def run_plan(client, plan: bytes) -> pa.Table:
@@ -92,7 +92,7 @@ def test_plans_are_governed_like_sql(demo_server):
     plan = Serde.serialize_bytes(sql.replace("sales.", "mesh.sales."), carl_ctx)
     carl = flight_client(demo_server.uri, "carl")
     via_plan = run_plan(carl, plan)
-    info = carl.get_flight_info(flight.FlightDescriptor.for_command(pack_any(f"CommandStatementQuery", pb_string(1, sql))))
+    info = carl.get_flight_info(flight.FlightDescriptor.for_command(pack_any("CommandStatementQuery", pb_string(1, sql))))
     via_sql = carl.do_get(info.endpoints[0].ticket).read_all()
     assert via_plan.num_rows == via_sql.num_rows
     assert via_plan.num_rows < duckdb_expected("SELECT count(*) FROM sales.orders").rows[0][0]
@@ -175,13 +175,13 @@ def test_prepared_substrait_plan(demo_server, stella_ctx):
     plan = Serde.serialize_bytes(sql, stella_ctx)
     client = flight_client(demo_server.uri, "stella")
     request = pb_bytes(1, pb_bytes(1, plan) + pb_string(2, "0.85.0"))
-    action = flight.Action("CreatePreparedSubstraitPlan", pack_any(f"ActionCreatePreparedSubstraitPlanRequest", request))
+    action = flight.Action("CreatePreparedSubstraitPlan", pack_any("ActionCreatePreparedSubstraitPlanRequest", request))
     results = list(client.do_action(action))
     assert len(results) == 1
     any_value = pb_field(results[0].body.to_pybytes(), 2)
     handle = pb_field(any_value, 1)
     assert handle
-    command = pack_any(f"CommandPreparedStatementQuery", pb_bytes(1, handle))
+    command = pack_any("CommandPreparedStatementQuery", pb_bytes(1, handle))
     info = client.get_flight_info(flight.FlightDescriptor.for_command(command))
     got = client.do_get(info.endpoints[0].ticket).read_all()
     assert_same_rows(got, duckdb_expected(sql.replace("mesh.", "")))
