@@ -1149,3 +1149,16 @@ def cpu_seconds(server) -> float:
     """CPU time the server process has used (utime + stime from /proc; Linux)."""
     fields = open(f"/proc/{server.proc.pid}/stat").read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / 100.0
+
+
+QUERY_LOG_LINE = re.compile(r"query .*outcome=\"?(\w+)\"? active=(\d+) memory_reserved=(\d+) sql=(.*)$")
+
+
+def query_log_lines(server, sql: str) -> list[tuple[str, int, int]]:
+    """(outcome, active, memory_reserved) of every query the server logged with this SQL."""
+    found = []
+    for line in server.stderr_text().splitlines():
+        m = QUERY_LOG_LINE.search(line)
+        if m and m.group(4).strip() == sql:
+            found.append((m.group(1), int(m.group(2)), int(m.group(3))))
+    return found

@@ -11,7 +11,6 @@ INVALID_ARGUMENT. The server keeps serving after each.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 
@@ -21,6 +20,7 @@ import pytest
 
 import govmodel
 from mgtest import (
+    query_log_lines,
     cpu_seconds,
     wait_for,
     DEMO_CONFIG,
@@ -45,7 +45,6 @@ STREAM_SQL = ("SELECT o.o_orderkey, o.o_comment, c.c_custkey FROM sales.orders o
               "CROSS JOIN customers.customer c")
 STREAM_ROWS = 15_000 * 1_500
 LINEITEM = "SELECT l_orderkey, l_linenumber, l_quantity, l_shipmode FROM sales.lineitem"
-LOG_LINE = re.compile(r"query .*outcome=\"?(\w+)\"? active=(\d+) memory_reserved=(\d+) sql=(.*)$")
 
 
 @pytest.fixture(scope="module")
@@ -131,13 +130,6 @@ def assert_serving(client, user: str = "stella") -> None:
     assert got.column("n")[0].as_py() == govmodel.scalar(user, sql)
 
 
-def log_lines(server, sql: str) -> list[tuple[str, int, int]]:
-    out = []
-    for line in server.stderr_text().splitlines():
-        m = LOG_LINE.search(line)
-        if m and m.group(4).strip() == sql:
-            out.append((m.group(1), int(m.group(2)), int(m.group(3))))
-    return out
 
 
 
@@ -197,7 +189,7 @@ def test_cancelling_a_running_stream_stops_it(server, clients, action):
     assert_cancelled(stream.error)
     assert 0 < stream.rows < STREAM_ROWS
 
-    outcome, _active, _reserved = wait_for(lambda: next(iter(log_lines(server, sql)), None), "its log line")
+    outcome, _active, _reserved = wait_for(lambda: next(iter(query_log_lines(server, sql)), None), "its log line")
     assert outcome == "cancelled"
     before = cpu_seconds(server)
     time.sleep(1.0)

@@ -3,28 +3,18 @@ it, logs it as cancelled, and the memory it held returns to the pool."""
 
 from __future__ import annotations
 
-import re
 import time
 
 import pyarrow.flight as flight
 
-from mgtest import DEMO_CONFIG, cmd_statement_query, cpu_seconds, flight_client, wait_for
+from mgtest import DEMO_CONFIG, cmd_statement_query, cpu_seconds, flight_client, query_log_lines, wait_for
 
 # 22.5M rows: minutes of streaming if nobody stopped it. The cross join holds the
 # orders side in the memory pool while it streams.
 SQL = "SELECT o.o_orderkey, o.o_comment, c.c_custkey FROM sales.orders o CROSS JOIN customers.customer c"
-LINE = re.compile(r"query .*outcome=\"?(\w+)\"? active=(\d+) memory_reserved=(\d+) sql=(.*)$")
 TIMEOUT = 60.0
 
 
-def log_lines(server, sql):
-    """(outcome, active, memory_reserved) of every logged query with this SQL."""
-    found = []
-    for line in server.stderr_text().splitlines():
-        m = LINE.search(line)
-        if m and m.group(4).strip() == sql:
-            found.append((m.group(1), int(m.group(2)), int(m.group(3))))
-    return found
 
 
 
@@ -42,7 +32,7 @@ def test_an_abandoned_stream_stops_its_query_and_frees_its_memory(start_server):
     reader.cancel()
     client.close()
 
-    outcome, _active, _reserved = wait_for(lambda: next(iter(log_lines(server, SQL)), None), "the cancelled query's log line")
+    outcome, _active, _reserved = wait_for(lambda: next(iter(query_log_lines(server, SQL)), None), "the cancelled query's log line")
     assert outcome == "cancelled"
 
     # The server stops working on it: almost no CPU over the next second.
@@ -56,7 +46,7 @@ def test_an_abandoned_stream_stops_its_query_and_frees_its_memory(start_server):
     info = other.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(probe)))
     assert other.do_get(info.endpoints[0].ticket).read_all().column("n")[0].as_py() == 25
     other.close()
-    outcome, active, reserved = wait_for(lambda: next(iter(log_lines(server, probe)), None), "the probe's log line")
+    outcome, active, reserved = wait_for(lambda: next(iter(query_log_lines(server, probe)), None), "the probe's log line")
     assert (outcome, active, reserved) == ("done", 0, 0)
     server.stop(check=True)
 

@@ -32,6 +32,7 @@ import yaml
 
 import govmodel
 from mgtest import (
+    query_log_lines,
     cpu_seconds,
     wait_for,
     DEMO_CONFIG,
@@ -67,7 +68,6 @@ NATION_COUNT = "SELECT count(*) AS n FROM customers.nation"
 # the cross join is answered from file statistics, so the filter is what makes it slow.)
 SLOW_SQL = ("SELECT count(*) AS {tag} FROM sales.lineitem a CROSS JOIN sales.lineitem b "
             "WHERE a.l_suppkey <> b.l_suppkey")
-LOG_LINE = re.compile(r"query .*outcome=\"?(\w+)\"? active=(\d+) memory_reserved=(\d+) sql=(.*)$")
 UNSET = object()  # "use the cookie the session holds"
 
 
@@ -245,13 +245,6 @@ def expected_scalar(sql: str):
     return rows[0][0]
 
 
-def log_lines(server, sql: str) -> list[tuple[str, int, int]]:
-    out = []
-    for line in server.stderr_text().splitlines():
-        m = LOG_LINE.search(line)
-        if m and m.group(4).strip() == sql:
-            out.append((m.group(1), int(m.group(2)), int(m.group(3))))
-    return out
 
 
 
@@ -619,7 +612,7 @@ def test_a_session_timeout_stops_a_slow_query_with_deadline_exceeded(session, de
     exc = failure(s.query, sql)
     elapsed = time.monotonic() - started
     assert_deadline(exc, "0.5")
-    outcome, _active, _reserved = wait_for(lambda: next(iter(log_lines(demo_server, sql)), None), "its log line")
+    outcome, _active, _reserved = wait_for(lambda: next(iter(query_log_lines(demo_server, sql)), None), "its log line")
     assert outcome == "failed"
     # Stopped, not finished: the error comes about when the limit is reached (the whole
     # query takes many times longer), and the server stops working on it. The slack

@@ -49,7 +49,9 @@ fn reads(node: &serde_json::Value, tables: &mut Vec<TableReference>) -> Result<(
                                 TableReference::full(catalog.as_str(), schema.as_str(), table.as_str())
                             }
                             _ => {
-                                return Err(EngineError::InvalidSql("a Substrait named table has no valid name".into()));
+                                return Err(EngineError::InvalidSql(
+                                    "a Substrait named table has no valid name".into(),
+                                ));
                             }
                         });
                     }

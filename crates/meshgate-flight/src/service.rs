@@ -116,9 +116,9 @@ impl MeshFlightSqlService {
         &self,
         principal: &Arc<Principal>,
         mut statement: StatementPayload,
+        settings: CallSettings,
         request: Request<FlightDescriptor>,
     ) -> Result<FlightInfo, FlightError> {
-        let settings = self.settings(&request, principal)?;
         statement.timeout_ms = settings.query_timeout.map(|t| t.as_millis() as u64).unwrap_or_default();
         let descriptor = request.into_inner();
         let query = plan_statement(&self.engine(), principal, &statement).await?;
@@ -323,7 +323,8 @@ impl FlightSqlService for MeshFlightSqlService {
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = principal_of(&request)?;
         let statement = StatementPayload { substrait_plan: substrait_bytes(command.plan)?, ..Default::default() };
-        Ok(Response::new(self.statement_info(&principal, statement, request).await?))
+        let settings = self.settings(&request, &principal)?;
+        Ok(Response::new(self.statement_info(&principal, statement, settings, request).await?))
     }
 
     async fn get_flight_info_statement(
@@ -332,9 +333,10 @@ impl FlightSqlService for MeshFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
         let principal = principal_of(&request)?;
-        let default_schema = self.settings(&request, &principal)?.schema.unwrap_or_default();
+        let settings = self.settings(&request, &principal)?;
+        let default_schema = settings.schema.clone().unwrap_or_default();
         let statement = StatementPayload { sql: query.query, default_schema, ..Default::default() };
-        Ok(Response::new(self.statement_info(&principal, statement, request).await?))
+        Ok(Response::new(self.statement_info(&principal, statement, settings, request).await?))
     }
 
     async fn get_flight_info_prepared_statement(
@@ -352,7 +354,8 @@ impl FlightSqlService for MeshFlightSqlService {
             substrait_plan: payload.substrait_plan,
             ..Default::default()
         };
-        Ok(Response::new(self.statement_info(&principal, statement, request).await?))
+        let settings = self.settings(&request, &principal)?;
+        Ok(Response::new(self.statement_info(&principal, statement, settings, request).await?))
     }
 
     async fn do_get_statement(
