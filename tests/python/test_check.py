@@ -151,6 +151,18 @@ def test_check_base_config_is_valid(meshgate_bin, tmp_path):
         assert product_line(_out(res), domain, product), _out(res)
 
 
+def test_a_mesh_without_an_auth_section_is_valid(meshgate_bin, tmp_path):
+    """No `auth:` means no users, no anonymous access and no JWT: a closed mesh, but a
+    valid one (it was refused with `auth.token_ttl_secs: must be at least 1`)."""
+    doc = {"catalog": "mesh", "domains": {"customers": {"owner": "crm@example.com", "products": [
+        {"name": "nation", "location": f"{DATA / 'customers' / 'nation'}/", "format": "parquet"},
+    ]}}}
+    cfg = write_yaml(tmp_path / "mesh.yaml", doc)
+    res = run_meshgate(meshgate_bin, "check", "--config", str(cfg))
+    assert res.returncode == 0, _out(res)
+    assert product_line(_out(res), "customers", "nation"), _out(res)
+
+
 @pytest.mark.parametrize("mistake", list(MISTAKES))
 def test_check_single_mistake(meshgate_bin, tmp_path, mistake):
     doc = _base_config(tmp_path)

@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use crate::principal::{AttrType, AttrValue, Principal};
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthSpec {
     #[serde(default = "default_token_ttl")]
@@ -21,6 +21,14 @@ pub struct AuthSpec {
 
 fn default_token_ttl() -> u64 {
     3600
+}
+
+/// A mesh file without an `auth` section: no users, no anonymous access, no JWT, and
+/// the same token lifetime an empty section gets.
+impl Default for AuthSpec {
+    fn default() -> Self {
+        Self { token_ttl_secs: default_token_ttl(), users: Vec::new(), anonymous: None, jwt: None }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -111,4 +119,17 @@ pub fn configured_principal(
         }
     }
     (principal, problems)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_auth_section_is_an_empty_one() {
+        let empty: AuthSpec = serde_norway::from_str("{}").unwrap();
+        let missing = AuthSpec::default();
+        assert_eq!(missing.token_ttl_secs, empty.token_ttl_secs);
+        assert!(missing.users.is_empty() && missing.anonymous.is_none() && missing.jwt.is_none());
+    }
 }
