@@ -7,6 +7,7 @@ pub mod auth;
 mod cancel;
 pub mod error;
 mod flight_service;
+mod frames;
 mod keys;
 mod metadata;
 mod parameters;
@@ -17,6 +18,7 @@ mod service;
 mod serving;
 mod session;
 mod sql_info;
+mod statement_route;
 mod tickets;
 mod xdbc_types;
 

@@ -10,6 +10,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow_flight::FlightData;
 use arrow_flight::encode::FlightDataEncoderBuilder;
+use bytes::Bytes;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::MemoryPool;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
@@ -17,6 +18,7 @@ use tonic::Status;
 
 use crate::cancel::{Running, until_cancelled};
 use crate::error::{FlightError, to_status};
+use crate::frames::FrameEncoder;
 
 /// Target size of one encoded Flight message.
 const MAX_FLIGHT_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
@@ -137,48 +139,103 @@ impl Drop for QueryLog {
     }
 }
 
-/// Encodes `batches` as Flight data in `schema`, streaming: each batch is encoded
-/// and sent as the plan produces it.
-/// Stops when the ticket is cancelled (CancelFlightInfo).
-pub fn flight_stream(
-    batches: SendableRecordBatchStream,
-    schema: SchemaRef,
-    log: Arc<QueryLog>,
-    running: Running,
-) -> impl Stream<Item = Result<FlightData, Status>> + Send + 'static {
-    let rows_log = Arc::clone(&log);
-    let end_log = Arc::clone(&log);
-    let wire = Arc::clone(&schema);
-    let batches = batches.map(move |batch| batch.map_err(FlightError::from).and_then(|batch| to_wire(batch, &wire)));
-    let batches = until_cancelled(batches, running).map(move |batch| {
-        match &batch {
+/// A started query's result on its way to the client: its batches, the schema they
+/// travel in, its log line and its cancellation.
+pub struct Results {
+    pub batches: SendableRecordBatchStream,
+    pub schema: SchemaRef,
+    pub log: Arc<QueryLog>,
+    pub running: Running,
+}
+
+impl Results {
+    /// The batches in the wire schema, counted in the log, ending early when the
+    /// ticket is cancelled (CancelFlightInfo).
+    fn wire_batches(
+        self,
+    ) -> (impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static, SchemaRef, Arc<QueryLog>) {
+        let Self { batches, schema, log, running } = self;
+        let rows_log = Arc::clone(&log);
+        let wire = Arc::clone(&schema);
+        let batches =
+            batches.map(move |batch| batch.map_err(FlightError::from).and_then(|batch| to_wire(batch, &wire)));
+        let batches = until_cancelled(batches, running).inspect(move |batch| match batch {
             Ok(batch) => {
                 rows_log.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
             }
             Err(FlightError::Cancelled) => rows_log.cancelled.store(true, Ordering::Relaxed),
             Err(_) => {}
-        }
-        batch.map_err(|error| arrow_flight::error::FlightError::Tonic(Box::new(to_status(&error))))
-    });
-    FlightDataEncoderBuilder::new()
+        });
+        (batches, schema, log)
+    }
+}
+
+/// Encodes the results as `FlightData` messages (arrow-flight's encoder), streaming:
+/// each batch is encoded and sent as the plan produces it. The server sends
+/// statement results as [`frame_stream`]; this serves the service's own DoGet.
+pub fn flight_stream(results: Results) -> impl Stream<Item = Result<FlightData, Status>> + Send + 'static {
+    let (batches, schema, log) = results.wire_batches();
+    let batches = batches
+        .map(|batch| batch.map_err(|error| arrow_flight::error::FlightError::Tonic(Box::new(to_status(&error)))));
+    let data = FlightDataEncoderBuilder::new()
         .with_schema(schema)
         .with_max_flight_data_size(MAX_FLIGHT_MESSAGE_BYTES)
         .build(batches)
-        .map_err(flight_error_to_status)
-        .map(move |data| {
-            match &data {
-                Ok(data) => {
-                    log.bytes.fetch_add((data.data_body.len() + data.data_header.len()) as u64, Ordering::Relaxed);
+        .map_err(flight_error_to_status);
+    logged(data, log, |data| data.data_body.len() + data.data_header.len())
+}
+
+/// Encodes the results as gRPC frames of `FlightData` without copying the batches
+/// (see [`crate::frames`]), streaming.
+pub fn frame_stream(results: Results) -> impl Stream<Item = Result<Bytes, Status>> + Send + 'static {
+    let (batches, schema, log) = results.wire_batches();
+    let encoder = FrameEncoder::new(&schema, MAX_FLIGHT_MESSAGE_BYTES).map_err(|error| encode_status(&error));
+    // Each step encodes one batch; after the last (or an error) the stream ends.
+    let messages = stream::unfold((Box::pin(batches), Some(encoder)), |(mut batches, encoder)| async move {
+        let mut encoder = match encoder? {
+            Ok(encoder) => encoder,
+            Err(status) => return Some((Err(status), (batches, None))),
+        };
+        match batches.next().await {
+            Some(Ok(batch)) => {
+                let chunks = encoder.encode(&batch).map_err(|error| encode_status(&error));
+                Some((chunks, (batches, Some(Ok(encoder)))))
+            }
+            Some(Err(error)) => Some((Err(to_status(&error)), (batches, None))),
+            None => Some((encoder.finish().map_err(|error| encode_status(&error)), (batches, None))),
+        }
+    });
+    let chunks = messages.map_ok(|chunks| stream::iter(chunks.into_iter().map(Ok))).try_flatten();
+    logged(chunks, log, Bytes::len)
+}
+
+fn encode_status(error: &arrow::error::ArrowError) -> Status {
+    to_status(&FlightError::Encode(error.to_string()))
+}
+
+/// Counts what `items` send in the query's log; once the stream is exhausted (the
+/// client read everything) the query is marked finished.
+fn logged<T: Send + 'static>(
+    items: impl Stream<Item = Result<T, Status>> + Send + 'static,
+    log: Arc<QueryLog>,
+    size: impl Fn(&T) -> usize + Send + 'static,
+) -> impl Stream<Item = Result<T, Status>> + Send + 'static {
+    let end_log = Arc::clone(&log);
+    items
+        .map(move |item| {
+            match &item {
+                Ok(item) => {
+                    log.bytes.fetch_add(size(item) as u64, Ordering::Relaxed);
                 }
                 Err(_) => log.mark_failed(),
             }
-            data
+            item
         })
-        // Polled only once the encoder is exhausted: the client read everything.
+        // Polled only once the items are exhausted: the client read everything.
         .chain(
             stream::once(async move {
                 end_log.finished.store(true, Ordering::Relaxed);
-                None::<Result<FlightData, Status>>
+                None::<Result<T, Status>>
             })
             .filter_map(std::future::ready),
         )

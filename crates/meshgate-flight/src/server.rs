@@ -10,6 +10,7 @@ use tonic::service::interceptor::InterceptedService;
 
 use crate::flight_service::MeshFlightService;
 use crate::service::MeshFlightSqlService;
+use crate::statement_route::StatementDoGet;
 
 /// Transport settings.
 #[derive(Debug, Clone)]
@@ -35,10 +36,13 @@ pub async fn serve(
 ) -> Result<(), tonic::transport::Error> {
     // Every RPC, Handshake and DoGet included, passes the authenticator first.
     let interceptor = crate::auth::interceptor(service.current().clone());
+    let statements = service.clone();
     let flight = FlightServiceServer::new(MeshFlightService(service))
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
-    let flight = InterceptedService::new(flight, interceptor);
+    // Statement results leave as zero-copy frames; every other call goes through tonic.
+    let flight =
+        InterceptedService::new(StatementDoGet::new(flight, statements, options.max_message_bytes), interceptor);
     // The builder's `tcp_nodelay` applies only to listeners tonic binds itself; with
     // our own listener each accepted socket is set here. Without it, small responses
     // wait out Nagle's algorithm against delayed ACKs: ~40 ms on every call.

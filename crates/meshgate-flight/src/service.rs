@@ -38,7 +38,7 @@ use crate::keys::{foreign_keys_schema, no_foreign_keys, primary_keys, primary_ke
 use crate::metadata;
 use crate::parameters;
 use crate::proto::{Purpose, StatementPayload};
-use crate::results::{QueryLog, flight_stream, wire_schema};
+use crate::results::{QueryLog, Results, flight_stream, wire_schema};
 use crate::serving::Current;
 use crate::session::{CallSettings, Endpoints, Sessions};
 use crate::sql_info::sql_info;
@@ -153,8 +153,8 @@ impl MeshFlightSqlService {
         Ok(info)
     }
 
-    /// Runs the statement a ticket carries and streams its batches.
-    async fn run_ticket(&self, principal: &Arc<Principal>, handle: &[u8]) -> Result<DoGetStream, FlightError> {
+    /// Starts the statement a ticket carries: its batches, ready to stream.
+    pub(crate) async fn start_ticket(&self, principal: &Arc<Principal>, handle: &[u8]) -> Result<Results, FlightError> {
         let payload = self.signer.verify(handle, principal, Purpose::Ticket)?;
         let running = self.cancellations.start(handle, payload.expires_at_ms)?;
         // One engine for the whole call, even if a reload swaps it meanwhile.
@@ -174,7 +174,7 @@ impl MeshFlightSqlService {
         }
         .await;
         match started {
-            Ok((batches, schema)) => Ok(Box::pin(flight_stream(batches, schema, log, running))),
+            Ok((batches, schema)) => Ok(Results { batches, schema, log, running }),
             Err(error) => {
                 log.mark_failed();
                 Err(error)
@@ -364,7 +364,8 @@ impl FlightSqlService for MeshFlightSqlService {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let principal = principal_of(&request)?;
-        Ok(Response::new(self.run_ticket(&principal, &ticket.statement_handle).await?))
+        let results = self.start_ticket(&principal, &ticket.statement_handle).await?;
+        Ok(Response::new(Box::pin(flight_stream(results))))
     }
 
     async fn do_action_create_prepared_statement(
