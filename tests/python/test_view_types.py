@@ -232,6 +232,17 @@ def test_the_demo_has_temporal_columns():
 # --------------------------------------------------------------------------------------
 
 
+def _served_both_ways(start_server, cfg, name: str):
+    """`cfg` served by default (plain strings) and with --view-types; stopped after."""
+    servers = {
+        "plain": start_server(cfg, name=f"{name}-plain"),
+        "views": start_server(cfg, name=f"{name}-views", args=["--view-types"]),
+    }
+    yield servers
+    for server in servers.values():
+        server.stop(check=True)
+
+
 @pytest.fixture(scope="module")
 def undeclared(start_server, tmp_path_factory):
     """A mesh whose product declares no schema (open governance), served both ways."""
@@ -240,16 +251,11 @@ def undeclared(start_server, tmp_path_factory):
         {"name": "nation", "location": f"{_parquet_dir('customers', 'nation')}/", "format": "parquet"},
     ]}}})
     cfg = write_yaml(root / "mesh.yaml", doc)
-    plain = start_server(cfg, name="undeclared-plain")
-    views = start_server(cfg, name="undeclared-views", args=["--view-types"])
-    yield {"plain": plain, "views": views}
-    plain.stop(check=True)
-    views.stop(check=True)
+    yield from _served_both_ways(start_server, cfg, "undeclared")
 
 
-@pytest.mark.parametrize("kind", ["plain", "views"])
-def test_an_undeclared_parquet_product_has_one_string_type_everywhere(undeclared, kind):
-    client = flight_client(undeclared[kind].uri)
+def _assert_one_string_type(server, kind):
+    client = flight_client(server.uri)
     try:
         seen = schemas_seen(client, "SELECT * FROM geo.nation", ("geo", "nation"))
         table = flight_command(client, cmd_statement_query("SELECT * FROM geo.nation"))[1]
@@ -259,7 +265,7 @@ def test_an_undeclared_parquet_product_has_one_string_type_everywhere(undeclared
         assert schema.field("n_name").type == TEXT[kind], f"{where}: {schema}"
         assert schema.field("n_comment").type == TEXT[kind], f"{where}: {schema}"
     assert_same_rows(table, duckdb_expected("SELECT * FROM customers.nation"))
-    conn = adbc_connect(undeclared[kind].uri)
+    conn = adbc_connect(server.uri)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT * FROM geo.nation")
@@ -268,6 +274,35 @@ def test_an_undeclared_parquet_product_has_one_string_type_everywhere(undeclared
         conn.close()
     assert adbc_table.schema.field("n_name").type == TEXT[kind]
     assert_same_rows(adbc_table, duckdb_expected("SELECT * FROM customers.nation"))
+
+
+@pytest.mark.parametrize("kind", ["plain", "views"])
+def test_an_undeclared_parquet_product_has_one_string_type_everywhere(undeclared, kind):
+    _assert_one_string_type(undeclared[kind], kind)
+
+
+@pytest.fixture(scope="module")
+def view_hinted(start_server, tmp_path_factory):
+    """The same product from files written out of string views (as DataFusion and
+    tpchgen write them: the footer's Arrow schema says string_view), served both ways."""
+    root = tmp_path_factory.mktemp("view-hinted")
+    table = pq.read_table(_parquet_dir("customers", "nation"))
+    views = pa.schema([f.with_type(pa.string_view()) if pa.types.is_string(f.type) else f for f in table.schema])
+    (root / "nation").mkdir()
+    pq.write_table(table.cast(views), root / "nation" / "part-0.parquet")
+    assert pq.read_schema(root / "nation" / "part-0.parquet").field("n_name").type == pa.string_view()
+    doc = with_open_governance({"catalog": "mesh", "domains": {"geo": {"owner": "qa@example.com", "products": [
+        {"name": "nation", "location": f"{root / 'nation'}/", "format": "parquet"},
+    ]}}})
+    cfg = write_yaml(root / "mesh.yaml", doc)
+    yield from _served_both_ways(start_server, cfg, "view-hinted")
+
+
+@pytest.mark.parametrize("kind", ["plain", "views"])
+def test_files_written_from_string_views_follow_the_server_not_the_writer(view_hinted, kind):
+    """Without --view-types the table, every schema a client sees and the stream are
+    plain strings even though the files say string_view; with it, views throughout."""
+    _assert_one_string_type(view_hinted[kind], kind)
 
 
 GEO_POLICY = """\
@@ -301,11 +336,7 @@ def governed_undeclared(start_server, tmp_path_factory):
         {"name": "nation", "location": f"{_parquet_dir('customers', 'nation')}/", "format": "parquet"},
     ]}}
     cfg = write_yaml(root / "mesh.yaml", doc)
-    plain = start_server(cfg, name="governed-plain")
-    views = start_server(cfg, name="governed-views", args=["--view-types"])
-    yield {"plain": plain, "views": views}
-    plain.stop(check=True)
-    views.stop(check=True)
+    yield from _served_both_ways(start_server, cfg, "governed")
 
 
 @pytest.mark.parametrize("kind", ["plain", "views"])

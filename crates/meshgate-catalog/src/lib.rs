@@ -7,6 +7,7 @@
 pub mod config;
 mod error;
 mod health;
+mod plain_strings;
 mod product_table;
 mod scan_exec;
 mod snapshot;

@@ -13,6 +13,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::error::{ProblemKind, ProductError};
 use crate::health::Health;
+use crate::plain_strings::plain_string_reads;
 use crate::scan_exec::ProductScanExec;
 
 /// A product's table. `inner` reads the files; `health` says whether it may.
@@ -62,6 +63,7 @@ impl ProductTable {
     }
 
     fn wrap(&self, plan: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
+        let plan = plain_string_reads(plan);
         Arc::new(ProductScanExec::new(Arc::clone(&self.qualified_name), Arc::clone(&self.location), plan))
     }
 }

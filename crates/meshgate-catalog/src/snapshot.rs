@@ -19,6 +19,7 @@ use futures::StreamExt;
 use crate::config::{Format, MeshConfig, Product};
 use crate::error::{ConfigErrors, ProblemKind, ProductError};
 use crate::health::{Health, classify, declared_schema, schema_drift};
+use crate::plain_strings::plain_schema;
 use crate::product_table::ProductTable;
 use crate::stores::register_stores;
 
@@ -122,7 +123,9 @@ async fn open_product(ctx: &SessionContext, product: Product) -> ProductEntry {
         Ok(parts) => parts,
         Err(error) => return unreadable(product, classify(&name, &location, &error)),
     };
+    let views = state.table_options().parquet.global.schema_force_view_types;
     let (found, mut health) = match found {
+        Ok(schema) if !views => (Some(Arc::new(plain_schema(&schema))), Health::Healthy),
         Ok(schema) => (Some(schema), Health::Healthy),
         Err(error) => (None, Health::Unhealthy(classify(&name, &location, &error))),
     };
