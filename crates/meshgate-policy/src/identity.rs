@@ -8,26 +8,21 @@ use serde::Deserialize;
 
 use crate::principal::{AttrType, AttrValue, Principal};
 
+/// The `auth` section. A field left out, or the whole section, takes its value from
+/// [`AuthSpec::default`].
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuthSpec {
-    #[serde(default = "default_token_ttl")]
     pub token_ttl_secs: u64,
-    #[serde(default)]
     pub users: Vec<UserSpec>,
     pub anonymous: Option<AnonymousSpec>,
     pub jwt: Option<JwtSpec>,
 }
 
-fn default_token_ttl() -> u64 {
-    3600
-}
-
-/// A mesh file without an `auth` section: no users, no anonymous access, no JWT, and
-/// the same token lifetime an empty section gets.
+/// No users, no anonymous access, no JWT; tokens live an hour.
 impl Default for AuthSpec {
     fn default() -> Self {
-        Self { token_ttl_secs: default_token_ttl(), users: Vec::new(), anonymous: None, jwt: None }
+        Self { token_ttl_secs: 3600, users: Vec::new(), anonymous: None, jwt: None }
     }
 }
 
