@@ -16,6 +16,7 @@ import json
 import math
 import os
 import platform
+import resource
 import shlex
 import statistics
 import subprocess
@@ -269,6 +270,13 @@ def _drain(batches) -> tuple[int, int]:
     return rows, nbytes
 
 
+def _process_cpu() -> float:
+    """User + system CPU of this process (every thread: the client side of an export,
+    or the whole of an in-process engine's scan)."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def phase_export(args, engines: dict, data_dir: str, server) -> dict:
     import pyarrow.parquet as pq
 
@@ -303,16 +311,23 @@ def phase_export(args, engines: dict, data_dir: str, server) -> dict:
             continue
         try:
             fn()  # warm-up
-            times, rows, nbytes = [], None, None
+            times, client_cpu, server_cpu, rows, nbytes = [], [], [], None, None
+            through_server = server is not None and name.startswith("meshgate")
             for _ in range(args.runs):
+                c0, s0 = _process_cpu(), server.cpu_seconds() if through_server else None
                 t0 = time.perf_counter()
                 rows, nbytes = fn()
                 times.append(time.perf_counter() - t0)
+                client_cpu.append(_process_cpu() - c0)
+                if s0 is not None:
+                    server_cpu.append(server.cpu_seconds() - s0)
             t = median(times)
             w.update(times=times, seconds=t, rows=rows, bytes=nbytes,
-                     rows_per_s=rows / t, mb_per_s=nbytes / t / 1e6)
+                     rows_per_s=rows / t, mb_per_s=nbytes / t / 1e6, client_cpu_s=median(client_cpu),
+                     server_cpu_s=median(server_cpu) if server_cpu else None)
             log(f"export {name}: {rows:,} rows, {nbytes / 1e6:,.0f} MB in {t:.3f}s "
-                f"= {rows / t / 1e6:.2f} M rows/s, {nbytes / t / 1e6:,.0f} MB/s")
+                f"= {rows / t / 1e6:.2f} M rows/s, {nbytes / t / 1e6:,.0f} MB/s; CPU s: client "
+                f"{w['client_cpu_s']:.2f}, server {fmt(w['server_cpu_s'], '.2f')}")
         except Exception as e:  # noqa: BLE001
             w["error"] = first_line(e)
             log(f"export {name}: ERROR {w['error']}")
@@ -497,8 +512,8 @@ def render(res: dict) -> str:
         L.append("")
         L.append(f"`{x['sql']}`, every batch received and dropped (pyarrow.parquet.read_table: the whole table).")
         L.append("")
-        L.append("| how | rows | Arrow MB | seconds | M rows/s | MB/s | vs DataFusion |")
-        L.append("|---|---:|---:|---:|---:|---:|---:|")
+        L.append("| how | rows | Arrow MB | seconds | M rows/s | MB/s | vs DataFusion | client CPU s | server CPU s |")
+        L.append("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
         titles = {"meshgate": "meshgate (ADBC fetch_record_batch)",
                   "datafusion": "DataFusion in-process (execute_stream)",
                   "duckdb": "DuckDB in-process (to_arrow_reader)",
@@ -506,15 +521,20 @@ def render(res: dict) -> str:
         df_rps = x["ways"].get("datafusion", {}).get("rows_per_s")
         for name, w in x["ways"].items():
             if "error" in w:
-                L.append(f"| {titles.get(name, name)} | error: {w['error']} | | | | | |")
+                L.append(f"| {titles.get(name, name)} | error: {w['error']} | | | | | | | |")
                 continue
             vs = fmt(w["rows_per_s"] / df_rps, ".2f") if df_rps else "—"
             L.append(f"| {titles.get(name, name)} | {w['rows']:,} | {w['bytes'] / 1e6:,.0f} | {w['seconds']:.3f} | "
-                     f"{w['rows_per_s'] / 1e6:.2f} | {w['mb_per_s']:,.0f} | {vs} |")
+                     f"{w['rows_per_s'] / 1e6:.2f} | {w['mb_per_s']:,.0f} | {vs} | "
+                     f"{fmt(w.get('client_cpu_s'), '.2f')} | {fmt(w.get('server_cpu_s'), '.2f')} |")
         L.append("")
         L.append("MB are each reader's own Arrow bytes (`batch.nbytes`), so they differ between readers "
                  "(DataFusion and pyarrow read strings as string views; meshgate sends plain Utf8); "
                  "compare rows/s." + ("" if x.get("rows_agree", True) else " **Row counts differ between readers.**"))
+        L.append("")
+        L.append("CPU seconds are medians per export: the client is this Python process (every thread; for an "
+                 "in-process engine, the whole scan), the server is meshgate. When they share the machine's "
+                 "cores, an export cannot take less wall time than their sum divided by the cores.")
         for label, count in x.get("endpoints", {}).items():
             L.append(f"- {label}: {count} endpoint(s)")
         L.append("")

@@ -89,6 +89,10 @@ class Server:
     def vm_hwm_kb(self) -> int | None:
         return _status_kb(self.pid, "VmHWM")
 
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU the server has used so far."""
+        return _cpu_seconds(self.pid)
+
     def log_tail(self, n: int = 20) -> str:
         try:
             with open(self.log_path) as f:
