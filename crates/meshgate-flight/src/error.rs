@@ -30,6 +30,12 @@ pub enum FlightError {
     /// Encoding results failed.
     #[error("cannot encode results: {0}")]
     Encode(String),
+    /// One result message larger than the server sends (a single row over the limit).
+    #[error(
+        "a result message of {bytes} bytes is over the server's limit of {limit} bytes \
+         (one row too large to send); select fewer or smaller columns"
+    )]
+    MessageTooLarge { bytes: usize, limit: usize },
     /// A broken invariant in the Flight layer itself.
     #[error("{0}")]
     Internal(String),
@@ -38,6 +44,12 @@ pub enum FlightError {
 impl From<datafusion::common::DataFusionError> for FlightError {
     fn from(error: datafusion::common::DataFusionError) -> Self {
         FlightError::Engine(EngineError::from(error))
+    }
+}
+
+impl From<arrow::error::ArrowError> for FlightError {
+    fn from(error: arrow::error::ArrowError) -> Self {
+        FlightError::Encode(error.to_string())
     }
 }
 
@@ -76,6 +88,7 @@ pub fn to_status(error: &FlightError) -> Status {
         FlightError::Unsupported(_) => (Code::Unimplemented, error.to_string()),
         FlightError::SessionNotFound(_) => (Code::NotFound, error.to_string()),
         FlightError::Cancelled => (Code::Cancelled, error.to_string()),
+        FlightError::MessageTooLarge { .. } => (Code::ResourceExhausted, error.to_string()),
         FlightError::Internal(detail) => {
             tracing::error!(%detail, "internal error");
             (Code::Internal, "internal error in meshgate; the server log has the details".to_owned())
@@ -88,7 +101,26 @@ pub fn to_status(error: &FlightError) -> Status {
     if code != Code::Internal {
         tracing::debug!(?code, %message, "request failed");
     }
-    Status::new(code, message)
+    Status::new(code, bounded(message))
+}
+
+/// Longest error message sent. The message travels as an HTTP/2 trailer, and
+/// clients cap those (grpc-java at 8 KiB of metadata, after percent-encoding);
+/// over the cap, a client reports its own error instead of meshgate's.
+const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// `message`, cut at a character boundary once longer than [`MAX_MESSAGE_BYTES`].
+fn bounded(mut message: String) -> String {
+    const MARK: &str = " … (truncated)";
+    if message.len() > MAX_MESSAGE_BYTES {
+        let mut end = MAX_MESSAGE_BYTES - MARK.len();
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        message.truncate(end);
+        message.push_str(MARK);
+    }
+    message
 }
 
 fn product_code(product: &ProductError) -> Code {
@@ -102,6 +134,17 @@ fn product_code(product: &ProductError) -> Code {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        let long = format!("valid fields are {}", "é, ".repeat(3000));
+        let status = to_status(&FlightError::BadRequest(long.clone()));
+        assert!(status.message().len() <= MAX_MESSAGE_BYTES, "{}", status.message().len());
+        assert!(status.message().ends_with("(truncated)"));
+        assert!(long.starts_with(status.message().trim_end_matches(" … (truncated)")));
+        let short = to_status(&FlightError::BadRequest("bad ticket".into()));
+        assert_eq!(short.message(), "bad ticket");
+    }
 
     #[test]
     fn codes_follow_the_error() {

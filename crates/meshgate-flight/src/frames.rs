@@ -14,8 +14,11 @@ use arrow::array::RecordBatch;
 use arrow::buffer::Buffer;
 use arrow::datatypes::Schema;
 use arrow::error::ArrowError;
+use arrow::ipc::MessageHeader;
 use arrow::ipc::writer::{IpcWriteOptions, StreamEncoder};
 use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::FlightError;
 
 /// `FlightData.data_header` (field 2, length-delimited).
 const DATA_HEADER_TAG: u8 = 2 << 3 | 2;
@@ -26,37 +29,46 @@ const CONTINUATION: u32 = 0xFFFF_FFFF;
 /// Buffers smaller than this are copied into the preceding chunk rather than sent
 /// on their own (padding, validity bitmaps of small batches).
 const SHARE_AT_LEAST: usize = 4096;
+/// The gRPC length prefix: compressed flag and a 32-bit length.
+const GRPC_PREFIX_LEN: usize = 5;
 
-/// Encodes a result as gRPC frames of `FlightData`: the schema first, then one
-/// message per batch (split so that none exceeds `max_message_bytes` by much).
+/// Encodes a result as gRPC frames of `FlightData`: the schema first (from
+/// [`FrameEncoder::start`], before any batch is computed), then one message per
+/// batch, split so that none exceeds the target size by much.
 pub struct FrameEncoder {
     ipc: StreamEncoder,
+    target_message_bytes: usize,
     max_message_bytes: usize,
-    schema_sent: bool,
 }
 
 impl FrameEncoder {
-    pub fn new(schema: &Schema, max_message_bytes: usize) -> Result<Self, ArrowError> {
-        let ipc = StreamEncoder::try_new_with_options(schema, IpcWriteOptions::default())?;
-        Ok(Self { ipc, max_message_bytes, schema_sent: false })
+    /// An encoder for batches of `schema`, and the frames of the schema message,
+    /// which go first. Messages aim at `target_message_bytes`; one that cannot be
+    /// split below `max_message_bytes` (a single row larger than it) is an error.
+    pub fn start(
+        schema: &Schema,
+        target_message_bytes: usize,
+        max_message_bytes: usize,
+    ) -> Result<(Self, Vec<Bytes>), FlightError> {
+        let options = IpcWriteOptions::default();
+        let max_message_bytes = max_message_bytes.min(u32::MAX as usize);
+        let mut frames = Frames::new(max_message_bytes, true);
+        frames
+            .messages(StreamEncoder::try_new_with_options(schema, options.clone()).and_then(StreamEncoder::finish)?)?;
+        let ipc = StreamEncoder::try_new_with_options(schema, options)?;
+        let encoder =
+            Self { ipc, target_message_bytes: target_message_bytes.min(max_message_bytes), max_message_bytes };
+        Ok((encoder, frames.chunks))
     }
 
-    /// The frames of `batch` (the schema's too, before the first batch).
-    pub fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<Bytes>, ArrowError> {
-        let mut frames = Frames::default();
-        for piece in split(batch, self.max_message_bytes) {
-            frames.messages(self.ipc.encode(&piece)?)?;
+    /// The frames of `batch`; none for a batch without rows (the schema is out).
+    pub fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<Bytes>, FlightError> {
+        let mut frames = Frames::new(self.max_message_bytes, false);
+        if batch.num_rows() == 0 {
+            return Ok(frames.chunks);
         }
-        self.schema_sent = true;
-        Ok(frames.chunks)
-    }
-
-    /// The schema's frames if no batch carried them: a result of no rows still
-    /// tells its schema.
-    pub fn finish(self) -> Result<Vec<Bytes>, ArrowError> {
-        let mut frames = Frames::default();
-        if !self.schema_sent {
-            frames.messages(self.ipc.finish()?)?;
+        for piece in split(batch, self.target_message_bytes) {
+            frames.messages(self.ipc.encode(&piece)?)?;
         }
         Ok(frames.chunks)
     }
@@ -77,36 +89,53 @@ fn split(batch: &RecordBatch, max_bytes: usize) -> Vec<RecordBatch> {
 
 /// Outgoing chunks: small parts are gathered into one copied chunk, large Arrow
 /// buffers are shared.
-#[derive(Default)]
 struct Frames {
     chunks: Vec<Bytes>,
     pending: BytesMut,
+    max_message_bytes: usize,
+    /// Whether schema messages are sent (the stream encoder repeats the schema
+    /// before the first batch; it went out first already).
+    schema: bool,
 }
 
 impl Frames {
+    fn new(max_message_bytes: usize, schema: bool) -> Self {
+        Self { chunks: Vec::new(), pending: BytesMut::new(), max_message_bytes, schema }
+    }
+
     /// Turns an IPC stream fragment (whole messages, in order) into gRPC frames.
-    fn messages(&mut self, ipc: Vec<Buffer>) -> Result<(), ArrowError> {
+    fn messages(&mut self, ipc: Vec<Buffer>) -> Result<(), FlightError> {
         let mut stream = IpcBytes::new(ipc);
         while let Some(header) = stream.next_header()? {
             let message = arrow::ipc::root_as_message(&header)
                 .map_err(|error| ArrowError::IpcError(format!("unreadable IPC message header: {error}")))?;
             let body_len = usize::try_from(message.bodyLength())
                 .map_err(|_| ArrowError::IpcError("negative IPC body length".into()))?;
-            self.message(&header, body_len, stream.take(body_len)?);
+            let body = stream.take(body_len)?;
+            if message.header_type() == MessageHeader::Schema && !self.schema {
+                continue;
+            }
+            self.message(&header, body_len, body)?;
         }
         self.flush();
         Ok(())
     }
 
     /// One `FlightData { data_header, data_body }` in its gRPC length prefix.
-    fn message(&mut self, header: &[u8], body_len: usize, body: Vec<Buffer>) {
+    fn message(&mut self, header: &[u8], body_len: usize, body: Vec<Buffer>) -> Result<(), FlightError> {
         let mut proto_len = 1 + varint_len(header.len()) + header.len();
         if body_len > 0 {
             proto_len += DATA_BODY_TAG.len() + varint_len(body_len) + body_len;
         }
+        if GRPC_PREFIX_LEN + proto_len > self.max_message_bytes {
+            return Err(FlightError::MessageTooLarge {
+                bytes: GRPC_PREFIX_LEN + proto_len,
+                limit: self.max_message_bytes,
+            });
+        }
         let prefix = &mut self.pending;
         prefix.put_u8(0); // not compressed
-        prefix.put_u32(proto_len as u32);
+        prefix.put_u32(proto_len as u32); // below max_message_bytes, itself at most u32::MAX
         prefix.put_u8(DATA_HEADER_TAG);
         put_varint(prefix, header.len());
         prefix.put_slice(header);
@@ -122,6 +151,7 @@ impl Frames {
                 self.chunks.push(Bytes::from_owner(Shared(buffer)));
             }
         }
+        Ok(())
     }
 
     fn flush(&mut self) {
@@ -219,7 +249,7 @@ fn put_varint(out: &mut BytesMut, mut value: usize) {
 mod tests {
     use std::sync::Arc;
 
-    use arrow::array::{ArrayRef, Int64Array, StringArray};
+    use arrow::array::{ArrayRef, BinaryArray, Int64Array, StringArray};
     use arrow::datatypes::{DataType, Field};
     use arrow_flight::FlightData;
     use arrow_flight::decode::FlightRecordBatchStream;
@@ -257,18 +287,28 @@ mod tests {
         FlightRecordBatchStream::new_from_flight_data(stream).try_collect().await.unwrap()
     }
 
+    fn start(schema: &Schema, target: usize) -> (FrameEncoder, Vec<Bytes>) {
+        FrameEncoder::start(schema, target, 64 << 20).unwrap()
+    }
+
+    fn header_types(messages: &[FlightData]) -> Vec<MessageHeader> {
+        messages.iter().map(|m| arrow::ipc::root_as_message(&m.data_header).unwrap().header_type()).collect()
+    }
+
     #[tokio::test]
     async fn frames_decode_as_the_batches_they_carry() {
         let batches = [batch(10_000), batch(3), batch(0)];
-        let mut encoder = FrameEncoder::new(&batches[0].schema(), 64 * 1024).unwrap();
-        let mut chunks = Vec::new();
+        let (mut encoder, mut chunks) = start(&batches[0].schema(), 64 * 1024);
         for batch in &batches {
             chunks.extend(encoder.encode(batch).unwrap());
         }
-        chunks.extend(encoder.finish().unwrap());
         let messages = flight_data(chunks);
         assert!(messages.len() > 4, "the large batch is split: {} messages", messages.len());
+        let types = header_types(&messages);
+        assert_eq!(types[0], MessageHeader::Schema, "the schema goes first");
+        assert!(types[1..].iter().all(|t| *t == MessageHeader::RecordBatch), "and only once: {types:?}");
         let received = decoded(messages).await;
+        assert!(received.iter().all(|b| b.num_rows() > 0), "a batch without rows sends nothing");
         let sent = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
         let got = arrow::compute::concat_batches(&batches[0].schema(), &received).unwrap();
         assert_eq!(got, sent);
@@ -277,7 +317,8 @@ mod tests {
     #[tokio::test]
     async fn a_result_without_batches_still_sends_its_schema() {
         let schema = batch(1).schema();
-        let chunks = FrameEncoder::new(&schema, 1 << 20).unwrap().finish().unwrap();
+        let (mut encoder, mut chunks) = start(&schema, 1 << 20);
+        chunks.extend(encoder.encode(&batch(0)).unwrap());
         let messages = flight_data(chunks);
         assert_eq!(messages.len(), 1);
         let stream = stream::iter(messages.into_iter().map(Ok));
@@ -290,7 +331,27 @@ mod tests {
     fn large_buffers_are_shared_not_copied() {
         let batch = batch(100_000);
         let ids = batch.column(0).to_data().buffers()[0].as_ptr();
-        let chunks = FrameEncoder::new(&batch.schema(), 64 << 20).unwrap().encode(&batch).unwrap();
+        let chunks = start(&batch.schema(), 64 << 20).0.encode(&batch).unwrap();
         assert!(chunks.iter().any(|chunk| chunk.as_ptr() == ids), "the id column's buffer travels as is");
+    }
+
+    #[test]
+    fn a_row_larger_than_the_message_limit_is_refused_not_sent() {
+        let schema = Arc::new(Schema::new(vec![Field::new("blob", DataType::Binary, false)]));
+        let blob = vec![7u8; 3 << 20];
+        let one_row =
+            RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(BinaryArray::from(vec![blob.as_slice()]))])
+                .unwrap();
+        let (mut small, _) = FrameEncoder::start(&schema, 1 << 20, 2 << 20).unwrap();
+        match small.encode(&one_row) {
+            Err(FlightError::MessageTooLarge { bytes, limit }) => {
+                assert!(bytes > 3 << 20, "{bytes}");
+                assert_eq!(limit, 2 << 20);
+            }
+            other => panic!("expected MessageTooLarge, got {:?}", other.map(|chunks| chunks.len())),
+        }
+        let (mut roomy, _) = FrameEncoder::start(&schema, 1 << 20, 8 << 20).unwrap();
+        let messages = flight_data(roomy.encode(&one_row).unwrap());
+        assert_eq!(messages.len(), 1, "one row is one message, over the target size but under the limit");
     }
 }

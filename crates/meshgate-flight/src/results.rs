@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::compute::cast;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
 use arrow_flight::FlightData;
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use bytes::Bytes;
@@ -35,16 +35,22 @@ pub fn wire_schema(schema: &Schema, view_types: bool) -> SchemaRef {
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
+/// `data_type` as sent, nested types included (a dictionary inside a struct is
+/// hydrated too, and strings in a list take the one string form).
 fn wire_type(data_type: &DataType, view_types: bool) -> DataType {
+    let field =
+        |field: &FieldRef| Arc::new(field.as_ref().clone().with_data_type(wire_type(field.data_type(), view_types)));
     match data_type {
         DataType::Utf8View | DataType::Utf8 if !view_types => DataType::Utf8,
         DataType::BinaryView | DataType::Binary if !view_types => DataType::Binary,
         DataType::Utf8View | DataType::Utf8 => DataType::Utf8View,
         DataType::BinaryView | DataType::Binary => DataType::BinaryView,
         DataType::Dictionary(_, value) => wire_type(value, view_types),
-        DataType::List(item) => {
-            DataType::List(Arc::new(item.as_ref().clone().with_data_type(wire_type(item.data_type(), view_types))))
-        }
+        DataType::List(item) => DataType::List(field(item)),
+        DataType::LargeList(item) => DataType::LargeList(field(item)),
+        DataType::FixedSizeList(item, len) => DataType::FixedSizeList(field(item), *len),
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(field).collect()),
+        DataType::Map(entries, sorted) => DataType::Map(field(entries), *sorted),
         other => other.clone(),
     }
 }
@@ -186,31 +192,31 @@ pub fn flight_stream(results: Results) -> impl Stream<Item = Result<FlightData, 
 }
 
 /// Encodes the results as gRPC frames of `FlightData` without copying the batches
-/// (see [`crate::frames`]), streaming.
-pub fn frame_stream(results: Results) -> impl Stream<Item = Result<Bytes, Status>> + Send + 'static {
+/// (see [`crate::frames`]), streaming: the schema at once, then each batch as the
+/// plan produces it. No message exceeds `max_message_bytes`.
+pub fn frame_stream(
+    results: Results,
+    max_message_bytes: usize,
+) -> impl Stream<Item = Result<Bytes, Status>> + Send + 'static {
     let (batches, schema, log) = results.wire_batches();
-    let encoder = FrameEncoder::new(&schema, MAX_FLIGHT_MESSAGE_BYTES).map_err(|error| encode_status(&error));
-    // Each step encodes one batch; after the last (or an error) the stream ends.
-    let messages = stream::unfold((Box::pin(batches), Some(encoder)), |(mut batches, encoder)| async move {
-        let mut encoder = match encoder? {
-            Ok(encoder) => encoder,
-            Err(status) => return Some((Err(status), (batches, None))),
-        };
-        match batches.next().await {
-            Some(Ok(batch)) => {
-                let chunks = encoder.encode(&batch).map_err(|error| encode_status(&error));
-                Some((chunks, (batches, Some(Ok(encoder)))))
-            }
-            Some(Err(error)) => Some((Err(to_status(&error)), (batches, None))),
-            None => Some((encoder.finish().map_err(|error| encode_status(&error)), (batches, None))),
+    let (encoder, schema_frames) = match FrameEncoder::start(&schema, MAX_FLIGHT_MESSAGE_BYTES, max_message_bytes) {
+        Ok((encoder, frames)) => (Some(encoder), Ok(frames)),
+        Err(error) => (None, Err(to_status(&error))),
+    };
+    // Each step encodes one batch; after the last, or an error, the stream ends.
+    let batch_frames = stream::unfold((Box::pin(batches), encoder), |(mut batches, encoder)| async move {
+        let mut encoder = encoder?;
+        match batches.next().await? {
+            Ok(batch) => match encoder.encode(&batch) {
+                Ok(frames) => Some((Ok(frames), (batches, Some(encoder)))),
+                Err(error) => Some((Err(to_status(&error)), (batches, None))),
+            },
+            Err(error) => Some((Err(to_status(&error)), (batches, None))),
         }
     });
-    let chunks = messages.map_ok(|chunks| stream::iter(chunks.into_iter().map(Ok))).try_flatten();
+    let frames = stream::once(std::future::ready(schema_frames)).chain(batch_frames);
+    let chunks = frames.map_ok(|chunks| stream::iter(chunks.into_iter().map(Ok))).try_flatten();
     logged(chunks, log, Bytes::len)
-}
-
-fn encode_status(error: &arrow::error::ArrowError) -> Status {
-    to_status(&FlightError::Encode(error.to_string()))
 }
 
 /// Counts what `items` send in the query's log; once the stream is exhausted (the
@@ -250,7 +256,8 @@ fn flight_error_to_status(error: arrow_flight::error::FlightError) -> Status {
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::StringViewArray;
+    use arrow::array::{Array, DictionaryArray, StringViewArray, StructArray};
+    use arrow::datatypes::Int32Type;
 
     use super::*;
 
@@ -266,5 +273,29 @@ mod tests {
             RecordBatch::try_new(Arc::new(view), vec![Arc::new(StringViewArray::from(vec!["a", "b"]))]).unwrap();
         let sent = to_wire(batch, &wire).unwrap();
         assert_eq!(sent.schema(), wire);
+    }
+
+    #[test]
+    fn nested_dictionaries_and_views_take_the_wire_form() {
+        let region: DictionaryArray<Int32Type> = vec!["eu", "us", "eu"].into_iter().collect();
+        let struct_field = Field::new("r", region.data_type().clone(), true);
+        let nested = StructArray::from(vec![(Arc::new(struct_field), Arc::new(region) as ArrayRef)]);
+        let schema = Schema::new(vec![
+            Field::new("s", nested.data_type().clone(), true),
+            Field::new_list("l", Field::new_list_field(DataType::Utf8View, true), true),
+            Field::new_large_list("ll", Field::new_list_field(DataType::BinaryView, true), true),
+        ]);
+        let wire = wire_schema(&schema, false);
+        let plain_struct = DataType::Struct(vec![Field::new("r", DataType::Utf8, true)].into());
+        assert_eq!(wire.field(0).data_type(), &plain_struct);
+        assert_eq!(wire.field(1).data_type(), &DataType::new_list(DataType::Utf8, true));
+        assert_eq!(wire.field(2).data_type(), &DataType::new_large_list(DataType::Binary, true));
+
+        let only_struct = Arc::new(Schema::new(vec![schema.field(0).clone()]));
+        let batch = RecordBatch::try_new(only_struct, vec![Arc::new(nested)]).unwrap();
+        let wire = wire_schema(&batch.schema(), false);
+        let sent = to_wire(batch, &wire).unwrap();
+        assert_eq!(sent.schema(), wire);
+        assert_eq!(sent.column(0).data_type(), &plain_struct);
     }
 }

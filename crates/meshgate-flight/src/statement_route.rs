@@ -34,13 +34,14 @@ const DO_GET_PATH: &str = "/arrow.flight.protocol.FlightService/DoGet";
 pub struct StatementDoGet<S> {
     inner: S,
     service: MeshFlightSqlService,
-    /// Largest request body read (the server's message limit).
-    max_request_bytes: usize,
+    /// The server's message limit: the largest request body read and the largest
+    /// message sent.
+    max_message_bytes: usize,
 }
 
 impl<S> StatementDoGet<S> {
-    pub fn new(inner: S, service: MeshFlightSqlService, max_request_bytes: usize) -> Self {
-        Self { inner, service, max_request_bytes }
+    pub fn new(inner: S, service: MeshFlightSqlService, max_message_bytes: usize) -> Self {
+        Self { inner, service, max_message_bytes }
     }
 }
 
@@ -69,7 +70,7 @@ where
         let fresh = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, fresh);
         let service = self.service.clone();
-        let limit = self.max_request_bytes;
+        let limit = self.max_message_bytes;
         Box::pin(async move {
             let (parts, body) = request.into_parts();
             let bytes = match Limited::new(body, limit).collect().await {
@@ -83,7 +84,7 @@ where
                 }
             };
             match statement_handle(&bytes) {
-                Some(handle) => Ok(serve_statement(&service, parts.extensions.get(), &handle).await),
+                Some(handle) => Ok(serve_statement(&service, parts.extensions.get(), &handle, limit).await),
                 // Not a statement ticket (or not one this route reads): the Flight
                 // service answers it, errors included.
                 None => inner.call(http::Request::from_parts(parts, Body::new(Full::new(bytes)))).await,
@@ -109,10 +110,11 @@ async fn serve_statement(
     service: &MeshFlightSqlService,
     principal: Option<&Arc<Principal>>,
     handle: &[u8],
+    max_message_bytes: usize,
 ) -> http::Response<Body> {
     let Some(principal) = principal else { return Status::from(AuthError::Missing).into_http() };
     match service.start_ticket(principal, handle).await {
-        Ok(results) => grpc_response(frame_stream(results)),
+        Ok(results) => grpc_response(frame_stream(results, max_message_bytes)),
         Err(error) => to_status(&error).into_http(),
     }
 }
