@@ -32,43 +32,58 @@ const SHARE_AT_LEAST: usize = 4096;
 /// The gRPC length prefix: compressed flag and a 32-bit length.
 const GRPC_PREFIX_LEN: usize = 5;
 
-/// Encodes a result as gRPC frames of `FlightData`: the schema first (from
-/// [`FrameEncoder::start`], before any batch is computed), then one message per
-/// batch, split so that none exceeds the target size by much.
+/// Encodes a result as gRPC frames of `FlightData`: the schema with the first batch
+/// (one write, not two, for the small results point queries return), then one
+/// message per batch, split so that none exceeds the target size by much.
 pub struct FrameEncoder {
     ipc: StreamEncoder,
+    schema: Schema,
     target_message_bytes: usize,
     max_message_bytes: usize,
+    schema_sent: bool,
 }
 
 impl FrameEncoder {
-    /// An encoder for batches of `schema`, and the frames of the schema message,
-    /// which go first. Messages aim at `target_message_bytes`; one that cannot be
-    /// split below `max_message_bytes` (a single row larger than it) is an error.
-    pub fn start(
-        schema: &Schema,
-        target_message_bytes: usize,
-        max_message_bytes: usize,
-    ) -> Result<(Self, Vec<Bytes>), FlightError> {
-        let options = IpcWriteOptions::default();
+    /// An encoder for batches of `schema`. Messages aim at `target_message_bytes`;
+    /// one that cannot be split below `max_message_bytes` (a single row larger than
+    /// it) is an error.
+    pub fn new(schema: &Schema, target_message_bytes: usize, max_message_bytes: usize) -> Result<Self, FlightError> {
         let max_message_bytes = max_message_bytes.min(u32::MAX as usize);
-        let mut frames = Frames::new(max_message_bytes, true);
-        frames
-            .messages(StreamEncoder::try_new_with_options(schema, options.clone()).and_then(StreamEncoder::finish)?)?;
-        let ipc = StreamEncoder::try_new_with_options(schema, options)?;
-        let encoder =
-            Self { ipc, target_message_bytes: target_message_bytes.min(max_message_bytes), max_message_bytes };
-        Ok((encoder, frames.chunks))
+        Ok(Self {
+            ipc: StreamEncoder::try_new_with_options(schema, IpcWriteOptions::default())?,
+            schema: schema.clone(),
+            target_message_bytes: target_message_bytes.min(max_message_bytes),
+            max_message_bytes,
+            schema_sent: false,
+        })
     }
 
-    /// The frames of `batch`; none for a batch without rows (the schema is out).
+    /// The frames of `batch`, the schema's before them the first time; a batch
+    /// without rows sends nothing but the schema, if it is not out yet.
     pub fn encode(&mut self, batch: &RecordBatch) -> Result<Vec<Bytes>, FlightError> {
-        let mut frames = Frames::new(self.max_message_bytes, false);
         if batch.num_rows() == 0 {
-            return Ok(frames.chunks);
+            return self.finish_schema();
         }
+        let mut frames = Frames::new(self.max_message_bytes, !self.schema_sent);
         for piece in split(batch, self.target_message_bytes) {
             frames.messages(self.ipc.encode(&piece)?)?;
+        }
+        self.schema_sent = true;
+        Ok(frames.chunks)
+    }
+
+    /// The schema's frames if no batch carried them: a result without rows still
+    /// tells its schema.
+    pub fn finish(mut self) -> Result<Vec<Bytes>, FlightError> {
+        self.finish_schema()
+    }
+
+    fn finish_schema(&mut self) -> Result<Vec<Bytes>, FlightError> {
+        let mut frames = Frames::new(self.max_message_bytes, !self.schema_sent);
+        if !self.schema_sent {
+            let schema_only = StreamEncoder::try_new_with_options(&self.schema, IpcWriteOptions::default())?;
+            frames.messages(schema_only.finish()?)?;
+            self.schema_sent = true;
         }
         Ok(frames.chunks)
     }
@@ -93,8 +108,8 @@ struct Frames {
     chunks: Vec<Bytes>,
     pending: BytesMut,
     max_message_bytes: usize,
-    /// Whether schema messages are sent (the stream encoder repeats the schema
-    /// before the first batch; it went out first already).
+    /// Whether schema messages are sent (the stream encoder writes the schema
+    /// before its first batch; not again if it went out without one).
     schema: bool,
 }
 
@@ -287,8 +302,8 @@ mod tests {
         FlightRecordBatchStream::new_from_flight_data(stream).try_collect().await.unwrap()
     }
 
-    fn start(schema: &Schema, target: usize) -> (FrameEncoder, Vec<Bytes>) {
-        FrameEncoder::start(schema, target, 64 << 20).unwrap()
+    fn encoder(schema: &Schema, target: usize) -> FrameEncoder {
+        FrameEncoder::new(schema, target, 64 << 20).unwrap()
     }
 
     fn header_types(messages: &[FlightData]) -> Vec<MessageHeader> {
@@ -297,15 +312,16 @@ mod tests {
 
     #[tokio::test]
     async fn frames_decode_as_the_batches_they_carry() {
-        let batches = [batch(10_000), batch(3), batch(0)];
-        let (mut encoder, mut chunks) = start(&batches[0].schema(), 64 * 1024);
+        let batches = [batch(0), batch(10_000), batch(3), batch(0)];
+        let mut encoder = encoder(&batches[0].schema(), 64 * 1024);
+        let mut chunks = Vec::new();
         for batch in &batches {
             chunks.extend(encoder.encode(batch).unwrap());
         }
         let messages = flight_data(chunks);
         assert!(messages.len() > 4, "the large batch is split: {} messages", messages.len());
         let types = header_types(&messages);
-        assert_eq!(types[0], MessageHeader::Schema, "the schema goes first");
+        assert_eq!(types[0], MessageHeader::Schema, "the schema goes first, also when the first batch is empty");
         assert!(types[1..].iter().all(|t| *t == MessageHeader::RecordBatch), "and only once: {types:?}");
         let received = decoded(messages).await;
         assert!(received.iter().all(|b| b.num_rows() > 0), "a batch without rows sends nothing");
@@ -317,9 +333,7 @@ mod tests {
     #[tokio::test]
     async fn a_result_without_batches_still_sends_its_schema() {
         let schema = batch(1).schema();
-        let (mut encoder, mut chunks) = start(&schema, 1 << 20);
-        chunks.extend(encoder.encode(&batch(0)).unwrap());
-        let messages = flight_data(chunks);
+        let messages = flight_data(encoder(&schema, 1 << 20).finish().unwrap());
         assert_eq!(messages.len(), 1);
         let stream = stream::iter(messages.into_iter().map(Ok));
         let mut decoder = FlightRecordBatchStream::new_from_flight_data(stream);
@@ -331,7 +345,7 @@ mod tests {
     fn large_buffers_are_shared_not_copied() {
         let batch = batch(100_000);
         let ids = batch.column(0).to_data().buffers()[0].as_ptr();
-        let chunks = start(&batch.schema(), 64 << 20).0.encode(&batch).unwrap();
+        let chunks = encoder(&batch.schema(), 64 << 20).encode(&batch).unwrap();
         assert!(chunks.iter().any(|chunk| chunk.as_ptr() == ids), "the id column's buffer travels as is");
     }
 
@@ -342,7 +356,7 @@ mod tests {
         let one_row =
             RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(BinaryArray::from(vec![blob.as_slice()]))])
                 .unwrap();
-        let (mut small, _) = FrameEncoder::start(&schema, 1 << 20, 2 << 20).unwrap();
+        let mut small = FrameEncoder::new(&schema, 1 << 20, 2 << 20).unwrap();
         match small.encode(&one_row) {
             Err(FlightError::MessageTooLarge { bytes, limit }) => {
                 assert!(bytes > 3 << 20, "{bytes}");
@@ -350,8 +364,8 @@ mod tests {
             }
             other => panic!("expected MessageTooLarge, got {:?}", other.map(|chunks| chunks.len())),
         }
-        let (mut roomy, _) = FrameEncoder::start(&schema, 1 << 20, 8 << 20).unwrap();
+        let mut roomy = FrameEncoder::new(&schema, 1 << 20, 8 << 20).unwrap();
         let messages = flight_data(roomy.encode(&one_row).unwrap());
-        assert_eq!(messages.len(), 1, "one row is one message, over the target size but under the limit");
+        assert_eq!(messages.len(), 2, "the schema, then one row in one message over the target size");
     }
 }

@@ -192,29 +192,29 @@ pub fn flight_stream(results: Results) -> impl Stream<Item = Result<FlightData, 
 }
 
 /// Encodes the results as gRPC frames of `FlightData` without copying the batches
-/// (see [`crate::frames`]), streaming: the schema at once, then each batch as the
-/// plan produces it. No message exceeds `max_message_bytes`.
+/// (see [`crate::frames`]), streaming: each batch is sent as the plan produces it.
+/// No message exceeds `max_message_bytes`.
 pub fn frame_stream(
     results: Results,
     max_message_bytes: usize,
 ) -> impl Stream<Item = Result<Bytes, Status>> + Send + 'static {
     let (batches, schema, log) = results.wire_batches();
-    let (encoder, schema_frames) = match FrameEncoder::start(&schema, MAX_FLIGHT_MESSAGE_BYTES, max_message_bytes) {
-        Ok((encoder, frames)) => (Some(encoder), Ok(frames)),
-        Err(error) => (None, Err(to_status(&error))),
-    };
+    let encoder = FrameEncoder::new(&schema, MAX_FLIGHT_MESSAGE_BYTES, max_message_bytes);
     // Each step encodes one batch; after the last, or an error, the stream ends.
-    let batch_frames = stream::unfold((Box::pin(batches), encoder), |(mut batches, encoder)| async move {
-        let mut encoder = encoder?;
-        match batches.next().await? {
-            Ok(batch) => match encoder.encode(&batch) {
-                Ok(frames) => Some((Ok(frames), (batches, Some(encoder)))),
+    let frames = stream::unfold((Box::pin(batches), Some(encoder)), |(mut batches, encoder)| async move {
+        let mut encoder = match encoder? {
+            Ok(encoder) => encoder,
+            Err(error) => return Some((Err(to_status(&error)), (batches, None))),
+        };
+        match batches.next().await {
+            Some(Ok(batch)) => match encoder.encode(&batch) {
+                Ok(frames) => Some((Ok(frames), (batches, Some(Ok(encoder))))),
                 Err(error) => Some((Err(to_status(&error)), (batches, None))),
             },
-            Err(error) => Some((Err(to_status(&error)), (batches, None))),
+            Some(Err(error)) => Some((Err(to_status(&error)), (batches, None))),
+            None => Some((encoder.finish().map_err(|error| to_status(&error)), (batches, None))),
         }
     });
-    let frames = stream::once(std::future::ready(schema_frames)).chain(batch_frames);
     let chunks = frames.map_ok(|chunks| stream::iter(chunks.into_iter().map(Ok))).try_flatten();
     logged(chunks, log, Bytes::len)
 }
