@@ -89,7 +89,7 @@ pub fn primary_keys(view: &MeshView, command: &CommandGetPrimaryKeys) -> Result<
             Arc::new(Int32Array::from(sequence)),
         ],
     )
-    .map_err(|error| FlightError::Encode(error.to_string()))
+    .map_err(FlightError::from)
 }
 
 /// An empty foreign-key answer: descriptors declare no relationships yet.

@@ -19,9 +19,9 @@ pub fn encode(batches: &[RecordBatch]) -> Result<Bytes, FlightError> {
         return Err(FlightError::BadRequest(format!("bind exactly one row of parameters to a query, not {rows}")));
     }
     let mut bytes = Vec::new();
-    let mut writer = StreamWriter::try_new(&mut bytes, &first.schema()).map_err(encode_error)?;
-    writer.write(first).map_err(encode_error)?;
-    writer.finish().map_err(encode_error)?;
+    let mut writer = StreamWriter::try_new(&mut bytes, &first.schema())?;
+    writer.write(first)?;
+    writer.finish()?;
     drop(writer);
     Ok(Bytes::from(bytes))
 }
@@ -57,8 +57,4 @@ fn hydrate(value: ScalarValue) -> ScalarValue {
         ScalarValue::Union(None, _, _) => ScalarValue::Null,
         other => other,
     }
-}
-
-fn encode_error(error: arrow::error::ArrowError) -> FlightError {
-    FlightError::Encode(error.to_string())
 }

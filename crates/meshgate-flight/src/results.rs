@@ -71,9 +71,8 @@ fn to_wire(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Flight
                 cast(column, field.data_type())
             }
         })
-        .collect::<Result<Vec<ArrayRef>, _>>()
-        .map_err(|error| FlightError::Encode(error.to_string()))?;
-    RecordBatch::try_new(Arc::clone(schema), columns).map_err(|error| FlightError::Encode(error.to_string()))
+        .collect::<Result<Vec<ArrayRef>, _>>()?;
+    Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
 /// Queries whose streams are open right now.

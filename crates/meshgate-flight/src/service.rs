@@ -123,10 +123,8 @@ impl MeshFlightSqlService {
         let descriptor = request.into_inner();
         let query = plan_statement(&self.engine(), principal, &statement).await?;
         let schema = self.wire(&query.schema());
-        let mut info = FlightInfo::new()
-            .try_with_schema(&schema)
-            .map_err(|error| FlightError::Encode(error.to_string()))?
-            .with_descriptor(descriptor);
+        let mut info =
+            FlightInfo::new().try_with_schema(&schema).map_err(FlightError::from)?.with_descriptor(descriptor);
         // One endpoint unless the client asked for several, the result splits into
         // independent partitions and is not known to be small. Locations stay empty
         // so clients reuse the connection.
@@ -242,7 +240,7 @@ fn unknown_command(type_url: &str) -> FlightError {
 fn metadata_info(any: Vec<u8>, schema: &Schema, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
     let info = FlightInfo::new()
         .try_with_schema(schema)
-        .map_err(|error| FlightError::Encode(error.to_string()))?
+        .map_err(FlightError::from)?
         .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(any)))
         .with_descriptor(descriptor);
     Ok(Response::new(info))
@@ -258,9 +256,8 @@ fn one_batch(batch: arrow::array::RecordBatch) -> Response<DoGetStream> {
 }
 
 fn schema_bytes(schema: &Schema) -> Result<bytes::Bytes, FlightError> {
-    let IpcMessage(bytes) = SchemaAsIpc::new(schema, &IpcWriteOptions::default())
-        .try_into()
-        .map_err(|error: arrow::error::ArrowError| FlightError::Encode(error.to_string()))?;
+    let IpcMessage(bytes) =
+        SchemaAsIpc::new(schema, &IpcWriteOptions::default()).try_into().map_err(FlightError::from)?;
     Ok(bytes)
 }
 
