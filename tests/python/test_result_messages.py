@@ -1,5 +1,6 @@
-"""How results travel: the types clients receive match what FlightInfo announced, and a
-row too large for one message is refused with a clear error, not sent broken."""
+"""How results travel: the types clients receive match what FlightInfo announced, a
+row too large for one message is refused with a clear error, not sent broken, and an
+error message too long for clients' trailer limits arrives cut, not replaced."""
 
 from __future__ import annotations
 
@@ -65,3 +66,22 @@ def test_a_row_over_the_message_limit_is_refused_and_the_server_keeps_serving(fl
 
     assert flight_sql_query(flight_client, "SELECT 1 AS one").column("one").to_pylist() == [1]
     assert adbc_query(adbc_conn, "SELECT 2 AS two").column("two").to_pylist() == [2]
+
+
+def test_a_very_long_error_message_arrives_cut_and_the_server_keeps_serving(flight_client, adbc_conn):
+    # The error names the unknown column; 6,000 characters of it would make a trailer
+    # some clients refuse, so the server cuts the message at 4 KiB.
+    column = "c" * 6000
+    sql = f'SELECT "{column}" FROM sales.orders'
+    with pytest.raises(pa.ArrowException) as caught:
+        flight_sql_query(flight_client, sql)
+    assert flight_grpc_code(caught.value) == "INVALID_ARGUMENT", describe_exc(caught.value)
+    assert "(truncated)" in str(caught.value), describe_exc(caught.value)
+    assert "c" * 1000 in str(caught.value), "the message still names the column"
+
+    with pytest.raises(Exception) as caught:
+        adbc_query(adbc_conn, sql)
+    assert adbc_grpc_code(caught.value) == "INVALID_ARGUMENT", describe_exc(caught.value)
+    assert "(truncated)" in str(caught.value), describe_exc(caught.value)
+
+    assert flight_sql_query(flight_client, "SELECT 1 AS one").column("one").to_pylist() == [1]
