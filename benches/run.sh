@@ -7,7 +7,7 @@
 #
 # Installs what it needs: a Python venv in benches/.venv from the pinned
 # benches/requirements.txt, tpchgen-cli into benches/.tools (cargo install, when data
-# must be generated), and meshgate itself (cargo build --release -p meshgate, unless
+# must be generated), and meshgate itself (cargo build --profile dist -p meshgate, unless
 # --meshgate BIN or MESHGATE_BIN names a binary). Then runs benches/tpch.py with the
 # same arguments (`benches/run.sh --help` lists them).
 set -euo pipefail

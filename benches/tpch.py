@@ -65,7 +65,7 @@ def parse_args(argv=None):
         "without meshgate no server is started",
     )
     p.add_argument("--meshgate", metavar="BIN", default=os.environ.get("MESHGATE_BIN"),
-                   help="meshgate binary (default: $MESHGATE_BIN, else build with cargo build --release -p meshgate)")
+                   help="meshgate binary (default: $MESHGATE_BIN, else build with cargo build --profile dist -p meshgate)")
     p.add_argument("--data-dir", help="use this mesh data directory (<domain>/<table>/*.parquet) instead of benches/data/sf<SF>")
     p.add_argument("--latency-count", type=int, default=1000, help="point-query round trips on one connection (default 1000)")
     p.add_argument("--concurrency-seconds", type=float, default=10.0,

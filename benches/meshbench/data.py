@@ -173,19 +173,19 @@ def dir_size(path: str) -> int:
 
 
 def build_meshgate(repo: str) -> str:
-    """cargo build --release -p meshgate; returns the binary path."""
+    """cargo build --profile dist -p meshgate; returns the binary path."""
     target = os.environ.get("CARGO_TARGET_DIR") or os.path.join(
         os.path.expanduser("~"), ".cache", "meshgate-target"
     )
-    log(f"building meshgate (cargo build --release -p meshgate, target dir {target})")
+    log(f"building meshgate (cargo build --profile dist -p meshgate, target dir {target})")
     env = dict(os.environ, CARGO_TARGET_DIR=target)
     # The build compiles Substrait's protobuf definitions with protoc.
     subprocess.run([os.path.join(repo, "scripts", "protoc.sh")], check=True, stdout=sys.stderr)
     subprocess.run(
-        ["cargo", "build", "--release", "--locked", "-p", "meshgate"],
+        ["cargo", "build", "--profile", "dist", "--locked", "-p", "meshgate"],
         cwd=repo,
         env=env,
         check=True,
         stdout=sys.stderr,
     )
-    return os.path.join(target, "release", "meshgate")
+    return os.path.join(target, "dist", "meshgate")

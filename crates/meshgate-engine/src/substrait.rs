@@ -21,8 +21,15 @@ use crate::error::EngineError;
 /// Decodes a serialized Substrait `Plan` and lists the tables it reads by name.
 /// Any read that is not of a named table (files by path, extension tables) is refused.
 pub(crate) fn decode_substrait(bytes: &[u8]) -> Result<(Plan, Vec<TableReference>), EngineError> {
-    let plan = Plan::decode(bytes)
-        .map_err(|error| EngineError::InvalidSql(format!("the Substrait plan cannot be decoded: {error}")))?;
+    let plan = Plan::decode(bytes).map_err(|error| {
+        // prost stops at 100 levels of nested messages, before any recursion can
+        // exhaust a stack.
+        if error.to_string().contains("recursion limit") {
+            EngineError::TooComplex("the Substrait plan nests more than 100 messages deep".into())
+        } else {
+            EngineError::InvalidSql(format!("the Substrait plan cannot be decoded: {error}"))
+        }
+    })?;
     let json = serde_json::to_value(&plan)
         .map_err(|error| EngineError::InvalidSql(format!("the Substrait plan cannot be read: {error}")))?;
     let mut tables = Vec::new();

@@ -9,6 +9,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 
 use crate::flight_service::MeshFlightService;
+use crate::panic_guard::CatchPanics;
 use crate::service::MeshFlightSqlService;
 use crate::statement_route::StatementDoGet;
 
@@ -41,8 +42,11 @@ pub async fn serve(
         .max_decoding_message_size(options.max_message_bytes)
         .max_encoding_message_size(options.max_message_bytes);
     // Statement results leave as zero-copy frames; every other call goes through tonic.
-    let flight =
-        InterceptedService::new(StatementDoGet::new(flight, statements, options.max_message_bytes), interceptor);
+    // A panic in any call ends that call with INTERNAL, not the process.
+    let flight = CatchPanics::new(InterceptedService::new(
+        StatementDoGet::new(flight, statements, options.max_message_bytes),
+        interceptor,
+    ));
     // The builder's `tcp_nodelay` applies only to listeners tonic binds itself; with
     // our own listener each accepted socket is set here. Without it, small responses
     // wait out Nagle's algorithm against delayed ACKs: ~40 ms on every call.

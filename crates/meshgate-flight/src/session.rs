@@ -15,6 +15,7 @@
 //! | `schema` | a domain | unqualified product names resolve in it |
 //! | `query_timeout_seconds` | number > 0 | stops a query after that long (never beyond the server's limit) |
 //! | `endpoints` | `single` or `partitioned` | one endpoint, or one per independent partition |
+//! | `time_zone` | an IANA name, `UTC` or an offset | the zone TIMESTAMPTZ values, `now()` and `to_timestamp` take |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use prost::Message;
 use tonic::Request;
 use tonic::metadata::MetadataMap;
 
-use meshgate_engine::Engine;
+use meshgate_engine::{Engine, check_time_zone};
 use meshgate_policy::Principal;
 
 use crate::error::FlightError;
@@ -46,11 +47,13 @@ const SESSION_TTL: Duration = Duration::from_secs(24 * 3600);
 pub const ENDPOINTS_HEADER: &str = "x-meshgate-endpoints";
 const SCHEMA_HEADER: &str = "x-meshgate-schema";
 const TIMEOUT_HEADER: &str = "x-meshgate-query-timeout-seconds";
+const TIME_ZONE_HEADER: &str = "x-meshgate-time-zone";
 
 const CATALOG: &str = "catalog";
 const SCHEMA: &str = "schema";
 const QUERY_TIMEOUT: &str = "query_timeout_seconds";
 const ENDPOINTS: &str = "endpoints";
+const TIME_ZONE: &str = "time_zone";
 
 /// How a result is split into endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,6 +86,8 @@ pub struct CallSettings {
     pub schema: Option<String>,
     pub query_timeout: Option<Duration>,
     pub endpoints: Endpoints,
+    /// The time zone (the server's when `None`).
+    pub time_zone: Option<String>,
 }
 
 /// Reads and writes sessions.
@@ -132,6 +137,7 @@ impl Sessions {
             schema: Some(state.schema).filter(|schema| !schema.is_empty()),
             query_timeout: Some(Duration::from_millis(state.query_timeout_ms)).filter(|t| !t.is_zero()),
             endpoints: Endpoints::parse(&state.endpoints).unwrap_or_default(),
+            time_zone: Some(state.time_zone).filter(|zone| !zone.is_empty()),
         };
         let metadata = request.metadata();
         if let Some(value) = header(metadata, SCHEMA_HEADER)? {
@@ -147,6 +153,12 @@ impl Sessions {
         if let Some(value) = header(metadata, TIMEOUT_HEADER)? {
             let seconds = value.trim().parse::<f64>().ok();
             settings.query_timeout = Some(timeout(seconds).ok_or_else(|| bad_header(TIMEOUT_HEADER))?);
+        }
+        if let Some(value) = header(metadata, TIME_ZONE_HEADER)? {
+            let zone = value.trim();
+            check_time_zone(zone)
+                .map_err(|problem| FlightError::BadRequest(format!("call header {TIME_ZONE_HEADER}: {problem}")))?;
+            settings.time_zone = Some(zone.to_owned());
         }
         if let Some(value) = header(metadata, ENDPOINTS_HEADER)? {
             settings.endpoints = Endpoints::parse(value.trim()).ok_or_else(|| bad_header(ENDPOINTS_HEADER))?;
@@ -209,6 +221,17 @@ impl Sessions {
                     },
                     Some(_) => Err(ErrorValue::InvalidValue),
                 },
+                TIME_ZONE => match value {
+                    None => {
+                        state.time_zone.clear();
+                        Ok(())
+                    }
+                    Some(OptionValue::StringValue(zone)) if check_time_zone(zone.trim()).is_ok() => {
+                        state.time_zone = zone.trim().to_owned();
+                        Ok(())
+                    }
+                    Some(_) => Err(ErrorValue::InvalidValue),
+                },
                 _ => Err(ErrorValue::InvalidName),
             };
             if let Err(error) = outcome {
@@ -236,6 +259,9 @@ impl Sessions {
         }
         if !state.endpoints.is_empty() {
             options.insert(ENDPOINTS.to_owned(), string(&state.endpoints));
+        }
+        if !state.time_zone.is_empty() {
+            options.insert(TIME_ZONE.to_owned(), string(&state.time_zone));
         }
         options
     }

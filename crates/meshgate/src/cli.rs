@@ -91,6 +91,11 @@ pub struct ServeArgs {
     /// older JDBC drivers and flightsql-dbapi cannot read view types.
     #[arg(long, env = "MESHGATE_VIEW_TYPES")]
     pub view_types: bool,
+    /// The time zone sessions start in: TIMESTAMPTZ values, `now()` and
+    /// `to_timestamp` take it (an IANA name such as Europe/Paris, UTC, or an offset
+    /// such as +02:00). A session can set its own with the `time_zone` option.
+    #[arg(long, env = "MESHGATE_TIME_ZONE", default_value = meshgate_engine::DEFAULT_TIME_ZONE, value_parser = parse_time_zone)]
+    pub time_zone: String,
     /// When a client asks for partitioned endpoints, results estimated below this
     /// many rows still come back as one endpoint.
     #[arg(long, default_value_t = 100_000)]
@@ -104,6 +109,7 @@ impl ServeArgs {
             parquet_pushdown_filters: self.parquet_pushdown_filters,
             query_timeout: self.query_timeout_secs.filter(|s| *s > 0.0).map(std::time::Duration::from_secs_f64),
             view_types: self.view_types,
+            time_zone: Some(self.time_zone.clone()),
         }
     }
 
@@ -125,4 +131,8 @@ pub struct CheckArgs {
     /// Mesh file to check.
     #[arg(long, env = "MESHGATE_CONFIG")]
     pub config: PathBuf,
+}
+
+fn parse_time_zone(zone: &str) -> Result<String, String> {
+    meshgate_engine::check_time_zone(zone).map(|()| zone.to_owned())
 }

@@ -27,6 +27,9 @@ pub async fn load_engine(path: &Path, runtime: Arc<RuntimeEnv>, tuning: &Tuning)
         session = session.with_target_partitions(partitions);
     }
     session.options_mut().execution.parquet.pushdown_filters = tuning.parquet_pushdown_filters;
+    if let Some(zone) = &tuning.time_zone {
+        session.options_mut().execution.time_zone = Some(zone.clone());
+    }
     if tuning.view_types {
         session.options_mut().execution.parquet.schema_force_view_types = true;
         session.options_mut().sql_parser.map_string_types_to_utf8view = true;
@@ -44,4 +47,6 @@ pub struct Tuning {
     pub query_timeout: Option<std::time::Duration>,
     /// Strings as Utf8View/BinaryView (see `serve --view-types`).
     pub view_types: bool,
+    /// The time zone sessions start in (UTC when `None`).
+    pub time_zone: Option<String>,
 }
