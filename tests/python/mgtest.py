@@ -9,6 +9,7 @@ Contents:
 - a hand-written protobuf encoder for Flight SQL commands (no protobuf package needed),
 - `flight_sql_query` / `flight_command`: run commands with plain pyarrow.flight,
 - `duckdb_expected`: the same SQL computed by DuckDB directly on the demo files,
+- `duckdb_mesh`: a DuckDB connection with the demo products as tables named as in the mesh,
 - `assert_same_rows`: order-insensitive comparison of two results,
 - gRPC status-code extraction from pyarrow.flight and ADBC exceptions,
 - the demo mesh's declared contract, read from its YAML files,
@@ -890,6 +891,29 @@ def duckdb_expected(sql: str) -> Rows:
         return Rows(names, [tuple(r) for r in cur.fetchall()])
     finally:
         con.close()
+
+
+def duckdb_mesh():
+    """A DuckDB connection whose catalog `mesh` holds every demo product as a table of
+    the same name (`sales.orders`, `mesh.customers.nation`, ...) loaded from the demo
+    files with the declared types, in the UTC time zone: meshgate SQL runs on it as is."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("ATTACH ':memory:' AS mesh")
+    con.execute("USE mesh")
+    con.execute("SET TimeZone = 'UTC'")
+    sources = dict(DUCKDB_SOURCES)
+    sources["supply.supplier"] = (
+        f"read_csv('{DATA}/supply/supplier/*.csv', header = true, columns = {{"
+        "'s_suppkey': 'BIGINT', 's_name': 'VARCHAR', 's_address': 'VARCHAR', "
+        "'s_nationkey': 'BIGINT', 's_phone': 'VARCHAR', 's_acctbal': 'DOUBLE', 's_comment': 'VARCHAR'})"
+    )
+    for schema in sorted(DEMO_DOMAINS):
+        con.execute(f"CREATE SCHEMA {schema}")
+    for name, source in sources.items():
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {source}")
+    return con
 
 
 def table_rows(table: pa.Table) -> Rows:
