@@ -123,3 +123,10 @@ GROUP BY r.r_regionkey;
 SELECT mode() WITHIN GROUP (ORDER BY l_shipmode) AS m FROM sales.lineitem WHERE l_orderkey < 300;
 -- duckdb:
 SELECT mode(l_shipmode ORDER BY l_shipmode) AS m FROM sales.lineitem WHERE l_orderkey < 300;
+
+-- q: count_distinct_signed_zero
+-- known-wrong: count(DISTINCT) on a DOUBLE counts 0.0 and -0.0 as two values (2 here) while GROUP BY, DISTINCT and = treat them as one (DuckDB, PostgreSQL: 1)
+SELECT count(DISTINCT s_acctbal * 0) AS n FROM supply.supplier;
+
+-- q: group_by_signed_zero
+SELECT count(*) AS groups FROM (SELECT s_acctbal * 0 AS z, count(*) AS c FROM supply.supplier GROUP BY s_acctbal * 0) t;

@@ -176,3 +176,41 @@ SELECT DATE '1969-12-31' + INTERVAL '1' DAY AS a, extract(epoch FROM DATE '1969-
 
 -- q: current_date_is_today_type
 SELECT current_date >= DATE '2020-01-01' AS after_2020;
+
+-- q: cast_timestamp_to_string
+-- dialect: a TIMESTAMP cast to VARCHAR is ISO 8601 with a T in meshgate ('1995-06-15T13:45:30'), with a space in DuckDB and PostgreSQL; use to_char/strftime for a fixed format
+SELECT CAST(TIMESTAMP '1995-06-15 13:45:30' AS VARCHAR) AS s;
+
+-- q: timestamp_formatted_with_to_char
+SELECT to_char(TIMESTAMP '1995-06-15 13:45:30', '%Y-%m-%d %H:%M:%S') AS s;
+-- duckdb:
+SELECT strftime(TIMESTAMP '1995-06-15 13:45:30', '%Y-%m-%d %H:%M:%S') AS s;
+
+-- q: timestamptz_without_offset_is_session_zone
+SELECT CAST('1995-06-15 12:00:00' AS TIMESTAMP WITH TIME ZONE) AS t, extract(hour FROM CAST('1995-06-15 12:00:00' AS TIMESTAMP WITH TIME ZONE)) AS h;
+
+-- q: timestamptz_half_hour_zone
+SELECT extract(hour FROM CAST('1995-06-15 12:00:00+00:00' AS TIMESTAMP WITH TIME ZONE) AT TIME ZONE 'Asia/Kolkata') AS h,
+       extract(minute FROM CAST('1995-06-15 12:00:00+00:00' AS TIMESTAMP WITH TIME ZONE) AT TIME ZONE 'Asia/Kolkata') AS m;
+
+-- q: timestamptz_dst_boundary_local_hours
+SELECT t, extract(hour FROM t AT TIME ZONE 'America/New_York') AS local_hour
+FROM (VALUES (CAST('1995-04-02 06:30:00+00:00' AS TIMESTAMP WITH TIME ZONE)),
+             (CAST('1995-04-02 07:30:00+00:00' AS TIMESTAMP WITH TIME ZONE)),
+             (CAST('1995-10-29 05:30:00+00:00' AS TIMESTAMP WITH TIME ZONE)),
+             (CAST('1995-10-29 06:30:00+00:00' AS TIMESTAMP WITH TIME ZONE))) v(t);
+
+-- q: timestamptz_ordering_across_offsets
+-- ordered
+SELECT t FROM (VALUES (CAST('1995-06-15 12:00:00+02:00' AS TIMESTAMP WITH TIME ZONE)),
+                      (CAST('1995-06-15 11:00:00+00:00' AS TIMESTAMP WITH TIME ZONE)),
+                      (CAST('1995-06-15 06:30:00-04:00' AS TIMESTAMP WITH TIME ZONE))) v(t) ORDER BY t;
+
+-- q: timestamptz_compare_equal_instants
+SELECT CAST('1995-06-15 12:00:00+02:00' AS TIMESTAMP WITH TIME ZONE) = CAST('1995-06-15 10:00:00+00:00' AS TIMESTAMP WITH TIME ZONE) AS same;
+
+-- q: timestamptz_group_by_utc_day
+SELECT date_trunc('day', t) AS d, count(*) AS n
+FROM (VALUES (CAST('1995-06-15 23:30:00-02:00' AS TIMESTAMP WITH TIME ZONE)),
+             (CAST('1995-06-16 00:30:00+00:00' AS TIMESTAMP WITH TIME ZONE)),
+             (CAST('1995-06-15 12:00:00+00:00' AS TIMESTAMP WITH TIME ZONE))) v(t) GROUP BY 1;

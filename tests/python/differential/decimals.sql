@@ -178,3 +178,33 @@ SELECT stddev_samp(l_quantity) AS sd, var_samp(l_extendedprice) AS v, stddev_pop
 
 -- q: decimal_in_list_of_literals
 SELECT count(*) AS n FROM sales.lineitem WHERE l_discount IN (0.05, 0.06) AND l_tax NOT IN (0.00, 0.08);
+
+-- q: decimal_equals_fraction_literal
+-- known-wrong: a literal with a fraction is a Float64 and is compared with a DECIMAL column as Decimal128(30, 15) of the binary float: 156028.63 becomes 156028.630000000008192 and matches nothing (7.7% of lineitem prices do not equal their own value written as a literal)
+SELECT count(*) AS n FROM sales.orders WHERE o_totalprice = 156028.63;
+
+-- q: decimal_in_list_fraction_literals
+-- known-wrong: fraction literals are Float64 and compared as Decimal128(30, 15) of the binary float: 156028.63 matches nothing, 49816.57 matches
+SELECT count(*) AS n FROM sales.orders WHERE o_totalprice IN (156028.63, 49816.57);
+
+-- q: decimal_range_from_fraction_literal
+-- known-wrong: fraction literals are Float64: o_totalprice >= 156028.63 compares with 156028.630000000008192 and drops the order whose total is exactly 156028.63
+SELECT count(*) AS n FROM sales.orders WHERE o_totalprice >= 156028.63 AND o_totalprice < 156028.64;
+
+-- q: decimal_between_same_fraction_literal
+-- known-wrong: fraction literals are Float64: BETWEEN 156028.63 AND 156028.63 misses the exact value
+SELECT count(*) AS n FROM sales.orders WHERE o_totalprice BETWEEN 156028.63 AND 156028.63;
+
+-- q: decimal_equals_cast_string_literal
+SELECT count(*) AS n FROM sales.orders WHERE o_totalprice = CAST('156028.63' AS DECIMAL(15, 2));
+
+-- q: decimal_equals_literal_small_values
+SELECT count(*) AS n FROM customers.customer WHERE c_acctbal = 9224.67 OR c_acctbal = -247.14;
+
+-- q: large_fraction_literal_precision
+-- known-wrong: 12345678901234567.89 is parsed as a Float64 (1.2345678901234568e16) and its CAST to DECIMAL(20, 2) gives 12345678901234567.68
+SELECT CAST(12345678901234567.89 AS DECIMAL(20, 2)) AS y;
+
+-- q: cast_fraction_literal_to_decimal_rounds
+-- known-wrong: 1.005 is parsed as a Float64 (1.00499999...) so CAST(1.005 AS DECIMAL(10, 2)) is 1.00; as an exact literal it rounds to 1.01
+SELECT CAST(2.675 AS DECIMAL(10, 2)) AS a, CAST(1.005 AS DECIMAL(10, 2)) AS b, CAST(0.125 AS DECIMAL(10, 2)) AS c;

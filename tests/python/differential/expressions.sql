@@ -177,3 +177,18 @@ WITH orders AS (SELECT 1 AS x) SELECT * FROM orders;
 
 -- q: cte_shadows_bare_name_only
 WITH nation AS (SELECT 1 AS x) SELECT count(*) AS n FROM nation, customers.nation;
+
+-- q: order_by_alias_shadowing_column
+-- ordered
+SELECT n_name AS n_regionkey FROM customers.nation ORDER BY n_regionkey LIMIT 5;
+
+-- q: order_by_alias_of_negated_column
+-- ordered
+SELECT -n_nationkey AS n_nationkey FROM customers.nation WHERE n_nationkey > 20 ORDER BY n_nationkey;
+
+-- q: group_by_alias_having_alias
+SELECT n_regionkey AS k, count(*) AS c FROM customers.nation GROUP BY k HAVING k > 2;
+
+-- q: parenthesised_union_branches_with_limits
+(SELECT n_nationkey FROM customers.nation ORDER BY n_nationkey LIMIT 2)
+UNION ALL (SELECT n_nationkey FROM customers.nation ORDER BY n_nationkey DESC LIMIT 2);

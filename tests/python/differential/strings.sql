@@ -176,3 +176,16 @@ SELECT count(*) AS n FROM (SELECT NULLIF(trim(' '), '') AS s FROM customers.regi
 SELECT p_partkey, cardinality(string_to_array(p_name, ' ')) AS words FROM supply.part WHERE p_partkey <= 20;
 -- duckdb:
 SELECT p_partkey, len(string_split(p_name, ' ')) AS words FROM supply.part WHERE p_partkey <= 20;
+
+-- q: substring_regex_from
+-- expect: error Function 'substr' failed to match any signature
+SELECT substring('abc123def' FROM '[0-9]+') AS s;
+
+-- q: overlay_placing
+SELECT n_name, overlay(n_name PLACING 'xy' FROM 2 FOR 3) AS o FROM customers.nation;
+
+-- q: trim_multiple_characters
+SELECT trim(BOTH 'xy' FROM 'xyxhixyy') AS t, trim(LEADING 'ab' FROM 'abbaxab') AS l;
+
+-- q: concat_mixed_types
+SELECT concat('d', DATE '1995-01-01', 1.5, NULL, true) AS c;
