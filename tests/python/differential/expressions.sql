@@ -192,3 +192,16 @@ SELECT n_regionkey AS k, count(*) AS c FROM customers.nation GROUP BY k HAVING k
 -- q: parenthesised_union_branches_with_limits
 (SELECT n_nationkey FROM customers.nation ORDER BY n_nationkey LIMIT 2)
 UNION ALL (SELECT n_nationkey FROM customers.nation ORDER BY n_nationkey DESC LIMIT 2);
+
+-- q: postgres_style_casts
+SELECT '5'::int + 1 AS a, o_orderdate::varchar AS b, CAST(o_orderkey AS TEXT) AS c, 10::double / 4 AS d, '1995-01-01'::date + 1 AS e
+FROM sales.orders WHERE o_orderkey <= 3;
+
+-- q: count_null_and_constants
+SELECT count(NULL) AS a, count(1) AS b, sum(1) AS c FROM customers.nation;
+
+-- q: like_null_pattern
+SELECT count(*) AS n FROM customers.nation WHERE n_name LIKE NULL;
+
+-- q: limit_all
+SELECT n_nationkey FROM customers.nation ORDER BY n_nationkey LIMIT ALL;

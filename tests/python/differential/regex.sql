@@ -100,3 +100,18 @@ SELECT count(*) AS n FROM customers.nation n JOIN customers.region r ON regexp_m
 
 -- q: regexp_case_insensitive_inline_flag
 SELECT count(*) AS n FROM supply.part WHERE p_name ~ '(?i)^GREEN';
+
+-- q: regexp_replace_dollar_in_replacement
+-- known-wrong: the replacement is Rust regex syntax: '$USD ' is read as the (missing) group named USD and vanishes ('price 5' -> ' 5'); PostgreSQL and DuckDB insert '$USD ' literally (groups are \1)
+SELECT regexp_replace('price 5', 'price ', '$USD ') AS a;
+
+-- q: regexp_replace_dollar_digit_in_replacement
+-- known-wrong: '$1' in the replacement is a group reference in meshgate ('abbc'); PostgreSQL and DuckDB insert it literally ('a$1$1c')
+SELECT regexp_replace('abc', '(b)', '$1$1') AS a;
+
+-- q: regexp_replace_escaped_backslash
+-- known-wrong: '\\' in the replacement stays two backslashes in meshgate; PostgreSQL and DuckDB read it as one literal backslash
+SELECT regexp_replace('a.b', '\.', '\\') AS b;
+
+-- q: regexp_replace_lone_dollar
+SELECT regexp_replace('cost', 'cost', 'US$ 5') AS b, regexp_replace(o_clerk, 'Clerk#0*', '#') AS c FROM sales.orders WHERE o_orderkey < 4;
