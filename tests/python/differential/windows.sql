@@ -34,7 +34,7 @@ FROM sales.orders WHERE o_custkey < 20;
 
 -- q: first_value_default_frame
 SELECT c_custkey, c_nationkey,
-       first_value(c_custkey) OVER (PARTITION BY c_nationkey ORDER BY c_acctbal) AS first_cust
+       first_value(c_custkey) OVER (PARTITION BY c_nationkey ORDER BY c_acctbal, c_custkey) AS first_cust
 FROM customers.customer WHERE c_custkey <= 80;
 
 -- q: max_default_frame_includes_peers
