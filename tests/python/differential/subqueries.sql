@@ -269,3 +269,30 @@ WHERE c.c_custkey NOT IN (SELECT o_custkey FROM sales.orders) OR c.c_acctbal < 0
 SELECT count(*) AS n FROM customers.customer c
 WHERE c.c_custkey IN (SELECT o_custkey FROM sales.orders WHERE o_orderstatus = 'P')
   AND c.c_custkey NOT IN (SELECT o_custkey FROM sales.orders WHERE o_orderpriority = '1-URGENT');
+
+-- q: exists_over_aggregate_is_always_true
+-- known-wrong: an aggregate without GROUP BY returns one row even on no input, so EXISTS is true for every customer (1500); the decorrelated semi join keeps only customers with orders (1000)
+SELECT count(*) AS n FROM customers.customer c
+WHERE EXISTS (SELECT max(o.o_totalprice) FROM sales.orders o WHERE o.o_custkey = c.c_custkey);
+
+-- q: not_exists_over_count_is_always_false
+-- known-wrong: NOT EXISTS over an aggregate without GROUP BY is false for every row (0); the decorrelated anti join returns the 500 customers without orders
+SELECT count(*) AS n FROM customers.customer c
+WHERE NOT EXISTS (SELECT count(*) FROM sales.orders o WHERE o.o_custkey = c.c_custkey);
+
+-- q: scalar_correlated_coalesce_max
+SELECT c.c_custkey, (SELECT coalesce(max(o.o_totalprice), 0) FROM sales.orders o WHERE o.o_custkey = c.c_custkey) AS m
+FROM customers.customer c WHERE c.c_custkey <= 30;
+
+-- q: scalar_correlated_sum_is_null
+SELECT c.c_custkey, (SELECT sum(o.o_totalprice) IS NULL FROM sales.orders o WHERE o.o_custkey = c.c_custkey) AS none
+FROM customers.customer c WHERE c.c_custkey <= 30;
+
+-- q: scalar_correlated_case_over_count
+SELECT c.c_custkey, (SELECT CASE WHEN count(*) = 0 THEN 'none' ELSE 'some' END FROM sales.orders o WHERE o.o_custkey = c.c_custkey) AS x
+FROM customers.customer c WHERE c.c_custkey <= 30;
+
+-- q: scalar_correlated_with_having
+-- known-wrong: meshgate announces the pre-optimisation schema, where count(*) is NOT NULL; the decorrelated subquery yields NULL for customers with 15 orders or fewer and the stream fails with INTERNAL "cannot encode results" (server log: "Column 'many' is declared as non-nullable but contains null values")
+SELECT c.c_custkey, (SELECT count(*) FROM sales.orders o WHERE o.o_custkey = c.c_custkey HAVING count(*) > 15) AS many
+FROM customers.customer c WHERE c.c_custkey <= 30;
