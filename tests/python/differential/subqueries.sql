@@ -296,3 +296,44 @@ FROM customers.customer c WHERE c.c_custkey <= 30;
 -- known-wrong: meshgate announces the pre-optimisation schema, where count(*) is NOT NULL; the decorrelated subquery yields NULL for customers with 15 orders or fewer and the stream fails with INTERNAL "cannot encode results" (server log: "Column 'many' is declared as non-nullable but contains null values")
 SELECT c.c_custkey, (SELECT count(*) FROM sales.orders o WHERE o.o_custkey = c.c_custkey HAVING count(*) > 15) AS many
 FROM customers.customer c WHERE c.c_custkey <= 30;
+
+-- q: correlated_not_in_null_outer_empty_subquery
+-- known-wrong: NULL NOT IN (empty set) is true; for the 15 customers with a NULL key whose correlated subquery is empty (c_custkey a multiple of 100) meshgate drops the row: 548 instead of 563
+SELECT count(*) AS n
+FROM (SELECT c_custkey, CASE WHEN c_custkey % 4 = 0 THEN NULL ELSE c_nationkey END AS k FROM customers.customer) c
+WHERE c.k NOT IN (SELECT s.s_nationkey FROM supply.supplier s WHERE s.s_suppkey < c.c_custkey % 50);
+
+-- q: correlated_not_in_no_nulls
+SELECT count(*) AS n FROM customers.customer c
+WHERE c.c_nationkey NOT IN (SELECT s.s_nationkey + 1 FROM supply.supplier s WHERE s.s_nationkey = c.c_nationkey);
+
+-- q: correlated_not_in_nulls_in_subquery
+-- expect: error null_aware anti join only supports single column join key
+SELECT count(*) AS n FROM customers.customer c
+WHERE c.c_nationkey NOT IN (SELECT CASE WHEN s.s_suppkey % 7 = 0 THEN NULL ELSE s.s_nationkey + 1 END
+                            FROM supply.supplier s WHERE s.s_nationkey = c.c_nationkey);
+
+-- q: exists_union_all_correlated
+-- expect: error does not support logical expression Exists
+SELECT count(*) AS n FROM customers.customer c
+WHERE EXISTS (SELECT 1 FROM sales.orders o WHERE o.o_custkey = c.c_custkey
+              UNION ALL SELECT 1 FROM supply.supplier s WHERE s.s_suppkey = c.c_custkey);
+
+-- q: exists_correlated_with_limit
+SELECT count(*) AS n FROM customers.customer c
+WHERE EXISTS (SELECT 1 FROM sales.orders o WHERE o.o_custkey = c.c_custkey LIMIT 1);
+
+-- q: aggregate_of_scalar_subquery
+-- expect: error does not support logical expression ScalarSubquery
+SELECT sum((SELECT count(*) FROM customers.nation n WHERE n.n_regionkey = r.r_regionkey)) AS s FROM customers.region r;
+
+-- q: correlated_not_in_equality_null_outer
+-- expect: error null_aware anti join only supports single column join key
+SELECT count(*) AS n
+FROM (SELECT c_custkey, CASE WHEN c_custkey % 4 = 0 THEN NULL ELSE c_nationkey END AS k FROM customers.customer) c
+WHERE c.k NOT IN (SELECT s.s_nationkey FROM supply.supplier s WHERE s.s_suppkey = c.c_custkey);
+
+-- q: correlated_in_null_outer_non_equi
+SELECT count(*) AS n
+FROM (SELECT c_custkey, CASE WHEN c_custkey % 4 = 0 THEN NULL ELSE c_nationkey END AS k FROM customers.customer) c
+WHERE c.k IN (SELECT s.s_nationkey FROM supply.supplier s WHERE s.s_suppkey < c.c_custkey % 50);
