@@ -242,3 +242,24 @@ RIGHT JOIN (SELECT r_regionkey * 2 AS k FROM customers.region) b USING (k);
 SELECT *
 FROM (SELECT n_nationkey AS k, n_name FROM customers.nation WHERE n_nationkey < 6) a
 NATURAL LEFT JOIN (SELECT r_regionkey * 2 AS k, r_name FROM customers.region) b;
+
+-- q: left_join_lateral_count_zero
+SELECT r.r_name, t.n
+FROM customers.region r
+LEFT JOIN LATERAL (SELECT count(*) AS n FROM customers.nation n WHERE n.n_regionkey = r.r_regionkey AND n.n_nationkey > 20) t ON true;
+
+-- q: lateral_aggregate_comma
+SELECT r.r_name, t.m FROM customers.region r,
+       LATERAL (SELECT max(n.n_name) AS m FROM customers.nation n WHERE n.n_regionkey = r.r_regionkey) t;
+
+-- q: join_lateral_rows
+SELECT r.r_name, t.n_name FROM customers.region r
+JOIN LATERAL (SELECT n.n_name FROM customers.nation n WHERE n.n_regionkey = r.r_regionkey) t ON true;
+
+-- q: left_join_or_condition
+SELECT count(*) AS n FROM customers.customer c LEFT JOIN sales.orders o ON o.o_custkey = c.c_custkey OR o.o_orderkey = c.c_custkey;
+
+-- q: left_join_null_safe_or_condition
+SELECT a.k AS a_k, b.k AS b_k
+FROM (SELECT NULLIF(r_regionkey, 1) AS k FROM customers.region) a
+LEFT JOIN (SELECT NULLIF(r_regionkey, 2) AS k FROM customers.region) b ON a.k = b.k OR (a.k IS NULL AND b.k IS NULL);

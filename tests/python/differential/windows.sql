@@ -239,3 +239,8 @@ FROM (SELECT o_orderpriority, sum(o_totalprice) AS total FROM sales.orders GROUP
 SELECT ym, revenue, avg(revenue) OVER (ORDER BY ym ROWS BETWEEN 2 PRECEDING AND CURRENT ROW) AS ma3
 FROM (SELECT extract(year FROM o_orderdate) * 100 + extract(month FROM o_orderdate) AS ym, sum(o_totalprice) AS revenue
       FROM sales.orders GROUP BY 1) t;
+
+-- q: rank_over_rollup_partitioned_by_grouping
+SELECT l_returnflag, l_linestatus, count(*) AS n,
+       rank() OVER (PARTITION BY grouping(l_linestatus) ORDER BY count(*) DESC) AS r
+FROM sales.lineitem GROUP BY ROLLUP (l_returnflag, l_linestatus);
