@@ -1,0 +1,257 @@
+"""Cancel, disconnect and timeout stop the server's work, not just the stream.
+
+The runaway query is an aggregate over a 3.6-billion-row cross join: it keeps the
+server's cores busy for many minutes and sends nothing until it is done, so a stream
+that ends tells nothing about the work behind it. Each way of stopping it (CancelFlightInfo,
+the client going away, a client deadline, the query timeout) must end the call at once
+and bring the server's CPU time, read from /proc, back to idle: after a grace second,
+less than 0.3 CPU-seconds over the next two. The query timeout covers planning too: a
+statement that takes seconds to plan is stopped when its time is up.
+
+Each test has its own server, so the CPU time measured is that test's alone.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pytest
+
+import deepsql
+from mgtest import (
+    DEMO_CONFIG,
+    bearer_for,
+    cmd_statement_query,
+    cpu_seconds,
+    describe_exc,
+    flight_client,
+    flight_grpc_code,
+    flight_sql_query,
+    query_log_lines,
+    server_message,
+    wait_for,
+)
+from test_cancel import CANCELLED, cancel_flight_info, statement_info
+
+RUNAWAY = "SELECT max(a.l_orderkey + b.l_orderkey) AS {tag} FROM sales.lineitem a CROSS JOIN sales.lineitem b"
+GRACE = 1.0  # seconds the work may take to wind down
+WINDOW = 2.0  # seconds over which the server must then be idle
+IDLE_CPU = 0.3  # CPU-seconds allowed in that window
+TIMEOUT_HEADER = (b"x-meshgate-query-timeout-seconds", b"1")
+
+
+@pytest.fixture
+def server(start_server):
+    srv = start_server(DEMO_CONFIG, name="stop-work")
+    yield srv
+    srv.stop(check=True)
+
+
+class Background(threading.Thread):
+    """Runs `fn` in the background; keeps its result or error and when it ended."""
+
+    def __init__(self, fn):
+        super().__init__(daemon=True)
+        self.fn = fn
+        self.result = self.error = None
+        self.ended: float | None = None
+        self.start()
+
+    def run(self):
+        try:
+            self.result = self.fn()
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            self.error = exc
+        finally:
+            self.ended = time.monotonic()
+
+
+def wait_until_busy(server) -> None:
+    """Until the server uses more than half a core (the runaway query is running)."""
+    last = [cpu_seconds(server), time.monotonic()]
+
+    def busy() -> bool:
+        now = time.monotonic()
+        if now - last[1] < 0.25:
+            return False
+        cpu = cpu_seconds(server)
+        rate = (cpu - last[0]) / (now - last[1])
+        last[:] = [cpu, now]
+        return rate > 0.5
+
+    wait_for(busy, "the runaway query to keep the server busy", timeout=60)
+
+
+def cpu_after(server, stopped: float) -> float:
+    """CPU-seconds the server used in the WINDOW that starts GRACE after `stopped`.
+    (The sleeps are the measurement's time window, not synchronisation.)"""
+    time.sleep(max(0.0, stopped + GRACE - time.monotonic()))
+    before = cpu_seconds(server)
+    time.sleep(WINDOW)
+    return cpu_seconds(server) - before
+
+
+def assert_idle(used: float, what: str) -> None:
+    assert used < IDLE_CPU, (
+        f"{what}: the server used {used:.2f} CPU-seconds in the {WINDOW:.0f} s starting {GRACE:.0f} s "
+        f"after the query was stopped (allowed {IDLE_CPU}): its work goes on")
+
+
+def assert_logged(server, sql: str, outcome: str) -> None:
+    logged = wait_for(lambda: next(iter(query_log_lines(server, sql)), None), "the query's log line")
+    assert logged[0] == outcome, logged
+
+
+def assert_serving(server) -> None:
+    client = flight_client(server.uri, "stella")
+    try:
+        assert flight_sql_query(client, "SELECT count(*) AS n FROM customers.nation").column("n").to_pylist() == [25]
+    finally:
+        client.close()
+
+
+def with_timeout(*headers) -> flight.FlightCallOptions:
+    return flight.FlightCallOptions(headers=[TIMEOUT_HEADER, *headers])
+
+
+# --------------------------------------------------------------------------------------
+# cancel
+# --------------------------------------------------------------------------------------
+
+
+def test_cancel_flight_info_stops_the_work(server):
+    sql = RUNAWAY.format(tag="cancelled")
+    client, canceller = flight_client(server.uri, "stella"), flight_client(server.uri, "stella")
+    info = statement_info(client, sql)
+    run = Background(lambda: client.do_get(info.endpoints[0].ticket).read_all())
+    wait_until_busy(server)
+    assert run.ended is None, f"the query ended before it was cancelled: {run.result or describe_exc(run.error)}"
+
+    sent = time.monotonic()
+    assert cancel_flight_info(canceller, info) == CANCELLED
+    run.join(30)
+    assert run.ended is not None, "the stream was still open 30 s after the cancel"
+    assert run.error is not None and flight_grpc_code(run.error) == "CANCELLED", describe_exc(run.error)
+    used = cpu_after(server, run.ended)
+    print(f"\nCancelFlightInfo: CANCELLED after {run.ended - sent:.2f} s, then {used:.2f} CPU-s")
+    assert run.ended - sent < 1.0, f"CANCELLED came {run.ended - sent:.2f} s after the cancel"
+    assert_idle(used, "after CancelFlightInfo")
+    assert_logged(server, sql, "cancelled")
+    assert_serving(server)
+    client.close()
+    canceller.close()
+
+
+# --------------------------------------------------------------------------------------
+# the client goes away
+# --------------------------------------------------------------------------------------
+
+# A client in its own process, killed mid-query: its connection closes as when a
+# program crashes or a laptop lid shuts.
+_READER = """
+import sys
+import pyarrow.flight as flight
+uri, bearer, ticket = sys.argv[1], sys.argv[2], bytes.fromhex(sys.argv[3])
+options = flight.FlightCallOptions(headers=[(b"authorization", b"Bearer " + bearer.encode())])
+flight.FlightClient(uri).do_get(flight.Ticket(ticket), options).read_all()
+"""
+
+
+def test_a_client_that_disconnects_mid_query_stops_the_work(server):
+    sql = RUNAWAY.format(tag="disconnected")
+    client = flight_client(server.uri, "stella")
+    ticket = statement_info(client, sql).endpoints[0].ticket.ticket
+    reader = subprocess.Popen([sys.executable, "-c", _READER, server.uri, bearer_for(server.uri, "stella"), ticket.hex()],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_until_busy(server)
+        assert reader.poll() is None, f"the reader ended early: {reader.stderr.read().decode()}"
+    finally:
+        reader.kill()
+        reader.wait()
+    used = cpu_after(server, time.monotonic())
+    print(f"\nclient disconnected: then {used:.2f} CPU-s")
+    assert_idle(used, "after the client disconnected")
+    assert_logged(server, sql, "cancelled")
+    assert_serving(server)
+    client.close()
+
+
+def test_a_client_deadline_stops_the_work(server):
+    """The client gives up after 2 s (a gRPC deadline): the server stops as well."""
+    sql = RUNAWAY.format(tag="client_deadline")
+    client = flight_client(server.uri, "stella")
+    info = statement_info(client, sql)
+    started = time.monotonic()
+    run = Background(lambda: client.do_get(info.endpoints[0].ticket, flight.FlightCallOptions(timeout=2.0)).read_all())
+    run.join(30)
+    assert run.ended is not None, "the client's own deadline did not end the call"
+    assert run.error is not None and flight_grpc_code(run.error) == "DEADLINE_EXCEEDED", describe_exc(run.error)
+    used = cpu_after(server, run.ended)
+    print(f"\nclient deadline of 2 s: the call ended after {run.ended - started:.2f} s, then {used:.2f} CPU-s")
+    assert run.ended - started < 3.0, f"the call ended {run.ended - started:.2f} s after it began"
+    assert_idle(used, "after the client's deadline")
+    assert_serving(server)
+    client.close()
+
+
+# --------------------------------------------------------------------------------------
+# the query timeout
+# --------------------------------------------------------------------------------------
+
+
+def test_the_query_timeout_stops_the_work(server):
+    sql = RUNAWAY.format(tag="timed_out")
+    client = flight_client(server.uri, "stella")
+    started = time.monotonic()
+    error = None
+    try:
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(sql)), with_timeout())
+        client.do_get(info.endpoints[0].ticket, with_timeout()).read_all()
+    except (flight.FlightError, pa.ArrowException) as exc:
+        error = exc
+    ended = time.monotonic()
+    assert error is not None, "the runaway query finished within its 1-second timeout"
+    assert flight_grpc_code(error) == "DEADLINE_EXCEEDED", describe_exc(error)
+    assert "1-second query timeout" in server_message(error), describe_exc(error)
+    used = cpu_after(server, ended)
+    print(f"\nquery timeout of 1 s: DEADLINE_EXCEEDED after {ended - started:.2f} s, then {used:.2f} CPU-s")
+    assert ended - started < 1.5, f"DEADLINE_EXCEEDED came {ended - started:.2f} s after GetFlightInfo began"
+    assert_idle(used, "after the query timeout")
+    assert_logged(server, sql, "failed")
+    assert_serving(server)
+    client.close()
+
+
+# A statement that takes seconds to plan, well within the complexity limit: DataFusion's
+# planning of a `+` chain grows with the square of its length, and four of them side by
+# side take four times one (GetFlightInfo without a timeout: about 9 s in a debug build
+# on two cores, longer than the grace and the window after the timeout together).
+SLOW_TO_PLAN = deepsql.wide_plus_chains(4, 3_000)
+
+
+def test_the_query_timeout_covers_planning(server):
+    client = flight_client(server.uri, "stella")
+    started = time.monotonic()
+    error = None
+    try:
+        client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(SLOW_TO_PLAN)), with_timeout())
+    except (flight.FlightError, pa.ArrowException) as exc:
+        error = exc
+    ended = time.monotonic()
+    assert error is not None, (
+        f"the statement was planned in {ended - started:.2f} s, within its 1-second timeout: "
+        "this test needs a statement that plans for longer")
+    assert flight_grpc_code(error) == "DEADLINE_EXCEEDED", describe_exc(error)
+    assert "1-second query timeout" in server_message(error), describe_exc(error)
+    used = cpu_after(server, ended)
+    print(f"\nplanning under a 1 s timeout: DEADLINE_EXCEEDED after {ended - started:.2f} s, then {used:.2f} CPU-s")
+    assert ended - started < 1.5, f"DEADLINE_EXCEEDED came {ended - started:.2f} s after GetFlightInfo began"
+    assert_idle(used, "after the timeout in planning")
+    assert_serving(server)
+    client.close()
