@@ -26,6 +26,7 @@ use meshgate_catalog::MeshSnapshot;
 use meshgate_policy::{GovernedCatalog, MeshView, PolicyError, PolicySet, Principal, render_physical, verify_plan};
 
 use crate::error::EngineError;
+use crate::lineage::{ColumnSource, column_sources};
 use crate::partitions::independent_partitions;
 use crate::plan_cache::PlanCache;
 use crate::sql_guard::{check_statement, is_url_table};
@@ -97,6 +98,14 @@ impl Query {
         match &self.kind {
             QueryKind::Plan { plan, .. } => Arc::clone(plan.schema().inner()),
             QueryKind::Rendered(batch) => batch.schema(),
+        }
+    }
+
+    /// For each result column, the table column it passes through unchanged, if any.
+    pub fn column_sources(&self) -> Vec<Option<ColumnSource>> {
+        match &self.kind {
+            QueryKind::Plan { plan, state } => column_sources(plan, state.config_options()),
+            QueryKind::Rendered(batch) => vec![None; batch.num_columns()],
         }
     }
 

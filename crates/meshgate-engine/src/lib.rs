@@ -3,6 +3,7 @@
 
 mod engine;
 mod error;
+mod lineage;
 mod partitions;
 mod plan_cache;
 mod runtime;
@@ -11,5 +12,6 @@ mod substrait;
 
 pub use engine::{Engine, Query, ResultShape, session_config};
 pub use error::EngineError;
+pub use lineage::ColumnSource;
 pub use runtime::{RuntimeOptions, parse_byte_size, runtime};
 pub use substrait::substrait_version;

@@ -5,6 +5,7 @@
 mod actions;
 pub mod auth;
 mod cancel;
+mod column_metadata;
 pub mod error;
 mod flight_service;
 mod frames;

@@ -3,9 +3,11 @@
 //! product they may read, with its post-policy schema.
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::Schema;
 use arrow_flight::sql::{CommandGetCatalogs, CommandGetDbSchemas, CommandGetTableTypes, CommandGetTables};
 use meshgate_policy::MeshView;
 
+use crate::column_metadata;
 use crate::error::FlightError;
 use crate::results::wire_schema;
 
@@ -30,15 +32,22 @@ pub fn db_schemas(view: &MeshView, command: CommandGetDbSchemas) -> Result<Recor
     builder.build().map_err(encode_error)
 }
 
-/// `view_types`: as the service sends results, so GetTables and DoGet agree.
+/// `view_types`: as the service sends results, so GetTables and DoGet agree. Table
+/// schemas carry each column's metadata and descriptions ([`column_metadata`]).
 pub fn tables(view: &MeshView, command: CommandGetTables, view_types: bool) -> Result<RecordBatch, FlightError> {
+    let include_schema = command.include_schema;
     let mut builder = command.into_builder();
+    let catalog = view.snapshot().catalog_name();
     for entry in view.products() {
-        let Some(table) = view.table(&entry.product.domain, &entry.product.name)? else { continue };
-        let schema = wire_schema(&datafusion::catalog::TableProvider::schema(table.as_ref()), view_types);
-        builder
-            .append(view.snapshot().catalog_name(), &entry.product.domain, &entry.product.name, TABLE_TYPE, &schema)
-            .map_err(encode_error)?;
+        let product = &entry.product;
+        let Some(table) = view.table(&product.domain, &product.name)? else { continue };
+        let schema = if include_schema {
+            let visible = wire_schema(&datafusion::catalog::TableProvider::schema(table.as_ref()), view_types);
+            column_metadata::product_schema(catalog, product, &visible)
+        } else {
+            Schema::empty()
+        };
+        builder.append(catalog, &product.domain, &product.name, TABLE_TYPE, &schema).map_err(encode_error)?;
     }
     builder.build().map_err(encode_error)
 }

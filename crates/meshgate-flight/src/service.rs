@@ -33,6 +33,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::auth::principal_of;
 use crate::cancel::Cancellations;
+use crate::column_metadata;
 use crate::error::FlightError;
 use crate::keys::{foreign_keys_schema, no_foreign_keys, primary_keys, primary_keys_schema};
 use crate::metadata;
@@ -110,6 +111,13 @@ impl MeshFlightSqlService {
         wire_schema(schema, self.options.view_types)
     }
 
+    /// The schema a query's results travel in, each column with its Flight SQL
+    /// metadata (GetFlightInfo, prepared statements and DoGet announce the same).
+    fn result_schema(&self, engine: &Engine, principal: &Arc<Principal>, query: &meshgate_engine::Query) -> SchemaRef {
+        let view = engine.view(Arc::clone(principal));
+        column_metadata::result_schema(&view, &self.wire(&query.schema()), &query.column_sources())
+    }
+
     /// Plans `statement` (SQL, bound parameters, default schema) and describes its
     /// result: schema and signed tickets, one per endpoint.
     async fn statement_info(
@@ -121,8 +129,9 @@ impl MeshFlightSqlService {
     ) -> Result<FlightInfo, FlightError> {
         statement.timeout_ms = settings.query_timeout.map(|t| t.as_millis() as u64).unwrap_or_default();
         let descriptor = request.into_inner();
-        let query = plan_statement(&self.engine(), principal, &statement).await?;
-        let schema = self.wire(&query.schema());
+        let engine = self.engine();
+        let query = plan_statement(&engine, principal, &statement).await?;
+        let schema = self.result_schema(&engine, principal, &query);
         let mut info =
             FlightInfo::new().try_with_schema(&schema).map_err(FlightError::from)?.with_descriptor(descriptor);
         // One endpoint unless the client asked for several, the result splits into
@@ -163,7 +172,7 @@ impl MeshFlightSqlService {
             if payload.timeout_ms > 0 {
                 query = query.limit_time(Duration::from_millis(payload.timeout_ms));
             }
-            let schema = self.wire(&query.schema());
+            let schema = self.result_schema(&engine, principal, &query);
             let batches = match payload.partitions {
                 0 => query.execute().await?,
                 count => query.execute_partition(payload.partition as usize, count as usize).await?,
@@ -188,8 +197,9 @@ impl MeshFlightSqlService {
         principal: &Arc<Principal>,
     ) -> Result<ActionCreatePreparedStatementResult, FlightError> {
         let statement = StatementPayload { substrait_plan: substrait_bytes(request.plan)?, ..Default::default() };
-        let query = plan_statement(&self.engine(), principal, &statement).await?;
-        let dataset_schema = schema_bytes(&self.wire(&query.schema()))?;
+        let engine = self.engine();
+        let query = plan_statement(&engine, principal, &statement).await?;
+        let dataset_schema = schema_bytes(&self.result_schema(&engine, principal, &query))?;
         let parameter_schema = schema_bytes(&Schema::new(query.parameter_fields()?))?;
         let handle = self.signer.seal(statement, principal, Purpose::PreparedStatement);
         Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: handle, dataset_schema, parameter_schema })
@@ -372,12 +382,12 @@ impl FlightSqlService for MeshFlightSqlService {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let principal = principal_of(&action)?;
         let default_schema = self.settings(&action, &principal)?.schema.unwrap_or_default();
-        let query = self
-            .engine()
+        let engine = self.engine();
+        let query = engine
             .plan_in(&principal, Some(default_schema.as_str()).filter(|s| !s.is_empty()), &request.query)
             .await
             .map_err(FlightError::from)?;
-        let dataset_schema = schema_bytes(&self.wire(&query.schema()))?;
+        let dataset_schema = schema_bytes(&self.result_schema(&engine, &principal, &query))?;
         let parameter_schema = schema_bytes(&Schema::new(query.parameter_fields().map_err(FlightError::from)?))?;
         let statement = StatementPayload { sql: request.query, default_schema, ..Default::default() };
         let handle = self.signer.seal(statement, &principal, Purpose::PreparedStatement);
