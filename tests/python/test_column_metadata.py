@@ -264,6 +264,20 @@ def test_adbc_results_carry_the_metadata(demo_server):
         conn.close()
 
 
+def test_unqualified_tables_resolve_in_the_session_schema(demo_server):
+    client = flight_client(demo_server.uri, user="stella")
+    try:
+        options = flight.FlightCallOptions(headers=[(b"x-meshgate-schema", b"sales")])
+        info, _, streams = flight_command(
+            client, pack_any("CommandStatementQuery", pb_string(1, "SELECT o_orderkey FROM orders LIMIT 1")), options)
+    finally:
+        client.close()
+    assert_includes(meta(info.schema.field("o_orderkey")), {
+        KEY + "SCHEMA_NAME": "sales", KEY + "TABLE_NAME": "orders",
+        KEY + "REMARKS": column_description("sales", "orders", "o_orderkey")}, "o_orderkey")
+    assert streams[0].equals(info.schema, check_metadata=True)
+
+
 # --------------------------------------------------------------------------------------
 # SQLAlchemy
 # --------------------------------------------------------------------------------------
