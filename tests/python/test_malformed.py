@@ -298,7 +298,6 @@ def _union(type_id: int, value) -> pa.UnionArray:
 
 PARAMETERS = [
     ("no-rows", NATION_BY_KEY, pa.record_batch([pa.array([], pa.int64())], names=["$1"]), "parameter"),
-    ("three-rows-for-a-query", NATION_BY_KEY, pa.record_batch([pa.array([1, 2, 3], pa.int64())], names=["$1"]), "3"),
     ("parameters-for-a-statement-without-any", "SELECT n_name FROM customers.nation",
      ONE_INT, "0 parameters"),
     ("a-list-for-an-int64", NATION_BY_KEY, pa.record_batch([pa.array([[7]])], names=["$1"]), "$1"),
@@ -319,6 +318,13 @@ def test_union_wrapped_parameters_bind_like_plain_ones(flight_client):
     handle = create_prepared_statement(flight_client, NATION_BY_KEY)
     got = _bind_and_run(flight_client, handle, pa.record_batch([_union(0, 7)], names=["$1"]))
     assert got.column("n_name").to_pylist() == ["GERMANY"]
+
+
+def test_several_rows_bound_to_a_query_answer_each_rows_query_in_order(flight_client):
+    """Flight SQL executes every bound parameter set: one result, row by row."""
+    handle = create_prepared_statement(flight_client, NATION_BY_KEY)
+    got = _bind_and_run(flight_client, handle, pa.record_batch([pa.array([7, 1, 7], pa.int64())], names=["$1"]))
+    assert got.column("n_name").to_pylist() == ["GERMANY", "ARGENTINA", "GERMANY"]
 
 
 def test_a_fraction_for_an_int64_parameter_is_not_truncated(flight_client):

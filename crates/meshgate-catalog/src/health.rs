@@ -81,7 +81,7 @@ pub fn read_problem(product: &str, location: &str, error: &DataFusionError) -> O
     let root = error.find_root();
     let kind = match root {
         DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => ProblemKind::Unavailable,
-        DataFusionError::Plan(message) if message.starts_with("No files found") => {
+        _ if no_data_files(error) => {
             return Some(ProductError {
                 product: product.to_owned(),
                 kind: ProblemKind::Unavailable,
@@ -101,6 +101,11 @@ pub fn read_problem(product: &str, location: &str, error: &DataFusionError) -> O
         _ => return None,
     };
     Some(ProductError { product: product.to_owned(), kind, detail: strip_location(&root.strip_backtrace(), location) })
+}
+
+/// Whether `error` says that a product's location holds no data files.
+pub(crate) fn no_data_files(error: &DataFusionError) -> bool {
+    matches!(error.find_root(), DataFusionError::Plan(message) if message.starts_with("No files found"))
 }
 
 fn strip_location(message: &str, location: &str) -> String {

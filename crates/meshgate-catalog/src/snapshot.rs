@@ -18,10 +18,10 @@ use futures::StreamExt;
 
 use crate::config::{Format, MeshConfig, Product};
 use crate::error::{ConfigErrors, ProblemKind, ProductError};
-use crate::health::{Health, classify, declared_schema, schema_drift};
+use crate::health::{Health, classify, declared_schema, no_data_files, schema_drift};
 use crate::plain_strings::plain_schema;
 use crate::product_table::ProductTable;
-use crate::stores::register_stores;
+use crate::stores::{location_exists, register_stores};
 
 /// How many products are opened at once while loading.
 const LOAD_CONCURRENCY: usize = 8;
@@ -114,17 +114,28 @@ async fn open_product(ctx: &SessionContext, product: Product) -> ProductEntry {
     let state = ctx.state();
     let opened = async {
         let url = ListingTableUrl::parse(&location)?;
+        if !location_exists(&state, &product.location, &url).await? {
+            return Ok(None);
+        }
         let options = listing_options(&product, &state);
         let found = options.infer_schema(&state, &url).await;
-        Ok::<_, datafusion::error::DataFusionError>((url, options, found))
+        Ok::<_, datafusion::error::DataFusionError>(Some((url, options, found)))
     }
     .await;
     let (url, options, found) = match opened {
-        Ok(parts) => parts,
+        Ok(Some(parts)) => parts,
+        Ok(None) => return unreadable(product, unavailable(&name, "its location does not exist")),
         Err(error) => return unreadable(product, classify(&name, &location, &error)),
     };
     let views = state.table_options().parquet.global.schema_force_view_types;
     let (found, mut health) = match found {
+        // An existing location without data files yet: a declared schema describes the
+        // (empty) product; without one there is nothing to serve.
+        Err(error) if no_data_files(&error) && product.schema.is_some() => (None, Health::Healthy),
+        Ok(schema) if schema.fields().is_empty() && product.schema.is_some() => (None, Health::Healthy),
+        Ok(schema) if schema.fields().is_empty() => {
+            return unreadable(product, unavailable(&name, "no data files found at its location"));
+        }
         Ok(schema) if !views => (Some(Arc::new(plain_schema(&schema))), Health::Healthy),
         Ok(schema) => (Some(schema), Health::Healthy),
         Err(error) => (None, Health::Unhealthy(classify(&name, &location, &error))),
@@ -163,6 +174,10 @@ async fn open_product(ctx: &SessionContext, product: Product) -> ProductEntry {
         }
         Err(error) => unreadable(product, classify(&name, &location, &error)),
     }
+}
+
+fn unavailable(product: &str, detail: &str) -> ProductError {
+    ProductError { product: product.to_owned(), kind: ProblemKind::Unavailable, detail: detail.to_owned() }
 }
 
 fn unreadable(product: Product, problem: ProductError) -> ProductEntry {

@@ -5,12 +5,16 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use datafusion::common::DataFusionError;
+use datafusion::datasource::listing::ListingTableUrl;
+use datafusion::execution::SessionState;
 use datafusion::execution::runtime_env::RuntimeEnv;
+use futures::StreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::azure::{AzureConfigKey, MicrosoftAzureBuilder};
 use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::http::HttpBuilder;
-use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, RetryConfig};
+use object_store::{BackoffConfig, ClientConfigKey, ObjectStore, ObjectStoreExt, RetryConfig};
 use url::Url;
 
 use crate::config::{MeshConfig, StoreSettings};
@@ -52,6 +56,36 @@ pub fn register_stores(config: &MeshConfig, runtime: &RuntimeEnv) -> Result<(), 
         }
     }
     if errors.is_empty() { Ok(()) } else { Err(ConfigErrors(errors)) }
+}
+
+/// Whether a product's location exists: the local file or directory, or on an object
+/// store (which has no directories) the object itself, or some object under the
+/// prefix. An existing location without data files is not missing. Failures to reach
+/// the store are errors, classified like any other read failure.
+pub(crate) async fn location_exists(
+    state: &SessionState,
+    location: &Url,
+    url: &ListingTableUrl,
+) -> Result<bool, DataFusionError> {
+    if location.scheme() == "file" {
+        let path = location
+            .to_file_path()
+            .map_err(|()| DataFusionError::Plan(format!("location {location} is not a local path")))?;
+        return Ok(path.try_exists()?);
+    }
+    let store = state.runtime_env().object_store(url)?;
+    if url.is_collection() {
+        return match store.list(Some(url.prefix())).next().await {
+            None => Ok(false),
+            Some(Ok(_)) => Ok(true),
+            Some(Err(error)) => Err(error.into()),
+        };
+    }
+    match store.head(url.prefix()).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// `scheme://bucket` of a location: the unit an object store serves.

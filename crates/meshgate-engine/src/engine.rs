@@ -29,7 +29,7 @@ use crate::error::EngineError;
 use crate::lineage::{ColumnSource, column_sources};
 use crate::partitions::independent_partitions;
 use crate::plan_cache::PlanCache;
-use crate::sql_guard::{check_statement, is_url_table};
+use crate::sql_guard::{check_statement, is_url_table, rewrite_show_schemas};
 use crate::substrait::{decode_substrait, substrait_to_plan};
 
 /// The schema name no domain may take; unqualified names resolve against it and fail
@@ -234,11 +234,14 @@ impl Query {
 
 impl Engine {
     pub fn new(snapshot: Arc<MeshSnapshot>, policy: Arc<PolicySet>) -> Self {
-        let state = SessionStateBuilder::new()
+        let mut state = SessionStateBuilder::new()
             .with_config(snapshot.session_config().clone())
             .with_runtime_env(Arc::clone(snapshot.runtime()))
             .with_default_features()
             .build();
+        if let Err(error) = crate::functions::register_dialect(&mut state, snapshot.catalog_name()) {
+            tracing::error!(%error, "cannot register meshgate's SQL functions");
+        }
         Self { snapshot, policy, state, plans: Arc::default(), query_timeout: None }
     }
 
@@ -305,11 +308,13 @@ impl Engine {
         if let Some(schema) = default_schema {
             state.config_mut().options_mut().catalog.default_schema = schema.to_owned();
         }
+        crate::functions::register_session(&mut state, &principal.name, default_schema)?;
         // Fixes now() and friends for this query, as SessionContext::sql does.
         state.mark_start_execution();
         let dialect = state.config().options().sql_parser.dialect;
         let mut statement = state.sql_to_statement(sql, &dialect).map_err(EngineError::from)?;
         number_question_marks(&mut statement);
+        rewrite_show_schemas(&mut statement)?;
         check_statement(&statement, sql)?;
         for reference in state.resolve_table_references(&statement)? {
             self.check_table(&view, &state, &reference)?;
@@ -335,6 +340,7 @@ impl Engine {
     pub async fn plan_substrait(&self, principal: &Arc<Principal>, plan: &[u8]) -> Result<Query, EngineError> {
         let view = self.view(Arc::clone(principal));
         let mut state = self.session_for(&view);
+        crate::functions::register_session(&mut state, &principal.name, None)?;
         state.mark_start_execution();
         let (plan, tables) = decode_substrait(plan)?;
         // Hidden products fail exactly like missing ones, as in SQL.

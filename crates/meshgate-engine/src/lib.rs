@@ -1,8 +1,10 @@
 //! meshgate-engine: plans and runs SQL over a mesh snapshot in a locked DataFusion
 //! session — read-only queries over the mesh's products, nothing else.
 
+mod date_diff;
 mod engine;
 mod error;
+mod functions;
 mod lineage;
 mod partitions;
 mod plan_cache;

@@ -14,7 +14,8 @@ pub fn check_statement(statement: &Statement, sql: &str) -> Result<(), EngineErr
             SqlStatement::Query(_)
             | SqlStatement::ExplainTable { .. }
             | SqlStatement::ShowTables { .. }
-            | SqlStatement::ShowColumns { .. } => Ok(()),
+            | SqlStatement::ShowColumns { .. }
+            | SqlStatement::ShowVariable { .. } => Ok(()),
             SqlStatement::Explain { statement, .. } => check_statement(&Statement::Statement(statement.clone()), sql),
             _ => Err(refused(sql)),
         },
@@ -23,6 +24,50 @@ pub fn check_statement(statement: &Statement, sql: &str) -> Result<(), EngineErr
         Statement::CopyTo(_) => Err(EngineError::Refused { what: "COPY".into() }),
         Statement::Reset(_) => Err(EngineError::Refused { what: "RESET".into() }),
     }
+}
+
+/// `SHOW SCHEMAS` (and `SHOW DATABASES`, its MySQL and Spark name), which DataFusion
+/// does not plan, as the query on `information_schema.schemata` it stands for: the
+/// schemas of the principal's governed catalog, so only the domains they can read.
+pub fn rewrite_show_schemas(statement: &mut Statement) -> Result<(), EngineError> {
+    use datafusion::sql::sqlparser::ast::{ShowStatementFilter, ShowStatementFilterPosition};
+    let Statement::Statement(inner) = statement else { return Ok(()) };
+    let (SqlStatement::ShowSchemas { show_options, .. } | SqlStatement::ShowDatabases { show_options, .. }) =
+        inner.as_ref()
+    else {
+        return Ok(());
+    };
+    let filter = match &show_options.filter_position {
+        None => String::new(),
+        Some(ShowStatementFilterPosition::Infix(filter) | ShowStatementFilterPosition::Suffix(filter)) => {
+            match filter {
+                ShowStatementFilter::Like(pattern) => format!(" WHERE schema_name LIKE {}", quoted(pattern)),
+                ShowStatementFilter::ILike(pattern) => format!(" WHERE schema_name ILIKE {}", quoted(pattern)),
+                _ => String::new(),
+            }
+        }
+    };
+    let plain = show_options.show_in.is_none()
+        && show_options.starts_with.is_none()
+        && show_options.limit.is_none()
+        && show_options.limit_from.is_none()
+        && (show_options.filter_position.is_none() || !filter.is_empty());
+    if !plain {
+        return Err(EngineError::Refused {
+            what: "SHOW SCHEMAS with IN, STARTS WITH, LIMIT or WHERE (query information_schema.schemata instead)"
+                .into(),
+        });
+    }
+    let sql = format!("SELECT catalog_name, schema_name FROM information_schema.schemata{filter} ORDER BY schema_name");
+    let mut parsed = datafusion::sql::parser::DFParser::parse_sql(&sql)?;
+    if let Some(query) = parsed.pop_front() {
+        *statement = query;
+    }
+    Ok(())
+}
+
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Names a refused statement by its leading keywords (`CREATE VIEW`, `SET`, `INSERT`).

@@ -21,6 +21,7 @@ mod session;
 mod sql_info;
 mod statement_route;
 mod tickets;
+mod updates;
 mod xdbc_types;
 
 /// Messages of `proto/meshgate/v1/`: tickets and sessions.

@@ -17,8 +17,9 @@ use arrow_flight::sql::{
     ActionCreatePreparedStatementRequest, ActionCreatePreparedStatementResult,
     ActionCreatePreparedSubstraitPlanRequest, CommandGetCatalogs, CommandGetCrossReference, CommandGetDbSchemas,
     CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes,
-    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandStatementQuery,
-    CommandStatementSubstraitPlan, ProstMessageExt, SqlInfo, SubstraitPlan, TicketStatementQuery,
+    CommandGetTables, CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandPreparedStatementUpdate,
+    CommandStatementIngest, CommandStatementQuery, CommandStatementSubstraitPlan, CommandStatementUpdate,
+    ProstMessageExt, SqlInfo, SubstraitPlan, TicketStatementQuery,
 };
 use arrow_flight::{
     Action, CancelFlightInfoRequest, CancelStatus, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
@@ -44,6 +45,7 @@ use crate::serving::Current;
 use crate::session::{CallSettings, Endpoints, Sessions};
 use crate::sql_info::sql_info;
 use crate::tickets::TicketSigner;
+use crate::updates;
 use crate::xdbc_types::xdbc_type_info;
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
@@ -131,14 +133,14 @@ impl MeshFlightSqlService {
         let descriptor = request.into_inner();
         let engine = self.engine();
         let query = plan_statement(&engine, principal, &statement).await?;
-        let schema = self.result_schema(&engine, principal, &query);
+        let schema = parameters::result_schema(self.result_schema(&engine, principal, &query), &statement.parameters)?;
         let mut info =
             FlightInfo::new().try_with_schema(&schema).map_err(FlightError::from)?.with_descriptor(descriptor);
         // One endpoint unless the client asked for several, the result splits into
         // independent partitions and is not known to be small. Locations stay empty
         // so clients reuse the connection.
         let mut endpoints: Vec<Option<(u32, u32)>> = vec![None];
-        if settings.endpoints == Endpoints::Partitioned {
+        if settings.endpoints == Endpoints::Partitioned && !parameters::several_rows(&statement.parameters)? {
             let shape = query.shape().await?;
             if let Precision::Exact(rows) = shape.rows {
                 info = info.with_total_records(rows as i64);
@@ -172,9 +174,10 @@ impl MeshFlightSqlService {
             if payload.timeout_ms > 0 {
                 query = query.limit_time(Duration::from_millis(payload.timeout_ms));
             }
-            let schema = self.result_schema(&engine, principal, &query);
+            let schema =
+                parameters::result_schema(self.result_schema(&engine, principal, &query), &payload.parameters)?;
             let batches = match payload.partitions {
-                0 => query.execute().await?,
+                0 => execute_rows(query, &engine, principal, &payload).await?,
                 count => query.execute_partition(payload.partition as usize, count as usize).await?,
             };
             Ok::<_, FlightError>((batches, schema))
@@ -225,6 +228,33 @@ async fn plan_statement(
         engine.plan_substrait(principal, &statement.substrait_plan).await?
     };
     Ok(query.bind(parameters::decode(&statement.parameters)?)?)
+}
+
+/// Executes a planned statement bound to its first parameter row, then the
+/// statement bound to each other row in turn (see [`parameters::chain_rows`]).
+async fn execute_rows(
+    query: meshgate_engine::Query,
+    engine: &Arc<Engine>,
+    principal: &Arc<Principal>,
+    payload: &StatementPayload,
+) -> Result<datafusion::execution::SendableRecordBatchStream, FlightError> {
+    let others = parameters::other_rows(&payload.parameters)?;
+    let first = query.execute().await?;
+    if others.is_empty() {
+        return Ok(first);
+    }
+    let (engine, principal, payload) = (Arc::clone(engine), Arc::clone(principal), payload.clone());
+    Ok(parameters::chain_rows(first, others, move |row| {
+        let (engine, principal) = (Arc::clone(&engine), Arc::clone(&principal));
+        let statement = StatementPayload { parameters: row, ..payload.clone() };
+        async move {
+            let mut query = plan_statement(&engine, &principal, &statement).await?;
+            if statement.timeout_ms > 0 {
+                query = query.limit_time(Duration::from_millis(statement.timeout_ms));
+            }
+            Ok(query.execute().await?)
+        }
+    }))
 }
 
 /// The plan bytes of a Substrait command.
@@ -412,8 +442,51 @@ impl FlightSqlService for MeshFlightSqlService {
         // Bind now, so a wrong count or type is reported at DoPut.
         let bound = StatementPayload { parameters: parameters.to_vec(), ..payload };
         plan_statement(&self.engine(), &principal, &bound).await?;
+        for row in parameters::other_rows(&bound.parameters)? {
+            plan_statement(&self.engine(), &principal, &StatementPayload { parameters: row, ..bound.clone() }).await?;
+        }
         let handle = self.signer.seal(bound, &principal, Purpose::PreparedStatement);
         Ok(DoPutPreparedStatementResult { prepared_statement_handle: Some(handle) })
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        command: CommandStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let principal = principal_of(&request)?;
+        let planned = self.engine().plan(&principal, &command.query).await.map(drop);
+        Err(updates::refuse_update(planned).into())
+    }
+
+    async fn do_put_substrait_plan(
+        &self,
+        command: CommandStatementSubstraitPlan,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        let principal = principal_of(&request)?;
+        let plan = substrait_bytes(command.plan)?;
+        let planned = self.engine().plan_substrait(&principal, &plan).await.map(drop);
+        Err(updates::refuse_update(planned).into())
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        command: CommandPreparedStatementUpdate,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        // Only queries can be prepared, so a valid handle is one.
+        let principal = principal_of(&request)?;
+        self.prepared(&command.prepared_statement_handle, &principal)?;
+        Err(updates::query_as_update().into())
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        command: CommandStatementIngest,
+        _request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        Err(updates::refuse_ingest(&command).into())
     }
 
     async fn do_action_close_prepared_statement(

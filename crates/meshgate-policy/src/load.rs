@@ -3,7 +3,6 @@
 //! expression types). Every mistake is reported with its path.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DFSchema, ScalarValue};
@@ -458,10 +457,8 @@ impl<'a> Loader<'a> {
         if !self.errors.is_empty() {
             return Err(ConfigErrors(self.errors));
         }
-        let mut hashes = BTreeMap::new();
-        for domain in &self.config.domains {
-            hashes.insert(domain.name.clone(), KeyedHash::udf(mask_key(&domain.name)));
-        }
+        let keys = crate::masks::domain_keys(self.config.domains.iter().map(|domain| domain.name.as_str()));
+        let hashes = keys.into_iter().map(|(domain, key)| (domain, KeyedHash::udf(key))).collect();
         Ok(PolicySet {
             attributes: self.attributes,
             stewards,
@@ -473,25 +470,4 @@ impl<'a> Loader<'a> {
             state: self.state,
         })
     }
-}
-
-/// The domain's masking key from `MESHGATE_MASK_KEY_<DOMAIN>`, else a random key for
-/// this process (hashes then differ between restarts).
-fn mask_key(domain: &str) -> Arc<[u8]> {
-    let variable = format!("MESHGATE_MASK_KEY_{}", domain.to_ascii_uppercase());
-    match std::env::var(&variable) {
-        Ok(key) if !key.is_empty() => Arc::from(key.into_bytes()),
-        _ => {
-            tracing::warn!(
-                domain,
-                "{variable} is not set: keyed_hash masks of this domain use a random per-process key"
-            );
-            let key: [u8; 32] = rand_key();
-            Arc::from(key.to_vec())
-        }
-    }
-}
-
-fn rand_key() -> [u8; 32] {
-    rand::random()
 }

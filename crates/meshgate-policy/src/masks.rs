@@ -2,7 +2,8 @@
 //! the row filter. `keyed_hash` is an HMAC-SHA256 with the domain's secret, which
 //! lives inside the function and never appears in a plan.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, StringArray, StringBuilder};
 use datafusion::arrow::compute::cast;
@@ -116,6 +117,55 @@ fn masked_type(mask: &Mask, ty: &DataType) -> DataType {
     }
 }
 
+/// The `keyed_hash` key of each domain: `MESHGATE_MASK_KEY_<DOMAIN>` when set, else a
+/// key derived from one random secret drawn once per process, so a domain's hashes
+/// stay the same across reloads (they still change on restart and differ between
+/// replicas). Every load warns, naming the domains without a key.
+pub(crate) fn domain_keys<'a>(domains: impl Iterator<Item = &'a str>) -> BTreeMap<String, Arc<[u8]>> {
+    let mut keys = BTreeMap::new();
+    let mut unset = Vec::new();
+    for domain in domains {
+        let key = match std::env::var(mask_key_variable(domain)) {
+            Ok(key) if !key.is_empty() => key.into_bytes(),
+            _ => {
+                unset.push(domain);
+                fallback_key(domain).to_vec()
+            }
+        };
+        keys.insert(domain.to_owned(), Arc::from(key));
+    }
+    if !unset.is_empty() {
+        let variables: Vec<String> = unset.iter().map(|domain| mask_key_variable(domain)).collect();
+        tracing::warn!(
+            domains = %unset.join(", "),
+            "no keyed_hash key for domain(s) {}: set {} for stable hashes. Until then their keyed_hash \
+             values come from a random key drawn when this process started: the same across reloads, \
+             different after a restart and on every other replica",
+            unset.join(", "),
+            variables.join(", ")
+        );
+    }
+    keys
+}
+
+fn mask_key_variable(domain: &str) -> String {
+    format!("MESHGATE_MASK_KEY_{}", domain.to_ascii_uppercase())
+}
+
+/// The key of a domain without `MESHGATE_MASK_KEY_<DOMAIN>`: HMAC of its name under
+/// this process's random secret, so domains never share a key.
+fn fallback_key(domain: &str) -> [u8; 32] {
+    static PROCESS_SECRET: OnceLock<[u8; 32]> = OnceLock::new();
+    let secret = PROCESS_SECRET.get_or_init(rand::random);
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+    mac.update(b"meshgate keyed_hash fallback key for domain ");
+    mac.update(domain.as_bytes());
+    let mut key = [0u8; 32];
+    key.copy_from_slice(&mac.finalize().into_bytes());
+    key
+}
+
 /// `keyed_hash(text)`: lowercase hex HMAC-SHA256 of the UTF-8 text under one domain's key.
 pub struct KeyedHash {
     signature: Signature,
@@ -198,5 +248,19 @@ impl ScalarUDFImpl for KeyedHash {
             }
         }
         Ok(ColumnarValue::Array(Arc::new(hashed.finish()) as ArrayRef))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fallback_keys_are_drawn_once_per_process_and_differ_by_domain() {
+        let domains = ["meshgate_test_no_key_a", "meshgate_test_no_key_b"];
+        let first = domain_keys(domains.into_iter());
+        let again = domain_keys(domains.into_iter());
+        assert_eq!(first, again, "a reload must not change a domain's fallback key");
+        assert_ne!(first[domains[0]], first[domains[1]]);
     }
 }

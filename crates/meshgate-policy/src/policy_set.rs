@@ -101,6 +101,32 @@ impl PolicySet {
         Decision { readable: self.can_read(principal, product), grants, permissive, restrictive, columns }
     }
 
+    /// Whether `entry` is readable by someone yet served to everyone without columns:
+    /// a permit grant covers it, but no allow or mask rule covers any of its columns
+    /// (or an unconditional deny also covers each such column). For any principal,
+    /// stewards included, its rows would come back with zero columns.
+    pub fn serves_no_columns(&self, entry: &ProductEntry) -> bool {
+        let product = &entry.product;
+        let readable = self.grants.iter().any(|g| g.effect == Effect::Permit && all_match(&g.head.selectors, product));
+        let served = |column: &str| {
+            let mut allowed = false;
+            for rule in self.columns.iter() {
+                if !all_match(&rule.head.selectors, product) || !selects(&rule.select, product, column) {
+                    continue;
+                }
+                match rule.action {
+                    Action::Deny if rule.head.when.is_none() && rule.head.unless.is_none() => return false,
+                    Action::Deny => {}
+                    Action::Allow | Action::Mask(_) => allowed = true,
+                }
+            }
+            allowed
+        };
+        // A product without a schema (it could not be opened) has its own problem.
+        let fields = entry.table.schema().fields().clone();
+        readable && !fields.is_empty() && !fields.iter().any(|field| served(field.name()))
+    }
+
     fn column(&self, principal: &Principal, product: &Product, column: &str) -> ColumnDecision {
         let mut best: Option<&ColumnRule> = None;
         for rule in &self.columns {

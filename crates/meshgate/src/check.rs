@@ -25,6 +25,7 @@ pub async fn run(args: CheckArgs) -> ExitCode {
     let snapshot = engine.snapshot();
     let _ = writeln!(out, "{}: configuration valid; checking data", args.config.display());
     let mut failures = 0;
+    let mut columnless = 0;
     for entry in snapshot.products() {
         let name = entry.product.qualified_name();
         let format = entry.product.format.name();
@@ -33,10 +34,16 @@ pub async fn run(args: CheckArgs) -> ExitCode {
             None => count_rows(&engine, entry).await,
         };
         match line {
-            Ok(rows) => {
-                let columns = datafusion_schema_len(&entry.table);
-                let _ = writeln!(out, "  ok    {name} ({format}, {columns} columns, {rows} rows)");
-            }
+            Ok(rows) => match crate::policy::no_columns_warning(&engine, entry) {
+                Some(warning) => {
+                    columnless += 1;
+                    let _ = writeln!(out, "{warning}");
+                }
+                None => {
+                    let columns = datafusion_schema_len(&entry.table);
+                    let _ = writeln!(out, "  ok    {name} ({format}, {columns} columns, {rows} rows)");
+                }
+            },
             Err(problem) => {
                 failures += 1;
                 let _ = writeln!(out, "  FAIL  {name} ({format}): {problem}");
@@ -44,8 +51,11 @@ pub async fn run(args: CheckArgs) -> ExitCode {
         }
     }
     let total = snapshot.products().count();
-    let _ = writeln!(out, "{} of {total} products healthy", total - failures);
-    if failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    let _ = writeln!(out, "{} of {total} products healthy", total - failures - columnless);
+    if columnless > 0 {
+        let _ = writeln!(out, "{columnless} readable product(s) served with no columns to anyone");
+    }
+    if failures + columnless == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn datafusion_schema_len(table: &meshgate_catalog::ProductTable) -> usize {

@@ -43,6 +43,11 @@ async fn test(args: PolicyTestArgs) -> ExitCode {
         Err(code) => return code,
     };
     let mut out = std::io::stdout().lock();
+    let columnless: Vec<String> =
+        engine.snapshot().products().filter_map(|entry| no_columns_warning(&engine, entry)).collect();
+    for warning in &columnless {
+        let _ = writeln!(out, "{warning}");
+    }
     let tests = engine.policy().tests();
     let mut failed = 0;
     for case in tests {
@@ -57,7 +62,23 @@ async fn test(args: PolicyTestArgs) -> ExitCode {
         }
     }
     let _ = writeln!(out, "{} of {} policy tests passed", tests.len() - failed, tests.len());
-    if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if !columnless.is_empty() {
+        let _ = writeln!(out, "{} readable product(s) served with no columns to anyone", columnless.len());
+    }
+    if failed == 0 && columnless.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// The warning line for a product someone may read but whose columns no rule
+/// allows to anyone (they would read its rows with zero columns), if it is one.
+pub(crate) fn no_columns_warning(engine: &Engine, entry: &meshgate_catalog::ProductEntry) -> Option<String> {
+    if !engine.policy().serves_no_columns(entry) {
+        return None;
+    }
+    Some(format!(
+        "  WARN  {}: no column rule allows any of its columns to anyone, stewards included: every reader gets \
+         its rows with zero columns; add a columns rule (for example {{ id: ..., select: \"*\", action: allow }})",
+        entry.product.qualified_name()
+    ))
 }
 
 async fn run_case(engine: &Engine, case: &PolicyTest) -> Result<(), String> {
