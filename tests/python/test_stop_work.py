@@ -1,7 +1,7 @@
 """Cancel, disconnect and timeout stop the server's work, not just the stream.
 
-The runaway query is an aggregate over a 3.6-billion-row cross join: it keeps the
-server's cores busy for many minutes and sends nothing until it is done, so a stream
+The runaway queries are aggregates over joins with billions of rows of output: they keep
+the server's cores busy for minutes and send nothing until they are done, so a stream
 that ends tells nothing about the work behind it. Each way of stopping it (CancelFlightInfo,
 the client going away, a client deadline, the query timeout) must end the call at once
 and bring the server's CPU time, read from /proc, back to idle: after a grace second,
@@ -38,7 +38,13 @@ from mgtest import (
 )
 from test_cancel import CANCELLED, cancel_flight_info, statement_info
 
-RUNAWAY = "SELECT max(a.l_orderkey + b.l_orderkey) AS {tag} FROM sales.lineitem a CROSS JOIN sales.lineitem b"
+# Aggregates over joins whose output is thousands of times their input: a cross join
+# (3.6 billion rows) and an equi-join on a key with seven values (about 500 million).
+RUNAWAYS = {
+    "cross_join": "SELECT max(a.l_orderkey + b.l_orderkey) AS {tag} FROM sales.lineitem a CROSS JOIN sales.lineitem b",
+    "fan_out_join": ("SELECT max(a.l_orderkey + b.l_orderkey) AS {tag} FROM sales.lineitem a "
+                     "JOIN sales.lineitem b ON a.l_linenumber = b.l_linenumber"),
+}
 GRACE = 1.0  # seconds the work may take to wind down
 WINDOW = 2.0  # seconds over which the server must then be idle
 IDLE_CPU = 0.3  # CPU-seconds allowed in that window
@@ -124,8 +130,9 @@ def with_timeout(*headers) -> flight.FlightCallOptions:
 # --------------------------------------------------------------------------------------
 
 
-def test_cancel_flight_info_stops_the_work(server):
-    sql = RUNAWAY.format(tag="cancelled")
+@pytest.mark.parametrize("runaway", list(RUNAWAYS))
+def test_cancel_flight_info_stops_the_work(server, runaway):
+    sql = RUNAWAYS[runaway].format(tag=f"cancelled_{runaway}")
     client, canceller = flight_client(server.uri, "stella"), flight_client(server.uri, "stella")
     info = statement_info(client, sql)
     run = Background(lambda: client.do_get(info.endpoints[0].ticket).read_all())
@@ -162,8 +169,9 @@ flight.FlightClient(uri).do_get(flight.Ticket(ticket), options).read_all()
 """
 
 
-def test_a_client_that_disconnects_mid_query_stops_the_work(server):
-    sql = RUNAWAY.format(tag="disconnected")
+@pytest.mark.parametrize("runaway", list(RUNAWAYS))
+def test_a_client_that_disconnects_mid_query_stops_the_work(server, runaway):
+    sql = RUNAWAYS[runaway].format(tag=f"disconnected_{runaway}")
     client = flight_client(server.uri, "stella")
     ticket = statement_info(client, sql).endpoints[0].ticket.ticket
     reader = subprocess.Popen([sys.executable, "-c", _READER, server.uri, bearer_for(server.uri, "stella"), ticket.hex()],
@@ -182,9 +190,10 @@ def test_a_client_that_disconnects_mid_query_stops_the_work(server):
     client.close()
 
 
-def test_a_client_deadline_stops_the_work(server):
+@pytest.mark.parametrize("runaway", list(RUNAWAYS))
+def test_a_client_deadline_stops_the_work(server, runaway):
     """The client gives up after 2 s (a gRPC deadline): the server stops as well."""
-    sql = RUNAWAY.format(tag="client_deadline")
+    sql = RUNAWAYS[runaway].format(tag=f"client_deadline_{runaway}")
     client = flight_client(server.uri, "stella")
     info = statement_info(client, sql)
     started = time.monotonic()
@@ -205,8 +214,9 @@ def test_a_client_deadline_stops_the_work(server):
 # --------------------------------------------------------------------------------------
 
 
-def test_the_query_timeout_stops_the_work(server):
-    sql = RUNAWAY.format(tag="timed_out")
+@pytest.mark.parametrize("runaway", list(RUNAWAYS))
+def test_the_query_timeout_stops_the_work(server, runaway):
+    sql = RUNAWAYS[runaway].format(tag=f"timed_out_{runaway}")
     client = flight_client(server.uri, "stella")
     started = time.monotonic()
     error = None
