@@ -222,6 +222,7 @@ def test_show_schemas_lists_only_the_domains_the_principal_reads(demo_server):
             assert set(table.column("catalog_name").to_pylist()) == {"mesh"}
             like = flight_sql_query(client, "SHOW SCHEMAS LIKE 'sa%'").column("schema_name").to_pylist()
             assert like == ["sales"]
+            assert flight_sql_query(client, "SHOW DATABASES").equals(table)
         finally:
             client.close()
     assert seen["stella"] == {"sales", "customers", "supply"}
@@ -354,7 +355,8 @@ def test_session_functions_name_the_caller_schema_and_catalog(demo_server):
         ana.close()
     carl = adbc_connect(demo_server.uri, "carl")
     try:
-        assert adbc_query(carl, "SELECT current_user AS u").column("u").to_pylist() == ["carl"]
+        row = adbc_query(carl, "SELECT current_user AS u, session_user AS s").to_pylist()[0]
+        assert row == {"u": "carl", "s": "carl"}
     finally:
         carl.close()
 

@@ -30,7 +30,7 @@ pub(crate) fn register_dialect(state: &mut SessionState, catalog: &str) -> Resul
 
 /// Registers the functions whose value is the request's: who asks, in which schema.
 pub(crate) fn register_session(state: &mut SessionState, user: &str, schema: Option<&str>) -> Result<()> {
-    state.register_udf(SessionValue::udf("current_user", &[], Some(user)))?;
+    state.register_udf(SessionValue::udf("current_user", &["session_user"], Some(user)))?;
     state.register_udf(SessionValue::udf("current_schema", &[], schema))?;
     Ok(())
 }

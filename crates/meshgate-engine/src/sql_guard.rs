@@ -53,10 +53,11 @@ pub fn rewrite_show_schemas(statement: &mut Statement) -> Result<(), EngineError
         && show_options.limit_from.is_none()
         && (show_options.filter_position.is_none() || !filter.is_empty());
     if !plain {
-        return Err(EngineError::Refused {
-            what: "SHOW SCHEMAS with IN, STARTS WITH, LIMIT or WHERE (query information_schema.schemata instead)"
+        return Err(EngineError::InvalidSql(
+            "SHOW SCHEMAS takes LIKE or ILIKE here, not IN, STARTS WITH, LIMIT or WHERE: for those, query \
+             information_schema.schemata"
                 .into(),
-        });
+        ));
     }
     let sql = format!("SELECT catalog_name, schema_name FROM information_schema.schemata{filter} ORDER BY schema_name");
     let mut parsed = datafusion::sql::parser::DFParser::parse_sql(&sql)?;
@@ -121,6 +122,20 @@ mod tests {
         assert_eq!(what("CREATE OR REPLACE TABLE t (a int)"), "CREATE OR REPLACE TABLE");
         assert_eq!(what("set datafusion.execution.batch_size = 1"), "SET");
         assert_eq!(what("  insert into x values (1)"), "INSERT");
+    }
+
+    #[test]
+    fn show_schemas_becomes_a_query_on_schemata() {
+        let rewritten = |sql: &str| {
+            let mut statement = datafusion::sql::parser::DFParser::parse_sql(sql).unwrap().pop_front().unwrap();
+            rewrite_show_schemas(&mut statement).map(|()| statement.to_string())
+        };
+        let all = rewritten("SHOW SCHEMAS").unwrap();
+        assert!(all.contains("FROM information_schema.schemata") && !all.contains("WHERE"), "{all}");
+        let like = rewritten("SHOW DATABASES LIKE 'sa''%'").unwrap();
+        assert!(like.contains("WHERE schema_name LIKE 'sa''%'"), "{like}");
+        assert!(matches!(rewritten("SHOW SCHEMAS IN mesh"), Err(EngineError::InvalidSql(_))));
+        assert_eq!(rewritten("SHOW TABLES").unwrap(), "SHOW TABLES");
     }
 
     #[test]
