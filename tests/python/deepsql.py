@@ -126,6 +126,12 @@ def prepared_or_chain(n: int) -> str:
             + " OR ".join(f"o_orderkey = {k}" for k in _chain_keys(n - 1)))
 
 
+def with_parameter(sql: str) -> str:
+    """`sql` as a prepared statement with one parameter, $1; binding a positive number
+    keeps every row."""
+    return f"SELECT * FROM ({sql}) AS q WHERE $1 > 0"
+
+
 def prepared_or_rows(n: int, keys: Keys, parameter: int) -> list[tuple]:
     return [(k,) for k in sorted(keys & ({parameter} | set(_chain_keys(n - 1))))]
 
