@@ -252,3 +252,23 @@ def test_check_s3_mesh(meshgate_bin, s3_config, s3_bucket):
     assert SECRET not in out
     for domain, product in [("crm_s3", "customer"), ("crm_s3", "customer_declared"), ("crm_local", "customer")]:
         assert product_line(out, domain, product), f"no report line for {domain}.{product}:\n{out}"
+
+
+def test_s3_prefix_with_nothing_under_it_is_unavailable_naming_the_product(s3_server):
+    """An object-store location is missing when no object lives under its prefix."""
+    from mgtest import adbc_grpc_code, flight_grpc_code, server_message
+
+    client = flight_client(s3_server.uri)
+    conn = adbc_connect(s3_server.uri)
+    try:
+        with pytest.raises((flight.FlightError, pa.ArrowException)) as caught:
+            flight_sql_query(client, "SELECT * FROM crm_s3.missing")
+        assert flight_grpc_code(caught.value) == "UNAVAILABLE", describe_exc(caught.value)
+        message = server_message(caught.value)
+        assert "crm_s3.missing" in message and "location does not exist" in message, message
+        with pytest.raises(adbc_driver_manager.Error) as ei:
+            adbc_query(conn, "SELECT count(*) FROM crm_s3.missing")
+        assert adbc_grpc_code(ei.value) == "UNAVAILABLE", describe_exc(ei.value)
+    finally:
+        client.close()
+        conn.close()
