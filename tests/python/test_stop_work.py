@@ -265,3 +265,32 @@ def test_the_query_timeout_covers_planning(server):
     assert_idle(used, "after the timeout in planning")
     assert_serving(server)
     client.close()
+
+
+# --------------------------------------------------------------------------------------
+# the rest of the server while a runaway runs
+# --------------------------------------------------------------------------------------
+
+
+def test_other_queries_are_answered_at_once_while_a_runaway_runs(server):
+    """A runaway query must not hold the server's threads: another client's `SELECT 1`,
+    sent ten times a second for five seconds, is answered within half a second each time."""
+    sql = RUNAWAYS["cross_join"].format(tag="neighbour")
+    client, other = flight_client(server.uri, "stella"), flight_client(server.uri, "stella")
+    info = statement_info(client, sql)
+    run = Background(lambda: client.do_get(info.endpoints[0].ticket).read_all())
+    wait_until_busy(server)
+    latencies = []
+    until = time.monotonic() + 5.0
+    while time.monotonic() < until:
+        sent = time.monotonic()
+        assert flight_sql_query(other, "SELECT 1 AS one").column("one").to_pylist() == [1]
+        latencies.append(time.monotonic() - sent)
+        time.sleep(0.1)  # pacing the probes
+    assert cancel_flight_info(other, info) == CANCELLED
+    run.join(30)
+    slow = [round(s, 2) for s in latencies if s > 0.5]
+    print(f"\nSELECT 1 beside a runaway: {len(latencies)} probes, slowest {max(latencies):.2f} s, {len(slow)} over 0.5 s")
+    assert not slow, f"{len(slow)} of {len(latencies)} SELECT 1 took over 0.5 s beside the runaway: {slow}"
+    client.close()
+    other.close()
