@@ -6,7 +6,8 @@ that ends tells nothing about the work behind it. Each way of stopping it (Cance
 the client going away, a client deadline, the query timeout) must end the call at once
 and bring the server's CPU time, read from /proc, back to idle: after a grace second,
 less than 0.3 CPU-seconds over the next two. The query timeout covers planning too: a
-statement that takes seconds to plan is stopped when its time is up.
+statement that takes seconds to plan is stopped when its time is up. And while a runaway
+runs, other clients' queries are answered at once.
 
 Each test has its own server, so the CPU time measured is that test's alone.
 """
