@@ -27,6 +27,7 @@ from mgtest import (
     flight_client,
     flight_grpc_code,
     flight_sql_query,
+    hash_password,
     pack_any,
     pb_string,
     run_meshgate,
@@ -416,6 +417,33 @@ def test_check_and_policy_test_report_a_product_no_column_rule_allows(meshgate_b
         warning = next((l for l in out.splitlines() if "WARN" in l and "lake.nation" in l), None)
         assert warning and "no column rule allows" in warning, out
         assert not any("WARN" in l and "lake.region" in l for l in out.splitlines()), out
+
+
+def test_check_names_configured_readers_no_column_rule_applies_to(meshgate_bin, tmp_path):
+    """A rule allows nation's columns, but only to a group no configured user is in."""
+    doc = {
+        "catalog": "mesh",
+        "auth": {"users": [{"name": "uma", "groups": ["analyst"],
+                            "password_hash": hash_password(meshgate_bin, "uma-pass")}]},
+        "governance": {"policies": [{
+            "grants": [{"id": "analysts", "effect": "permit", "when": "'analyst' in principal.groups"}],
+            "row_filters": [{"id": "all-rows", "mode": "permissive", "filter": "true"}],
+            "columns": [
+                {"id": "region-columns", "products": {"names": ["region"]}, "select": "*", "action": "allow"},
+                {"id": "nation-for-auditors", "products": {"names": ["nation"]}, "select": "*", "action": "allow",
+                 "when": "'auditor' in principal.groups"},
+            ],
+        }]},
+        "domains": {"lake": {"owner": "qa@example.com", "products": [
+            {"name": "region", "location": f"{DATA / 'customers' / 'region'}/", "format": "parquet"},
+            {"name": "nation", "location": f"{DATA / 'customers' / 'nation'}/", "format": "parquet"}]}},
+    }
+    config = write_yaml(tmp_path / "mesh.yaml", doc)
+    res = run_meshgate(meshgate_bin, "check", "--config", str(config))
+    assert res.returncode == 1, res.stdout + res.stderr
+    warning = next((l for l in res.stdout.splitlines() if "WARN" in l and "lake.nation" in l), None)
+    assert warning and "(uma)" in warning and "none of its columns" in warning, res.stdout
+    assert any(l.strip().startswith("ok") and "lake.region" in l for l in res.stdout.splitlines()), res.stdout
 
 
 def test_the_demo_mesh_has_no_product_without_columns(meshgate_bin):

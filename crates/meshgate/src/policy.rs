@@ -68,16 +68,36 @@ async fn test(args: PolicyTestArgs) -> ExitCode {
     if failed == 0 && columnless.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
-/// The warning line for a product someone may read but whose columns no rule
-/// allows to anyone (they would read its rows with zero columns), if it is one.
+/// The warning line for a product someone may read but reads with zero columns, if
+/// it is one: no column rule allows any of its columns to anyone, or every configured
+/// user who may read it gets none (the rules that would allow one never apply to them).
 pub(crate) fn no_columns_warning(engine: &Engine, entry: &meshgate_catalog::ProductEntry) -> Option<String> {
-    if !engine.policy().serves_no_columns(entry) {
+    let name = entry.product.qualified_name();
+    let policy = engine.policy();
+    // A product that could not be opened has no columns to serve, and its own problem.
+    if datafusion::catalog::TableProvider::schema(entry.table.as_ref()).fields().is_empty() {
         return None;
     }
+    if policy.serves_no_columns(entry) {
+        return Some(format!(
+            "  WARN  {name}: no column rule allows any of its columns to anyone, stewards included: every reader \
+             gets its rows with zero columns; add a columns rule (for example {{ id: ..., select: \"*\", action: \
+             allow }})"
+        ));
+    }
+    let users = configured_users(engine.snapshot().config(), policy.attributes());
+    let readers: Vec<&Principal> = users.values().filter(|user| policy.can_read(user, &entry.product)).collect();
+    let sees_a_column = |user: &&Principal| {
+        policy.decide(user, entry).columns.iter().any(|column| !matches!(column.action, Action::Deny))
+    };
+    if readers.is_empty() || readers.iter().any(sees_a_column) {
+        return None;
+    }
+    let names: Vec<&str> = readers.iter().map(|user| user.name.as_str()).collect();
     Some(format!(
-        "  WARN  {}: no column rule allows any of its columns to anyone, stewards included: every reader gets \
-         its rows with zero columns; add a columns rule (for example {{ id: ..., select: \"*\", action: allow }})",
-        entry.product.qualified_name()
+        "  WARN  {name}: the configured users who may read it ({}) get none of its columns: no column rule that \
+         allows one applies to them, so they read its rows with zero columns",
+        names.join(", ")
     ))
 }
 
