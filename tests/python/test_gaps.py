@@ -6,9 +6,9 @@ columns no rule allows to anyone (`meshgate check`, `meshgate policy test`)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
-from datetime import date, datetime
 
 import adbc_driver_manager
 import duckdb
@@ -141,7 +141,7 @@ NO_KEY_WARNING = "no keyed_hash key for domain(s)"
 
 
 def test_keyed_hash_without_a_key_is_stable_across_reloads(start_server, tmp_path, monkeypatch):
-    for variable in [v for v in __import__("os").environ if v.startswith("MESHGATE_MASK_KEY_")]:
+    for variable in [v for v in os.environ if v.startswith("MESHGATE_MASK_KEY_")]:
         monkeypatch.delenv(variable)
     mesh = tmp_path / "mesh"
     shutil.copytree(TESTDATA, mesh, ignore=shutil.ignore_patterns("generate.py", "__pycache__"))
