@@ -120,12 +120,13 @@ FROM (SELECT n_regionkey AS k, n_name FROM customers.nation) a
 LEFT JOIN (SELECT r_regionkey AS k, r_name FROM customers.region WHERE r_regionkey < 3) b USING (k);
 
 -- q: using_full_join_key_coalesced
--- known-wrong: FULL JOIN USING (k) projects the left k (NULL for right-only rows), not COALESCE(a.k, b.k)
+-- expect: refused FULL or RIGHT JOIN with USING or NATURAL
 SELECT k
 FROM (SELECT n_nationkey AS k FROM customers.nation WHERE n_nationkey < 15) a
 FULL JOIN (SELECT n_nationkey AS k FROM customers.nation WHERE n_nationkey >= 10) b USING (k);
 
 -- q: using_full_join_qualified_sides
+-- expect: refused FULL or RIGHT JOIN with USING or NATURAL
 SELECT a.k AS a_k, b.k AS b_k
 FROM (SELECT n_nationkey AS k FROM customers.nation WHERE n_nationkey < 15) a
 FULL JOIN (SELECT n_nationkey AS k FROM customers.nation WHERE n_nationkey >= 10) b USING (k);
@@ -141,7 +142,7 @@ FROM (SELECT n_regionkey AS rk, n_name FROM customers.nation) a
 NATURAL JOIN (SELECT r_regionkey AS rk, r_name FROM customers.region) b;
 
 -- q: natural_full_join
--- known-wrong: NATURAL FULL JOIN projects the left key (NULL for right-only rows), not COALESCE of both sides
+-- expect: refused FULL or RIGHT JOIN with USING or NATURAL
 SELECT *
 FROM (SELECT n_nationkey AS k FROM customers.nation WHERE n_nationkey < 15) a
 NATURAL FULL JOIN (SELECT n_nationkey AS k, n_name FROM customers.nation WHERE n_nationkey >= 10) b;
@@ -233,7 +234,7 @@ WHERE c.c_mktsegment IN ('BUILDING', 'MACHINERY') OR o.o_totalprice > 380000
 GROUP BY o.o_orderpriority;
 
 -- q: using_right_join_key
--- known-wrong: RIGHT JOIN USING (k) projects the left k (NULL for unmatched right rows), not the right side's k
+-- expect: refused FULL or RIGHT JOIN with USING or NATURAL
 SELECT k, n_name
 FROM (SELECT n_nationkey AS k, n_name FROM customers.nation WHERE n_nationkey < 5) a
 RIGHT JOIN (SELECT r_regionkey * 2 AS k FROM customers.region) b USING (k);
@@ -263,3 +264,19 @@ SELECT count(*) AS n FROM customers.customer c LEFT JOIN sales.orders o ON o.o_c
 SELECT a.k AS a_k, b.k AS b_k
 FROM (SELECT NULLIF(r_regionkey, 1) AS k FROM customers.region) a
 LEFT JOIN (SELECT NULLIF(r_regionkey, 2) AS k FROM customers.region) b ON a.k = b.k OR (a.k IS NULL AND b.k IS NULL);
+
+-- q: full_join_on_with_coalesced_key
+SELECT COALESCE(a.k, b.k) AS k
+FROM (SELECT n_nationkey AS k FROM customers.nation WHERE n_nationkey < 15) a
+FULL JOIN (SELECT n_nationkey AS k FROM customers.nation WHERE n_nationkey >= 10) b ON a.k = b.k;
+
+-- q: right_join_on_with_right_key
+SELECT b.k, a.n_name
+FROM (SELECT n_nationkey AS k, n_name FROM customers.nation WHERE n_nationkey < 5) a
+RIGHT JOIN (SELECT r_regionkey * 2 AS k FROM customers.region) b ON a.k = b.k;
+
+-- q: natural_right_join
+-- expect: refused FULL or RIGHT JOIN with USING or NATURAL
+SELECT *
+FROM (SELECT n_nationkey AS k, n_name FROM customers.nation WHERE n_nationkey < 6) a
+NATURAL RIGHT JOIN (SELECT r_regionkey * 2 AS k, r_name FROM customers.region) b;

@@ -53,3 +53,17 @@ SELECT CAST(n_name AS INT) AS bad FROM customers.nation;
 -- q: decimal_overflow_multiplication
 -- expect: error overflow
 SELECT CAST(99999999999999999999 AS DECIMAL(38, 0)) * CAST(99999999999999999999 AS DECIMAL(38, 0)) AS too_big;
+
+-- q: decimal38_sum_overflow
+-- known-wrong: sum of DECIMAL(38, 0) wraps around: 25 x 9e37 returns -131976568446569244243622252022377480192 (DuckDB: overflow error)
+-- expect: error overflow
+SELECT sum(CAST('90000000000000000000000000000000000000' AS DECIMAL(38, 0))) AS s FROM customers.nation;
+
+-- q: decimal38_addition_overflow
+-- known-wrong: 99999999999999999999999999999999999999 + 1 returns a 39-digit value in a DECIMAL(38, 0) column (DuckDB: overflow error)
+-- expect: error overflow
+SELECT CAST('99999999999999999999999999999999999999' AS DECIMAL(38, 0)) + 1 AS s;
+
+-- q: decimal38_avg_overflow
+-- expect: error Overflow
+SELECT avg(x) AS a FROM (SELECT CAST('99999999999999999999999999999999999999' AS DECIMAL(38, 0)) AS x FROM customers.region) t;

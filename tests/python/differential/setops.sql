@@ -12,7 +12,7 @@ SELECT c_nationkey AS k FROM customers.customer WHERE c_acctbal > 9900
 INTERSECT SELECT s_nationkey FROM supply.supplier;
 
 -- q: intersect_all_multiplicities
--- known-wrong: INTERSECT ALL keeps every left duplicate that has a match (a semi join) instead of min(m, n) copies
+-- expect: refused INTERSECT ALL / EXCEPT ALL
 SELECT n_regionkey AS k FROM customers.nation WHERE n_nationkey < 15
 INTERSECT ALL SELECT n_regionkey FROM customers.nation WHERE n_nationkey >= 5;
 
@@ -20,16 +20,17 @@ INTERSECT ALL SELECT n_regionkey FROM customers.nation WHERE n_nationkey >= 5;
 SELECT n_nationkey AS k FROM customers.nation EXCEPT SELECT c_nationkey FROM customers.customer WHERE c_acctbal > 9950;
 
 -- q: except_all_multiplicities
--- known-wrong: EXCEPT ALL removes every copy of a value that occurs on the right (an anti join) instead of keeping max(m - n, 0) copies
+-- expect: refused INTERSECT ALL / EXCEPT ALL
 SELECT n_regionkey AS k FROM customers.nation
 EXCEPT ALL SELECT r_regionkey FROM customers.region;
 
 -- q: except_all_more_on_right
+-- expect: refused INTERSECT ALL / EXCEPT ALL
 SELECT r_regionkey AS k FROM customers.region
 EXCEPT ALL SELECT n_regionkey FROM customers.nation WHERE n_nationkey < 12;
 
 -- q: except_all_of_union_all
--- known-wrong: EXCEPT ALL removes every copy of a value that occurs on the right (an anti join) instead of keeping max(m - n, 0) copies
+-- expect: refused INTERSECT ALL / EXCEPT ALL
 (SELECT r_regionkey AS k FROM customers.region UNION ALL SELECT r_regionkey FROM customers.region UNION ALL SELECT 1)
 EXCEPT ALL SELECT r_regionkey FROM customers.region WHERE r_regionkey < 3;
 
@@ -88,12 +89,12 @@ SELECT * FROM (VALUES (1, 'a'), (2, 'b'), (2, 'b')) AS t(x, y)
 UNION SELECT * FROM (VALUES (2, 'b'), (3, 'c')) AS u(x, y);
 
 -- q: values_intersect_all
--- known-wrong: INTERSECT ALL keeps every left duplicate that has a match (a semi join) instead of min(m, n) copies
+-- expect: refused INTERSECT ALL / EXCEPT ALL
 SELECT * FROM (VALUES (1), (1), (1), (2), (3)) AS t(x)
 INTERSECT ALL SELECT * FROM (VALUES (1), (1), (3), (3)) AS u(x);
 
 -- q: values_except_all
--- known-wrong: EXCEPT ALL removes every copy of a value that occurs on the right (an anti join) instead of keeping max(m - n, 0) copies
+-- expect: refused INTERSECT ALL / EXCEPT ALL
 SELECT * FROM (VALUES (1), (1), (1), (2), (3)) AS t(x)
 EXCEPT ALL SELECT * FROM (VALUES (1), (3), (3)) AS u(x);
 
@@ -137,3 +138,15 @@ SELECT NULL AS v UNION ALL SELECT 1;
 
 -- q: union_string_first_then_int
 SELECT r_name AS v FROM customers.region UNION ALL SELECT CAST(n_nationkey AS VARCHAR) FROM customers.nation WHERE n_nationkey < 2;
+
+-- q: intersect_all_rewritten_with_row_numbers
+SELECT x FROM (
+  SELECT x, row_number() OVER (PARTITION BY x) AS n FROM (VALUES (1), (1), (1), (2), (3)) AS t(x)
+  INTERSECT
+  SELECT x, row_number() OVER (PARTITION BY x) AS n FROM (VALUES (1), (1), (3), (3)) AS u(x)) w;
+
+-- q: except_all_rewritten_with_row_numbers
+SELECT x FROM (
+  SELECT x, row_number() OVER (PARTITION BY x) AS n FROM (VALUES (1), (1), (1), (2), (3)) AS t(x)
+  EXCEPT
+  SELECT x, row_number() OVER (PARTITION BY x) AS n FROM (VALUES (1), (3), (3)) AS u(x)) w;
