@@ -214,3 +214,22 @@ SELECT date_trunc('day', t) AS d, count(*) AS n
 FROM (VALUES (CAST('1995-06-15 23:30:00-02:00' AS TIMESTAMP WITH TIME ZONE)),
              (CAST('1995-06-16 00:30:00+00:00' AS TIMESTAMP WITH TIME ZONE)),
              (CAST('1995-06-15 12:00:00+00:00' AS TIMESTAMP WITH TIME ZONE))) v(t) GROUP BY 1;
+
+-- q: month_end_from_date_trunc
+SELECT o_orderkey, date_trunc('month', o_orderdate) + INTERVAL '1 month' - INTERVAL '1 day' AS month_end
+FROM sales.orders WHERE o_custkey < 10;
+
+-- q: timestamp_strings_with_z_suffix
+SELECT CAST('1995-06-15T13:45:30Z' AS TIMESTAMP) AS t, CAST('1995-06-15T13:45:30Z' AS TIMESTAMP WITH TIME ZONE) AS tz;
+
+-- q: timestamptz_to_timestamp_and_back
+SELECT CAST(CAST('1995-06-15 13:45:30+02:00' AS TIMESTAMP WITH TIME ZONE) AS TIMESTAMP) AS t,
+       CAST(TIMESTAMP '1995-06-15 13:45:30' AS TIMESTAMP WITH TIME ZONE) AS tz,
+       extract(epoch FROM CAST('1995-06-15 13:45:30+02:00' AS TIMESTAMP WITH TIME ZONE)) AS e;
+
+-- q: to_timestamp_fractional_epoch
+SELECT to_timestamp(800000000.5) AS t;
+
+-- q: date_parts_of_timestamps
+SELECT date_part('week', DATE '1995-01-01') AS w, extract(dow FROM TIMESTAMP '1995-06-18 10:00:00') AS d,
+       extract(doy FROM TIMESTAMP '1996-12-31 10:00:00') AS y;
