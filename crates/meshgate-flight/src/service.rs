@@ -32,7 +32,7 @@ use meshgate_policy::Principal;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::auth::principal_of;
+use crate::auth::{authenticated_of, principal_of};
 use crate::cancel::Cancellations;
 use crate::column_metadata;
 use crate::error::FlightError;
@@ -310,9 +310,10 @@ impl FlightSqlService for MeshFlightSqlService {
         request: Request<Streaming<HandshakeRequest>>,
     ) -> Result<Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>, Status> {
         // The interceptor has checked the credentials. Answer with one response and the
-        // bearer token in the `authorization` header, as Flight SQL drivers expect.
-        let principal = principal_of(&request)?;
-        let token = self.current.get().auth.issue_token(&principal);
+        // bearer token in the `authorization` header, as Flight SQL drivers expect. The
+        // token records the call's credential and expires no later than it does.
+        let authenticated = authenticated_of(&request)?;
+        let token = self.current.get().auth.issue_token(&authenticated);
         let header =
             format!("Bearer {token}").parse().map_err(|_| Status::internal("cannot encode the bearer token"))?;
         let response = HandshakeResponse { protocol_version: 0, payload: token.into_bytes().into() };

@@ -12,6 +12,8 @@ use meshgate_catalog::ConfigError;
 use meshgate_policy::identity::{UserSpec, configured_principal};
 use meshgate_policy::{AttrType, Principal};
 
+use super::token::TokenSigner;
+
 /// Clients differ on padding (the Go driver sends none): accept both.
 const BASE64: GeneralPurpose = GeneralPurpose::new(
     &base64::alphabet::STANDARD,
@@ -24,13 +26,23 @@ const DUMMY_HASH: &str =
 
 #[derive(Debug, Default)]
 pub(super) struct Users {
-    by_name: BTreeMap<String, (String, Arc<Principal>)>,
+    by_name: BTreeMap<String, User>,
+}
+
+#[derive(Debug)]
+struct User {
+    password_hash: String,
+    principal: Arc<Principal>,
+    /// Fingerprint of name and password hash: a token issued to this user is honoured
+    /// only while both are configured unchanged.
+    credential: Vec<u8>,
 }
 
 impl Users {
     pub fn from_spec(
         users: &[UserSpec],
         attributes: &BTreeMap<String, AttrType>,
+        signer: &TokenSigner,
         errors: &mut Vec<ConfigError>,
     ) -> Self {
         let mut by_name = BTreeMap::new();
@@ -46,25 +58,32 @@ impl Users {
             for (attr, problem) in problems {
                 errors.push(ConfigError::new(format!("{path}.attributes.{attr}"), problem));
             }
-            if by_name.insert(user.name.clone(), (user.password_hash.clone(), Arc::new(principal))).is_some() {
+            let credential = signer.credential(&[b"basic", user.name.as_bytes(), user.password_hash.as_bytes()]);
+            let entry = User { password_hash: user.password_hash.clone(), principal: Arc::new(principal), credential };
+            if by_name.insert(user.name.clone(), entry).is_some() {
                 errors.push(ConfigError::new(format!("{path}.name"), format!("duplicate user '{}'", user.name)));
             }
         }
         Self { by_name }
     }
 
-    /// The user's principal when `credentials` (base64 `user:password`) match.
-    pub fn verify(&self, credentials: &str) -> Option<Arc<Principal>> {
+    /// The user's principal and credential fingerprint when `credentials` (base64
+    /// `user:password`) match.
+    pub fn verify(&self, credentials: &str) -> Option<(Arc<Principal>, Vec<u8>)> {
         let decoded = BASE64.decode(credentials).ok()?;
         let decoded = String::from_utf8(decoded).ok()?;
         let (name, password) = decoded.split_once(':')?;
-        let (hash, principal) = match self.by_name.get(name) {
-            Some((hash, principal)) => (hash.as_str(), Some(principal)),
-            None => (DUMMY_HASH, None),
-        };
+        let user = self.by_name.get(name);
+        let hash = user.map_or(DUMMY_HASH, |user| user.password_hash.as_str());
         let parsed = PasswordHash::new(hash).ok()?;
         let matches = Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok();
-        principal.filter(|_| matches).cloned()
+        user.filter(|_| matches).map(|user| (Arc::clone(&user.principal), user.credential.clone()))
+    }
+
+    /// The principal configured now for a token issued to `name` from `credential`:
+    /// `None` when the user is gone or their password hash changed.
+    pub fn current(&self, name: &str, credential: &[u8]) -> Option<Arc<Principal>> {
+        self.by_name.get(name).filter(|user| user.credential == credential).map(|user| Arc::clone(&user.principal))
     }
 }
 

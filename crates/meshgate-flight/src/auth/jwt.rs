@@ -9,6 +9,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode, decode_header};
 use meshgate_catalog::ConfigError;
 use meshgate_policy::identity::JwtSpec;
 use meshgate_policy::{AttrType, AttrValue, Principal};
+use sha2::{Digest, Sha256};
 
 #[derive(Debug)]
 enum Keys {
@@ -25,6 +26,9 @@ pub(super) struct JwtVerifier {
     groups_claim: String,
     /// attribute → (claim, type)
     attributes: BTreeMap<String, (String, AttrType)>,
+    /// SHA-256 of everything that decides what a JWT proves: issuer, audience,
+    /// algorithms, claim mapping and key material.
+    settings: Vec<u8>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -57,9 +61,18 @@ impl JwtVerifier {
             errors.push(ConfigError::new("auth.jwt.algorithms", "pin at least one algorithm"));
         }
         let mut keys = Vec::new();
+        let mut settings = Settings::default();
+        settings.add("issuer", spec.issuer.as_bytes());
+        settings.add("audience", spec.audience.as_bytes());
+        for name in &spec.algorithms {
+            settings.add("algorithm", name.as_bytes());
+        }
+        settings.add("name claim", spec.claims.name.as_bytes());
+        settings.add("groups claim", spec.claims.groups.as_bytes());
         if let Some(variable) = &spec.secret_env {
             match std::env::var(variable) {
                 Ok(secret) if !secret.is_empty() => {
+                    settings.add("secret", secret.as_bytes());
                     keys.push(Keys::Secret(DecodingKey::from_secret(secret.as_bytes())))
                 }
                 _ => errors.push(ConfigError::new(
@@ -71,7 +84,10 @@ impl JwtVerifier {
         if let Some(file) = &spec.public_key_file {
             match std::fs::read(base_dir.join(file)) {
                 Ok(pem) => match DecodingKey::from_rsa_pem(&pem).or_else(|_| DecodingKey::from_ec_pem(&pem)) {
-                    Ok(key) => keys.push(Keys::Pem(key)),
+                    Ok(key) => {
+                        settings.add("public key", &pem);
+                        keys.push(Keys::Pem(key))
+                    }
                     Err(error) => errors.push(ConfigError::new(
                         "auth.jwt.public_key_file",
                         format!("{file}: not an RSA or EC public key in PEM ({error})"),
@@ -83,11 +99,13 @@ impl JwtVerifier {
             }
         }
         if let Some(file) = &spec.jwks_file {
-            match std::fs::read_to_string(base_dir.join(file))
-                .map_err(|e| e.to_string())
-                .and_then(|text| serde_json::from_str::<JwkSet>(&text).map_err(|e| e.to_string()))
-            {
-                Ok(set) => keys.push(Keys::Jwks(set)),
+            match std::fs::read_to_string(base_dir.join(file)).map_err(|e| e.to_string()).and_then(|text| {
+                serde_json::from_str::<JwkSet>(&text).map(|set| (text, set)).map_err(|e| e.to_string())
+            }) {
+                Ok((text, set)) => {
+                    settings.add("jwks", text.as_bytes());
+                    keys.push(Keys::Jwks(set))
+                }
                 Err(error) => errors.push(ConfigError::new("auth.jwt.jwks_file", format!("{file}: {error}"))),
             }
         }
@@ -98,6 +116,9 @@ impl JwtVerifier {
         for (attr, claim) in &spec.claims.attributes {
             match declared.get(attr) {
                 Some(ty) => {
+                    settings.add("attribute", attr.as_bytes());
+                    settings.add("claim", claim.as_bytes());
+                    settings.add("type", ty.name().as_bytes());
                     attributes.insert(attr.clone(), (claim.clone(), *ty));
                 }
                 None => errors.push(ConfigError::new(
@@ -123,10 +144,18 @@ impl JwtVerifier {
             name_claim: spec.claims.name.clone(),
             groups_claim: spec.claims.groups.clone(),
             attributes,
+            settings: settings.0.finalize().to_vec(),
         })
     }
 
-    pub fn verify(&self, token: &str) -> Option<Principal> {
+    /// A digest of these settings: equal for two verifiers exactly when they accept the
+    /// same JWTs and map them to the same principals.
+    pub fn settings(&self) -> &[u8] {
+        &self.settings
+    }
+
+    /// The principal of a valid JWT and the JWT's expiry (`exp`, ms since the Unix epoch).
+    pub fn verify(&self, token: &str) -> Option<(Principal, u64)> {
         let header = decode_header(token).ok()?;
         if !self.algorithms.contains(&header.alg) {
             return None;
@@ -146,6 +175,9 @@ impl JwtVerifier {
             decode::<serde_json::Value>(token, &key, &validation).ok()
         })?;
         let claims = claims.claims;
+        let expires_at_ms =
+            claims.get("exp").and_then(|exp| exp.as_u64().or_else(|| exp.as_f64().map(|f| f as u64)))?;
+        let expires_at_ms = expires_at_ms.saturating_mul(1000);
         let name = claims.get(&self.name_claim)?.as_str()?.to_owned();
         let mut principal = Principal::new(name);
         if let Some(groups) = claims.get(&self.groups_claim).and_then(|g| g.as_array()) {
@@ -158,6 +190,19 @@ impl JwtVerifier {
                 principal.attributes.insert(attr.clone(), value);
             }
         }
-        Some(principal)
+        Some((principal, expires_at_ms))
+    }
+}
+
+/// Length-prefixed, labelled parts of the JWT settings, hashed.
+#[derive(Default)]
+struct Settings(Sha256);
+
+impl Settings {
+    fn add(&mut self, label: &str, value: &[u8]) {
+        for part in [label.as_bytes(), value] {
+            self.0.update((part.len() as u64).to_be_bytes());
+            self.0.update(part);
+        }
     }
 }

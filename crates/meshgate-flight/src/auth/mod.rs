@@ -1,6 +1,8 @@
 //! Authentication on every Flight RPC: Basic credentials (checked against argon2
-//! hashes) answered with a signed bearer token, bearer JWTs from an identity
-//! provider, or anonymous access when configured. Every failure looks the same.
+//! hashes), bearer JWTs from an identity provider, anonymous access when configured,
+//! and the bearer tokens the handshake answers any of them with. A token is resolved
+//! against the current configuration on every call, so it never outlives or outranks
+//! the credential it came from. Every failure looks the same.
 
 mod basic;
 mod jwt;
@@ -21,7 +23,7 @@ use crate::serving::Current;
 use basic::Users;
 pub use basic::hash_password;
 use jwt::JwtVerifier;
-use token::TokenSigner;
+use token::{Grant, Origin, TokenSigner};
 
 /// Why a call was not authenticated. The message never says which part was wrong.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -42,9 +44,19 @@ impl From<AuthError> for Status {
 #[derive(Debug)]
 pub struct Authenticator {
     users: Users,
-    anonymous: Option<Arc<Principal>>,
-    jwt: Option<JwtVerifier>,
+    /// The anonymous principal and the credential fingerprint of its name.
+    anonymous: Option<(Arc<Principal>, Vec<u8>)>,
+    /// The verifier and the credential fingerprint of its settings.
+    jwt: Option<(JwtVerifier, Vec<u8>)>,
     tokens: TokenSigner,
+}
+
+/// A call's principal and the credential behind it, so that a token issued for the
+/// call records that credential (see `token.rs`).
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    principal: Arc<Principal>,
+    grant: Grant,
 }
 
 impl Authenticator {
@@ -66,29 +78,32 @@ impl Authenticator {
                 }
             },
         };
-        let users = Users::from_spec(&spec.users, attributes, &mut errors);
+        let tokens = TokenSigner::new(secret, Duration::from_secs(spec.token_ttl_secs));
+        let users = Users::from_spec(&spec.users, attributes, &tokens, &mut errors);
         let anonymous = spec.anonymous.as_ref().map(|anonymous| {
             let (principal, problems) =
                 configured_principal(&anonymous.name, &anonymous.groups, &anonymous.attributes, attributes);
             for (attr, problem) in problems {
                 errors.push(ConfigError::new(format!("auth.anonymous.attributes.{attr}"), problem));
             }
-            Arc::new(principal)
+            (Arc::new(principal), tokens.credential(&[b"anonymous", anonymous.name.as_bytes()]))
         });
-        let jwt =
-            spec.jwt.as_ref().and_then(|jwt| JwtVerifier::from_spec(jwt, attributes, &config.base_dir, &mut errors));
+        let jwt = spec.jwt.as_ref().and_then(|jwt| {
+            let verifier = JwtVerifier::from_spec(jwt, attributes, &config.base_dir, &mut errors)?;
+            let credential = tokens.credential(&[b"jwt", verifier.settings()]);
+            Some((verifier, credential))
+        });
         if spec.token_ttl_secs == 0 {
             errors.push(ConfigError::new("auth.token_ttl_secs", "must be at least 1"));
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let tokens = TokenSigner::new(secret, Duration::from_secs(spec.token_ttl_secs));
         Ok(Self { users, anonymous, jwt, tokens })
     }
 
-    /// The principal behind a call's `authorization` header.
-    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Arc<Principal>, AuthError> {
+    /// The principal behind a call's `authorization` header, and its credential.
+    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Authenticated, AuthError> {
         let header = match metadata.get("authorization") {
             None => None,
             Some(value) => Some(value.to_str().map_err(|_| AuthError::Invalid)?.trim()),
@@ -100,40 +115,165 @@ impl Authenticator {
         let no_credentials = header.is_none()
             || (scheme.eq_ignore_ascii_case("bearer") && (credentials.is_empty() || credentials == "None"));
         if no_credentials {
-            return self.anonymous.clone().ok_or(AuthError::Missing);
+            let (principal, credential) = self.anonymous.as_ref().ok_or(AuthError::Missing)?;
+            let grant = self.tokens.grant(Origin::Anonymous, credential.clone(), None);
+            return Ok(Authenticated { principal: Arc::clone(principal), grant });
         }
         if scheme.eq_ignore_ascii_case("basic") {
-            return self.users.verify(credentials).ok_or(AuthError::Invalid);
+            let (principal, credential) = self.users.verify(credentials).ok_or(AuthError::Invalid)?;
+            return Ok(Authenticated { principal, grant: self.tokens.grant(Origin::Basic, credential, None) });
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
             return Err(AuthError::Invalid);
         }
-        if let Some(principal) = self.tokens.verify(credentials) {
-            return Ok(Arc::new(principal));
+        if TokenSigner::is_token(credentials) {
+            return self.resolve(credentials).ok_or(AuthError::Invalid);
         }
-        match &self.jwt {
-            Some(jwt) => jwt.verify(credentials).map(Arc::new).ok_or(AuthError::Invalid),
-            None => Err(AuthError::Invalid),
-        }
+        let (jwt, credential) = self.jwt.as_ref().ok_or(AuthError::Invalid)?;
+        let (principal, expires_at_ms) = jwt.verify(credentials).ok_or(AuthError::Invalid)?;
+        let grant = self.tokens.grant(Origin::Jwt, credential.clone(), Some(expires_at_ms));
+        Ok(Authenticated { principal: Arc::new(principal), grant })
     }
 
-    /// A signed, expiring bearer token carrying `principal`.
-    pub fn issue_token(&self, principal: &Principal) -> String {
-        self.tokens.issue(principal)
+    /// A meshgate token resolved against the configuration of the moment: a user's
+    /// token takes the user's current groups and attributes and is refused once the
+    /// user is gone or their password hash changed; an anonymous token is honoured only
+    /// while anonymous access under that name is on (as the anonymous principal
+    /// configured now); a JWT-born token keeps its claims, only while the JWT settings
+    /// it was checked under are configured unchanged.
+    fn resolve(&self, token: &str) -> Option<Authenticated> {
+        let (grant, claimed) = self.tokens.verify(token)?;
+        let principal = match grant.origin {
+            Origin::Basic => self.users.current(&claimed.name, &grant.credential)?,
+            Origin::Anonymous => {
+                let (principal, credential) = self.anonymous.as_ref()?;
+                (*credential == grant.credential && principal.name == claimed.name).then(|| Arc::clone(principal))?
+            }
+            Origin::Jwt => {
+                let (_, credential) = self.jwt.as_ref()?;
+                (*credential == grant.credential).then(|| Arc::new(claimed))?
+            }
+        };
+        Some(Authenticated { principal, grant })
+    }
+
+    /// A signed bearer token for an authenticated call: the same credential, login
+    /// time and expiry (a token presented at the handshake is renewed, never extended).
+    pub fn issue_token(&self, authenticated: &Authenticated) -> String {
+        self.tokens.issue(&authenticated.principal, &authenticated.grant)
     }
 }
 
 /// A tonic interceptor: authenticates the call with the current authenticator and
-/// hands the principal to the service through the request's extensions.
+/// hands the principal (and the [`Authenticated`] call) to the service through the
+/// request's extensions.
 pub fn interceptor(current: Current) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |mut request: Request<()>| {
-        let principal = current.get().auth.authenticate(request.metadata())?;
-        request.extensions_mut().insert(principal);
+        let authenticated = current.get().auth.authenticate(request.metadata())?;
+        request.extensions_mut().insert(Arc::clone(&authenticated.principal));
+        request.extensions_mut().insert(authenticated);
         Ok(request)
     }
 }
 
-/// The authenticated principal of a request (set by [`Authenticator::interceptor`]).
+/// The authenticated principal of a request (set by [`interceptor`]).
 pub fn principal_of<T>(request: &Request<T>) -> Result<Arc<Principal>, Status> {
     request.extensions().get::<Arc<Principal>>().cloned().ok_or_else(|| AuthError::Missing.into())
+}
+
+/// The authenticated call behind a request (set by [`interceptor`]).
+pub fn authenticated_of<T>(request: &Request<T>) -> Result<Authenticated, Status> {
+    request.extensions().get::<Authenticated>().cloned().ok_or_else(|| AuthError::Missing.into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use meshgate_policy::AttrValue;
+    use tonic::metadata::MetadataValue;
+
+    fn authenticator(auth: &str) -> Authenticator {
+        let config = MeshConfig {
+            catalog: "mesh".into(),
+            stores: Vec::new(),
+            domains: Vec::new(),
+            auth: Some(serde_norway::from_str(auth).unwrap()),
+            governance: None,
+            base_dir: std::env::temp_dir(),
+        };
+        let attributes = BTreeMap::from([("segment".to_owned(), AttrType::Utf8)]);
+        Authenticator::from_config(&config, &attributes, b"server secret").unwrap()
+    }
+
+    fn users(ana: &str, hash: &str) -> String {
+        format!("{{ users: [ {ana}, {{ name: sam, password_hash: '{hash}', groups: [analyst] }} ] }}")
+    }
+
+    fn call(authorization: Option<&str>) -> MetadataMap {
+        let mut metadata = MetadataMap::new();
+        if let Some(value) = authorization {
+            metadata.insert("authorization", MetadataValue::try_from(value).unwrap());
+        }
+        metadata
+    }
+
+    fn basic(user: &str, password: &str) -> String {
+        use base64::Engine;
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    }
+
+    #[test]
+    fn a_user_token_follows_the_users_current_entry() {
+        let hash = hash_password("pw").unwrap();
+        let ana = format!(
+            "{{ name: ana, password_hash: '{hash}', groups: [analyst, pii_reader], attributes: {{ segment: A }} }}"
+        );
+        let before = authenticator(&users(&ana, &hash));
+        let login = before.authenticate(&call(Some(&basic("ana", "pw")))).unwrap();
+        let token = format!("Bearer {}", before.issue_token(&login));
+        assert_eq!(before.authenticate(&call(Some(&token))).unwrap().principal.groups, ["analyst", "pii_reader"]);
+
+        // Demoted: the token takes the groups and attributes configured now.
+        let demoted =
+            format!("{{ name: ana, password_hash: '{hash}', groups: [analyst], attributes: {{ segment: B }} }}");
+        let after = authenticator(&users(&demoted, &hash));
+        let principal = after.authenticate(&call(Some(&token))).unwrap().principal;
+        assert_eq!(principal.groups, ["analyst"]);
+        assert_eq!(principal.attributes.get("segment"), Some(&AttrValue::Utf8("B".into())));
+
+        // Password rotated, or the user removed: refused like any invalid credential.
+        let rotated = hash_password("new").unwrap();
+        let rotated = format!("{{ name: ana, password_hash: '{rotated}', groups: [analyst] }}");
+        assert_eq!(
+            authenticator(&users(&rotated, &hash)).authenticate(&call(Some(&token))).unwrap_err(),
+            AuthError::Invalid
+        );
+        let removed = authenticator(&format!("{{ users: [ {{ name: sam, password_hash: '{hash}' }} ] }}"));
+        assert_eq!(removed.authenticate(&call(Some(&token))).unwrap_err(), AuthError::Invalid);
+    }
+
+    #[test]
+    fn renewal_copies_the_grant() {
+        let hash = hash_password("pw").unwrap();
+        let auth =
+            authenticator(&format!("{{ token_ttl_secs: 60, users: [ {{ name: ana, password_hash: '{hash}' }} ] }}"));
+        let login = auth.authenticate(&call(Some(&basic("ana", "pw")))).unwrap();
+        let renewed = auth.authenticate(&call(Some(&format!("Bearer {}", auth.issue_token(&login))))).unwrap();
+        assert_eq!(renewed.grant, login.grant);
+        assert_eq!(renewed.principal, login.principal);
+    }
+
+    #[test]
+    fn an_anonymous_token_needs_anonymous_access_under_the_same_name() {
+        let on = authenticator("{ anonymous: { name: guest, groups: [public] } }");
+        let anonymous = on.authenticate(&call(None)).unwrap();
+        let token = format!("Bearer {}", on.issue_token(&anonymous));
+        assert_eq!(on.authenticate(&call(Some(&token))).unwrap().principal.groups, ["public"]);
+        let demoted = authenticator("{ anonymous: { name: guest } }");
+        assert!(demoted.authenticate(&call(Some(&token))).unwrap().principal.groups.is_empty());
+        for other in ["{}", "{ anonymous: { name: visitor, groups: [public] } }"] {
+            assert_eq!(authenticator(other).authenticate(&call(Some(&token))).unwrap_err(), AuthError::Invalid);
+        }
+    }
 }
