@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::common::DataFusionError;
+use datafusion::common::runtime::SpawnedTask;
 use futures::StreamExt;
 
 use datafusion::arrow::array::{RecordBatch, StringArray};
@@ -25,12 +26,16 @@ use datafusion::sql::parser::{ExplainStatement, Statement};
 use meshgate_catalog::MeshSnapshot;
 use meshgate_policy::{GovernedCatalog, MeshView, PolicyError, PolicySet, Principal, render_physical, verify_plan};
 
+use crate::balance::balance_boolean_chains;
+use crate::complexity::check_complexity;
 use crate::error::EngineError;
 use crate::lineage::{ColumnSource, column_sources};
 use crate::partitions::independent_partitions;
 use crate::plan_cache::PlanCache;
 use crate::sql_guard::{check_statement, is_url_table, rewrite_show_schemas};
 use crate::substrait::{decode_substrait, substrait_to_plan};
+use crate::unsupported::check_supported;
+use crate::yielding::YieldInJoins;
 
 /// The schema name no domain may take; unqualified names resolve against it and fail
 /// with a hint.
@@ -50,7 +55,40 @@ pub fn session_config(catalog: &str) -> SessionConfig {
     // the small products point queries read (p50 2.52 → 2.33 ms, TPC-H unchanged;
     // BENCHMARKS.md). Large files are still split into byte ranges.
     options.optimizer.enable_round_robin_repartition = false;
+    // Zone-aware values (TIMESTAMPTZ literals and casts, now(), to_timestamp) keep a
+    // zone: UTC unless the server or the session says otherwise.
+    options.execution.time_zone = Some(DEFAULT_TIME_ZONE.to_owned());
     config
+}
+
+/// The time zone sessions start in.
+pub const DEFAULT_TIME_ZONE: &str = "UTC";
+
+/// What a call asks of planning beyond its statement: a session's options.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlanSettings {
+    /// The schema unqualified names resolve in.
+    pub default_schema: Option<String>,
+    /// The time zone zone-aware values take (the server's when `None`).
+    pub time_zone: Option<String>,
+    /// The call's own timeout; the engine's applies whichever is shorter.
+    pub timeout: Option<Duration>,
+}
+
+impl PlanSettings {
+    fn apply_time_zone(&self, state: &mut SessionState) {
+        if let Some(zone) = &self.time_zone {
+            state.config_mut().options_mut().execution.time_zone = Some(zone.clone());
+        }
+    }
+}
+
+/// Whether `zone` is a time zone meshgate accepts: an IANA name (`Europe/Paris`),
+/// `UTC`, or an offset (`+02:00`). Returns the message for one it refuses.
+pub fn check_time_zone(zone: &str) -> Result<(), String> {
+    zone.parse::<datafusion::arrow::array::timezone::Tz>().map(|_| ()).map_err(|_| {
+        format!("'{zone}' is not a time zone (use an IANA name such as Europe/Paris, UTC, or an offset such as +02:00)")
+    })
 }
 
 /// How a planned result can be read.
@@ -67,7 +105,7 @@ pub struct ResultShape {
 pub struct Engine {
     snapshot: Arc<MeshSnapshot>,
     policy: Arc<PolicySet>,
-    state: SessionState,
+    state: Arc<SessionState>,
     plans: Arc<PlanCache>,
     /// How long a query may take from planning to its last batch.
     query_timeout: Option<Duration>,
@@ -205,8 +243,13 @@ impl Query {
 
     /// Stops the query after `limit` if that comes before the engine's own timeout
     /// (a client's per-query timeout never extends the server's).
-    pub fn limit_time(mut self, limit: Duration) -> Self {
-        let candidate = (Instant::now() + limit, limit);
+    pub fn limit_time(self, limit: Duration) -> Self {
+        self.limit_time_from(Instant::now(), limit)
+    }
+
+    /// [`Query::limit_time`] counted from `started` (when planning began).
+    pub fn limit_time_from(mut self, started: Instant, limit: Duration) -> Self {
+        let candidate = (started + limit, limit);
         self.deadline = Some(match self.deadline {
             Some(current) if current.0 <= candidate.0 => current,
             _ => candidate,
@@ -238,11 +281,12 @@ impl Engine {
             .with_config(snapshot.session_config().clone())
             .with_runtime_env(Arc::clone(snapshot.runtime()))
             .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(YieldInJoins))
             .build();
         if let Err(error) = crate::functions::register_dialect(&mut state, snapshot.catalog_name()) {
             tracing::error!(%error, "cannot register meshgate's SQL functions");
         }
-        Self { snapshot, policy, state, plans: Arc::default(), query_timeout: None }
+        Self { snapshot, policy, state: Arc::new(state), plans: Arc::default(), query_timeout: None }
     }
 
     /// Queries planned by this engine fail with [`EngineError::TimedOut`] once they
@@ -265,8 +309,9 @@ impl Engine {
         &self.policy
     }
 
-    fn query(&self, kind: QueryKind) -> Query {
-        Query { kind, deadline: self.query_timeout.map(|timeout| (Instant::now() + timeout, timeout)) }
+    /// A query planned from `started`: the engine's timeout counts from then.
+    fn query_from(&self, kind: QueryKind, started: Instant) -> Query {
+        Query { kind, deadline: self.query_timeout.map(|timeout| (started + timeout, timeout)) }
     }
 
     /// What `principal` sees of the mesh.
@@ -277,7 +322,9 @@ impl Engine {
     /// A session whose only catalog is the principal's governed view of the mesh.
     fn session_for(&self, view: &MeshView) -> SessionState {
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
-        let state = SessionStateBuilder::new_from_existing(self.state.clone()).with_catalog_list(catalogs).build();
+        let state = SessionStateBuilder::new_from_existing(SessionState::clone(&self.state))
+            .with_catalog_list(catalogs)
+            .build();
         state
             .catalog_list()
             .register_catalog(self.snapshot.catalog_name().to_owned(), Arc::new(GovernedCatalog::new(view.clone())));
@@ -298,10 +345,68 @@ impl Engine {
         default_schema: Option<&str>,
         sql: &str,
     ) -> Result<Query, EngineError> {
-        let key = PlanCache::key(principal, default_schema, sql);
+        let settings = PlanSettings { default_schema: default_schema.map(str::to_owned), ..PlanSettings::default() };
+        self.plan_with(principal, sql, &settings).await
+    }
+
+    /// [`Engine::plan`] with a call's settings, under the query timeout (and the
+    /// call's shorter one): the clock starts before planning, and planning runs as its
+    /// own task, so a statement that plans for too long ends with
+    /// [`EngineError::TimedOut`] on time.
+    pub async fn plan_with(
+        &self,
+        principal: &Arc<Principal>,
+        sql: &str,
+        settings: &PlanSettings,
+    ) -> Result<Query, EngineError> {
+        let started = Instant::now();
+        let engine = self.clone();
+        let principal = Arc::clone(principal);
+        let call = settings.clone();
+        let sql = sql.to_owned();
+        let planning = SpawnedTask::spawn(async move { engine.plan_sql(&principal, &sql, &call, started).await });
+        self.finish_planning(planning, started, settings.timeout).await
+    }
+
+    /// Waits for a planning task until the deadline; dropping the task (on timeout,
+    /// or when the caller goes away) aborts it at its next await.
+    async fn finish_planning(
+        &self,
+        planning: SpawnedTask<Result<Query, EngineError>>,
+        started: Instant,
+        limit: Option<Duration>,
+    ) -> Result<Query, EngineError> {
+        let limit = match (self.query_timeout, limit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let joined = match limit {
+            None => planning.join().await,
+            Some(limit) => match tokio::time::timeout_at((started + limit).into(), planning.join()).await {
+                Ok(joined) => joined,
+                Err(_) => return Err(EngineError::TimedOut(QueryTimedOut(limit).to_string())),
+            },
+        };
+        let query =
+            joined.map_err(|error| EngineError::Internal(format!("planning failed unexpectedly: {error}")))??;
+        Ok(match limit {
+            Some(limit) => query.limit_time_from(started, limit),
+            None => query,
+        })
+    }
+
+    async fn plan_sql(
+        &self,
+        principal: &Arc<Principal>,
+        sql: &str,
+        settings: &PlanSettings,
+        started: Instant,
+    ) -> Result<Query, EngineError> {
+        let default_schema = settings.default_schema.as_deref();
+        let key = PlanCache::key(principal, default_schema, settings.time_zone.as_deref(), sql);
         if let Some((plan, mut state)) = self.plans.get(&key) {
             state.mark_start_execution();
-            return Ok(self.query(QueryKind::Plan { plan, state }));
+            return Ok(self.query_from(QueryKind::Plan { plan, state }, started));
         }
         let view = self.view(Arc::clone(principal));
         let mut state = self.session_for(&view);
@@ -309,13 +414,19 @@ impl Engine {
             state.config_mut().options_mut().catalog.default_schema = schema.to_owned();
         }
         crate::functions::register_session(&mut state, &principal.name, default_schema)?;
+        settings.apply_time_zone(&mut state);
         // Fixes now() and friends for this query, as SessionContext::sql does.
         state.mark_start_execution();
+        check_complexity(sql)?;
         let dialect = state.config().options().sql_parser.dialect;
         let mut statement = state.sql_to_statement(sql, &dialect).map_err(EngineError::from)?;
         number_question_marks(&mut statement);
         rewrite_show_schemas(&mut statement)?;
         check_statement(&statement, sql)?;
+        check_supported_statement(&mut statement)?;
+        if let Statement::Statement(inner) = &mut statement {
+            balance_boolean_chains(inner.as_mut());
+        }
         for reference in state.resolve_table_references(&statement)? {
             self.check_table(&view, &state, &reference)?;
         }
@@ -326,30 +437,59 @@ impl Engine {
                     return Err(PolicyError::ExplainAnalyzeRefused.into());
                 }
             } else {
-                return self.explain(&state, explain, steward).await;
+                return self.explain(&state, explain, steward, started).await;
             }
         }
-        let plan = state.statement_to_plan(statement).await?;
+        let plan = analyzed(&state, state.statement_to_plan(statement).await?)?;
         verify_read_only(&plan)?;
         self.plans.insert(key, plan.clone(), state.clone());
-        Ok(self.query(QueryKind::Plan { plan, state }))
+        Ok(self.query_from(QueryKind::Plan { plan, state }, started))
     }
 
     /// Plans a serialized Substrait plan as `principal`, in the same governed session
     /// and with the same checks as SQL (see [`crate::substrait`]).
     pub async fn plan_substrait(&self, principal: &Arc<Principal>, plan: &[u8]) -> Result<Query, EngineError> {
+        self.plan_substrait_with(principal, plan, &PlanSettings::default()).await
+    }
+
+    /// [`Engine::plan_substrait`] with a call's settings (its time zone and timeout;
+    /// Substrait plans name their tables fully), as [`Engine::plan_with`].
+    pub async fn plan_substrait_with(
+        &self,
+        principal: &Arc<Principal>,
+        plan: &[u8],
+        settings: &PlanSettings,
+    ) -> Result<Query, EngineError> {
+        let started = Instant::now();
+        let engine = self.clone();
+        let principal = Arc::clone(principal);
+        let plan = plan.to_vec();
+        let call = settings.clone();
+        let planning =
+            SpawnedTask::spawn(async move { engine.plan_substrait_now(&principal, &plan, &call, started).await });
+        self.finish_planning(planning, started, settings.timeout).await
+    }
+
+    async fn plan_substrait_now(
+        &self,
+        principal: &Arc<Principal>,
+        plan: &[u8],
+        settings: &PlanSettings,
+        started: Instant,
+    ) -> Result<Query, EngineError> {
         let view = self.view(Arc::clone(principal));
         let mut state = self.session_for(&view);
         crate::functions::register_session(&mut state, &principal.name, None)?;
+        settings.apply_time_zone(&mut state);
         state.mark_start_execution();
         let (plan, tables) = decode_substrait(plan)?;
         // Hidden products fail exactly like missing ones, as in SQL.
         for reference in &tables {
             self.check_table(&view, &state, reference)?;
         }
-        let plan = substrait_to_plan(&state, &plan).await?;
+        let plan = analyzed(&state, substrait_to_plan(&state, &plan).await?)?;
         verify_read_only(&plan)?;
-        Ok(self.query(QueryKind::Plan { plan, state }))
+        Ok(self.query_from(QueryKind::Plan { plan, state }, started))
     }
 
     /// The full physical plan of `sql` as `principal` would run it, barriers opened:
@@ -370,6 +510,7 @@ impl Engine {
         state: &SessionState,
         explain: &ExplainStatement,
         steward: bool,
+        started: Instant,
     ) -> Result<Query, EngineError> {
         let plan = state.statement_to_plan(explain.statement.as_ref().clone()).await?;
         verify_read_only(&plan)?;
@@ -391,7 +532,7 @@ impl Engine {
             ],
         )
         .map_err(|error| EngineError::Internal(error.to_string()))?;
-        Ok(self.query(QueryKind::Rendered(batch)))
+        Ok(self.query_from(QueryKind::Rendered(batch), started))
     }
 
     /// A table reference must name a product the principal may read (or
@@ -434,6 +575,14 @@ impl Engine {
             None => Ok(()),
         }
     }
+}
+
+/// `plan` after DataFusion's analyzer (type coercion above all): its schema is the
+/// one the result's batches will have. The plan straight from SQL can still say
+/// otherwise: `SELECT 1 UNION ALL SELECT 2.5` is Int64 before coercion and Float64
+/// after, and results cast to the former came back as 1, 2.
+fn analyzed(state: &SessionState, plan: LogicalPlan) -> Result<LogicalPlan, EngineError> {
+    Ok(state.analyzer().execute_and_check(plan, state.config_options(), |_, _| {})?)
 }
 
 /// Plans `plan` physically and verifies it: a product scan outside a barrier fails
@@ -505,6 +654,16 @@ fn number_question_marks(statement: &mut Statement) {
         }
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// Refuses (or rewrites to an exact equivalent) what DataFusion would answer wrongly,
+/// in the statement and in what an EXPLAIN explains.
+fn check_supported_statement(statement: &mut Statement) -> Result<(), EngineError> {
+    match statement {
+        Statement::Statement(inner) => check_supported(inner.as_mut()),
+        Statement::Explain(explain) => check_supported_statement(explain.statement.as_mut()),
+        _ => Ok(()),
+    }
 }
 
 fn verify_read_only(plan: &LogicalPlan) -> Result<(), EngineError> {

@@ -1,6 +1,7 @@
 //! Errors of the engine: what went wrong with a query, in terms a user can act on.
 
 use datafusion::common::DataFusionError;
+use datafusion::sql::sqlparser::parser::ParserError;
 use meshgate_catalog::ProductError;
 use meshgate_policy::PolicyError;
 
@@ -12,6 +13,13 @@ pub enum EngineError {
     /// A statement or feature outside the read-only query surface.
     #[error("{what} is not allowed: meshgate serves read-only queries over the mesh's products")]
     Refused { what: String },
+    /// A construct that parses but that meshgate would not compute correctly
+    /// (see `unsupported`): refused with what to write instead.
+    #[error("{what} is not supported: {instead}")]
+    Unsupported { what: String, instead: String },
+    /// A statement nested too deeply to plan safely (see `complexity`).
+    #[error("query too complex: {0}")]
+    TooComplex(String),
     /// A table that does not exist (or that the caller may not see).
     #[error("table {name} not found{hint}")]
     TableNotFound { name: String, hint: String },
@@ -54,6 +62,14 @@ impl From<DataFusionError> for EngineError {
         }
         if let Some(product) = find_product_error(&error) {
             return EngineError::Product(product.clone());
+        }
+        if let DataFusionError::SQL(parser, _) = error.find_root()
+            && matches!(**parser, ParserError::RecursionLimitExceeded)
+        {
+            return EngineError::TooComplex(format!(
+                "parentheses, subqueries or function calls nest deeper than {} levels",
+                crate::complexity::PARSER_RECURSION_LIMIT
+            ));
         }
         match error.find_root() {
             DataFusionError::SQL(..)

@@ -1,6 +1,8 @@
 //! meshgate-engine: plans and runs SQL over a mesh snapshot in a locked DataFusion
 //! session — read-only queries over the mesh's products, nothing else.
 
+mod balance;
+mod complexity;
 mod date_diff;
 mod engine;
 mod error;
@@ -11,8 +13,13 @@ mod plan_cache;
 mod runtime;
 mod sql_guard;
 mod substrait;
+mod unsupported;
+mod yielding;
 
-pub use engine::{Engine, Query, ResultShape, session_config};
+pub use complexity::{MAX_DEPTH, PLANNING_STACK_BYTES};
+pub use engine::{
+    DEFAULT_TIME_ZONE, Engine, PlanSettings, Query, QueryTimedOut, ResultShape, check_time_zone, session_config,
+};
 pub use error::EngineError;
 pub use lineage::ColumnSource;
 pub use runtime::{RuntimeOptions, parse_byte_size, runtime};

@@ -8,7 +8,8 @@
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{
-    BinaryOperator, Expr, GroupByExpr, Query, Select, Statement, TableFactor, Visit, Visitor, visit_expressions_mut,
+    BinaryOperator, Expr, GroupByExpr, Join, JoinConstraint, JoinOperator, Query, Select, SetExpr, SetOperator,
+    SetQuantifier, Statement, TableFactor, Visit, Visitor, visit_expressions_mut,
 };
 
 use crate::error::EngineError;
@@ -77,7 +78,7 @@ impl Visitor for Unsupported {
         if !query.pipe_operators.is_empty() {
             return unsupported("pipe syntax (|>)", "write the query with SELECT … FROM … WHERE …");
         }
-        ControlFlow::Continue(())
+        set_operations(&query.body)
     }
 
     fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<EngineError> {
@@ -99,7 +100,7 @@ impl Visitor for Unsupported {
                 "write GROUP BY ROLLUP (a, b), GROUP BY CUBE (a, b) or GROUP BY GROUPING SETS (…)",
             );
         }
-        ControlFlow::Continue(())
+        select.from.iter().flat_map(|from| &from.joins).try_for_each(join)
     }
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<EngineError> {
@@ -120,6 +121,9 @@ impl Visitor for Unsupported {
                 sample
             }
             TableFactor::Derived { sample, .. } => sample,
+            TableFactor::NestedJoin { table_with_joins, .. } => {
+                return table_with_joins.joins.iter().try_for_each(join);
+            }
             _ => return ControlFlow::Continue(()),
         };
         if sample.is_some() {
@@ -132,6 +136,12 @@ impl Visitor for Unsupported {
     }
 
     fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<EngineError> {
+        if let Expr::BinaryOp { op: BinaryOperator::BitwiseXor, .. } = expr {
+            return unsupported(
+                "the ^ operator",
+                "it would be a bitwise XOR here, not a power: write power(x, y) for x to the power y",
+            );
+        }
         let (compare_op, right, quantifier) = match expr {
             Expr::AnyOp { compare_op, right, is_some, .. } => {
                 (compare_op, right, if *is_some { "SOME" } else { "ANY" })
@@ -155,6 +165,46 @@ impl Visitor for Unsupported {
         };
         unsupported(&format!("x {compare_op} {quantifier} (subquery)"), &instead)
     }
+}
+
+/// INTERSECT ALL and EXCEPT ALL would be answered as their DISTINCT forms' semi and
+/// anti joins, ignoring how often a row occurs. Walks the set operations of one query
+/// body (nested queries are visited on their own).
+fn set_operations(body: &SetExpr) -> ControlFlow<EngineError> {
+    let mut pending = vec![body];
+    while let Some(body) = pending.pop() {
+        if let SetExpr::SetOperation { op, set_quantifier, left, right } = body {
+            let all = matches!(set_quantifier, SetQuantifier::All | SetQuantifier::AllByName);
+            if all && matches!(op, SetOperator::Intersect | SetOperator::Except | SetOperator::Minus) {
+                return unsupported(
+                    "INTERSECT ALL / EXCEPT ALL",
+                    "number each row's occurrences on both sides (row_number() OVER (PARTITION BY every \
+                     column)) and use INTERSECT / EXCEPT on the numbered rows, or use the DISTINCT forms",
+                );
+            }
+            pending.push(left);
+            pending.push(right);
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+/// FULL and RIGHT joins with USING or NATURAL would return the left side's key, NULL
+/// for rows only on the right, where SQL has COALESCE(left.k, right.k).
+fn join(join: &Join) -> ControlFlow<EngineError> {
+    let constraint = match &join.join_operator {
+        JoinOperator::FullOuter(constraint)
+        | JoinOperator::Right(constraint)
+        | JoinOperator::RightOuter(constraint) => constraint,
+        _ => return ControlFlow::Continue(()),
+    };
+    if matches!(constraint, JoinConstraint::Using(_) | JoinConstraint::Natural) {
+        return unsupported(
+            "FULL or RIGHT JOIN with USING or NATURAL",
+            "write the join with ON a.k = b.k and select COALESCE(a.k, b.k) AS k",
+        );
+    }
+    ControlFlow::Continue(())
 }
 
 #[cfg(test)]
@@ -204,11 +254,19 @@ mod tests {
             ("SELECT a FROM t GROUP BY a WITH ROLLUP", "ROLLUP"),
             ("SELECT a FROM t FOR UPDATE", "FOR UPDATE"),
             ("SELECT a FROM t START WITH a = 1 CONNECT BY PRIOR a = b", "CONNECT BY"),
+            ("SELECT a FROM t INTERSECT ALL SELECT b FROM s", "INTERSECT ALL"),
+            ("SELECT a FROM t UNION ALL (SELECT b FROM s EXCEPT ALL SELECT c FROM u)", "EXCEPT ALL"),
+            ("SELECT k FROM t FULL JOIN s USING (k)", "USING"),
+            ("SELECT * FROM t NATURAL RIGHT JOIN s", "NATURAL"),
+            ("SELECT * FROM (t FULL OUTER JOIN s USING (k))", "USING"),
+            ("SELECT 2 ^ 10", "power"),
             ("SELECT a FROM (SELECT * FROM t WHERE a IN (SELECT b FROM s TABLESAMPLE (1 ROWS))) x", "TABLESAMPLE"),
         ] {
             let error = check(sql).unwrap_err();
             assert!(error.contains(what), "{sql}: {error}");
         }
         assert!(check("SELECT a FROM t WITH (NOLOCK) WHERE a IN (SELECT b FROM s)").is_ok());
+        assert!(check("SELECT a FROM t UNION ALL SELECT b FROM s INTERSECT SELECT c FROM u").is_ok());
+        assert!(check("SELECT k FROM t LEFT JOIN s USING (k) FULL JOIN u ON t.k = u.k").is_ok());
     }
 }

@@ -64,9 +64,11 @@ impl From<FlightError> for Status {
 pub fn to_status(error: &FlightError) -> Status {
     let (code, message) = match error {
         FlightError::Engine(engine) => match engine {
-            EngineError::InvalidSql(_) | EngineError::Refused { .. } | EngineError::Execution(_) => {
-                (Code::InvalidArgument, engine.to_string())
-            }
+            EngineError::InvalidSql(_)
+            | EngineError::Refused { .. }
+            | EngineError::TooComplex(_)
+            | EngineError::Unsupported { .. }
+            | EngineError::Execution(_) => (Code::InvalidArgument, engine.to_string()),
             EngineError::TableNotFound { .. } => (Code::NotFound, engine.to_string()),
             EngineError::PartitioningChanged => (Code::FailedPrecondition, engine.to_string()),
             EngineError::TimedOut(_) => (Code::DeadlineExceeded, engine.to_string()),

@@ -11,6 +11,7 @@ mod flight_service;
 mod frames;
 mod keys;
 mod metadata;
+mod panic_guard;
 mod parameters;
 mod results;
 mod revocations;

@@ -27,7 +27,7 @@ use arrow_flight::{
 };
 use datafusion::common::stats::Precision;
 use futures::{Stream, TryStreamExt, stream};
-use meshgate_engine::Engine;
+use meshgate_engine::{Engine, PlanSettings};
 use meshgate_policy::Principal;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
@@ -130,6 +130,7 @@ impl MeshFlightSqlService {
         request: Request<FlightDescriptor>,
     ) -> Result<FlightInfo, FlightError> {
         statement.timeout_ms = settings.query_timeout.map(|t| t.as_millis() as u64).unwrap_or_default();
+        statement.time_zone = settings.time_zone.clone().unwrap_or_default();
         let descriptor = request.into_inner();
         let engine = self.engine();
         let query = plan_statement(&engine, principal, &statement).await?;
@@ -170,10 +171,7 @@ impl MeshFlightSqlService {
         let engine = self.engine();
         let log = QueryLog::new(&principal.name, &payload.sql, Arc::clone(&engine.snapshot().runtime().memory_pool));
         let started = async {
-            let mut query = plan_statement(&engine, principal, &payload).await?;
-            if payload.timeout_ms > 0 {
-                query = query.limit_time(Duration::from_millis(payload.timeout_ms));
-            }
+            let query = plan_statement(&engine, principal, &payload).await?;
             let schema =
                 parameters::result_schema(self.result_schema(&engine, principal, &query), &payload.parameters)?;
             let batches = match payload.partitions {
@@ -221,11 +219,16 @@ async fn plan_statement(
     principal: &Arc<Principal>,
     statement: &StatementPayload,
 ) -> Result<meshgate_engine::Query, FlightError> {
+    // The client's timeout covers planning too (the server's always applies).
+    let settings = PlanSettings {
+        default_schema: Some(statement.default_schema.clone()).filter(|s| !s.is_empty()),
+        time_zone: Some(statement.time_zone.clone()).filter(|zone| !zone.is_empty()),
+        timeout: Some(Duration::from_millis(statement.timeout_ms)).filter(|limit| !limit.is_zero()),
+    };
     let query = if statement.substrait_plan.is_empty() {
-        let schema_name = Some(statement.default_schema.as_str()).filter(|s| !s.is_empty());
-        engine.plan_in(principal, schema_name, &statement.sql).await?
+        engine.plan_with(principal, &statement.sql, &settings).await?
     } else {
-        engine.plan_substrait(principal, &statement.substrait_plan).await?
+        engine.plan_substrait_with(principal, &statement.substrait_plan, &settings).await?
     };
     Ok(query.bind(parameters::decode(&statement.parameters)?)?)
 }
@@ -412,12 +415,15 @@ impl FlightSqlService for MeshFlightSqlService {
         action: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let principal = principal_of(&action)?;
-        let default_schema = self.settings(&action, &principal)?.schema.unwrap_or_default();
+        let settings = self.settings(&action, &principal)?;
+        let default_schema = settings.schema.clone().unwrap_or_default();
         let engine = self.engine();
-        let query = engine
-            .plan_in(&principal, Some(default_schema.as_str()).filter(|s| !s.is_empty()), &request.query)
-            .await
-            .map_err(FlightError::from)?;
+        let plan_settings = PlanSettings {
+            default_schema: settings.schema,
+            time_zone: settings.time_zone,
+            timeout: settings.query_timeout,
+        };
+        let query = engine.plan_with(&principal, &request.query, &plan_settings).await.map_err(FlightError::from)?;
         let dataset_schema = schema_bytes(&self.result_schema(&engine, &principal, &query))?;
         let parameter_schema = schema_bytes(&Schema::new(query.parameter_fields().map_err(FlightError::from)?))?;
         let statement = StatementPayload { sql: request.query, default_schema, ..Default::default() };

@@ -3,11 +3,9 @@
 -- must survive with the wider type.
 
 -- q: case_int_column_else_decimal_column
--- known-wrong: meshgate casts results to the schema of the plan before type coercion (Query::schema): the CASE is announced as BIGINT (its first branch) and balances lose their cents (9224.67 -> 9224)
 SELECT c_custkey, CASE WHEN c_custkey % 2 = 0 THEN c_nationkey ELSE c_acctbal END AS v FROM customers.customer WHERE c_custkey < 20;
 
 -- q: simple_case_int_then_decimal_literal
--- known-wrong: meshgate casts results to the pre-coercion schema: CASE r_regionkey WHEN 2 THEN 2.5 ... is announced as BIGINT and 2.5 arrives as 2
 SELECT r_regionkey, CASE r_regionkey WHEN 1 THEN 1 WHEN 2 THEN 2.5 ELSE 3 END AS v FROM customers.region;
 
 -- q: case_decimal_first_then_int

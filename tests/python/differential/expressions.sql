@@ -24,7 +24,6 @@ SELECT n_name FROM customers.nation WHERE n_nationkey = '5';
 SELECT n_nationkey, CASE WHEN n_nationkey > 5 THEN 1 ELSE 'a' END AS c FROM customers.nation;
 
 -- q: case_numeric_branches_widen
--- known-wrong: meshgate casts results to the schema of the plan before type coercion (Query::schema): the CASE is announced as BIGINT (its first branch) and 0.5 arrives as 0
 SELECT n_nationkey, CASE WHEN n_nationkey > 5 THEN n_nationkey ELSE 0.5 END AS c FROM customers.nation;
 
 -- q: case_searched_order_of_branches

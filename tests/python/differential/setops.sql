@@ -54,7 +54,6 @@ SELECT o_orderstatus, o_orderpriority FROM sales.orders WHERE o_custkey < 100
 UNION SELECT o_orderstatus, o_orderpriority FROM sales.orders WHERE o_custkey > 1400;
 
 -- q: union_int_and_decimal_coercion
--- known-wrong: meshgate casts results to the schema of the plan before type coercion (Query::schema): the union is announced as BIGINT (its first branch) and 3834.74 arrives as 3834
 SELECT n_nationkey AS v FROM customers.nation WHERE n_nationkey < 3
 UNION ALL SELECT c_acctbal FROM customers.customer WHERE c_custkey < 3;
 
@@ -113,27 +112,21 @@ SELECT DISTINCT l_shipmode FROM sales.lineitem INTERSECT SELECT 'AIR' UNION SELE
 SELECT CAST(NULL AS INT) AS v UNION ALL SELECT 1 UNION ALL SELECT NULL;
 
 -- q: union_int32_first_then_big_literal
--- known-wrong: meshgate casts results to the pre-coercion schema: the union is announced as INT (its first branch) and 3000000000 arrives as NULL
 SELECT p_size AS v FROM supply.part WHERE p_partkey < 3 UNION ALL SELECT 3000000000;
 
 -- q: union_bigint_first_then_double
--- known-wrong: meshgate casts results to the pre-coercion schema: BIGINT first, so supplier balances -871.62 and 5249.53 arrive as -871 and 5249
 SELECT n_nationkey AS v FROM customers.nation WHERE n_nationkey < 2 UNION ALL SELECT s_acctbal FROM supply.supplier WHERE s_suppkey < 3;
 
 -- q: union_date_first_then_timestamp
--- known-wrong: meshgate casts results to the pre-coercion schema: DATE first, so TIMESTAMP '1995-01-01 12:30:00' arrives as the date 1995-01-01
 SELECT DATE '1995-01-01' AS v UNION ALL SELECT TIMESTAMP '1995-01-01 12:30:00';
 
 -- q: union_int_literal_then_decimal_literal
--- known-wrong: meshgate casts results to the pre-coercion schema: SELECT 1 UNION ALL SELECT 2.5 returns 1 and 2
 SELECT 1 AS v UNION ALL SELECT 2.5;
 
 -- q: union_decimals_of_different_scale
--- known-wrong: meshgate casts results to the pre-coercion schema DECIMAL(3,1); 123.45 does not fit and the stream fails with INTERNAL "cannot encode results"
 SELECT CAST(1.5 AS DECIMAL(3, 1)) AS v UNION ALL SELECT CAST(123.45 AS DECIMAL(5, 2));
 
 -- q: union_null_first
--- known-wrong: meshgate casts results to the pre-coercion schema (type Null, from the first branch): the stream fails with INTERNAL "cannot encode results"
 SELECT NULL AS v UNION ALL SELECT 1;
 
 -- q: union_string_first_then_int
