@@ -71,14 +71,29 @@ impl Level {
     }
 }
 
-/// A bound on how deeply `sql`'s syntax tree nests. `None` when it does not tokenize
-/// (the parser then reports the error).
-pub fn nesting_bound(sql: &str) -> Option<usize> {
+/// How much planning work chains may cost together. DataFusion plans a chain with
+/// cost quadratic in its length (each level asks the chain below it for its type), so
+/// the cost of a statement is the sum of the depths at which its operators sit, and
+/// this is that of one chain of [`MAX_DEPTH`]: several long chains side by side are
+/// refused like one too deep. It bounds the longest uninterruptible planning step.
+pub const MAX_COST: usize = MAX_DEPTH * MAX_DEPTH / 2;
+
+/// A bound on how deeply a statement's syntax tree nests, and its planning cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub depth: usize,
+    pub cost: usize,
+}
+
+/// [`Shape`] of `sql`, from its tokens; `None` when it does not tokenize.
+pub fn statement_shape(sql: &str) -> Option<Shape> {
     let tokens = Tokenizer::new(&GenericDialect {}, sql).tokenize().ok()?;
     let mut stack = vec![Level::default()];
     // The sum of the depths of the levels below the top one.
     let mut below = 0usize;
     let mut deepest = 0usize;
+    let mut cost = 0usize;
+    let mut operator = false;
     let mut significant = tokens.iter().filter(|token| !matches!(token, Token::Whitespace(_))).peekable();
     while let Some(token) = significant.next() {
         let next_is_paren = matches!(significant.peek(), Some(Token::LParen));
@@ -160,12 +175,16 @@ pub fn nesting_bound(sql: &str) -> Option<usize> {
                 if let Some(top) = stack.last_mut() {
                     top.operator(class_of(token));
                 }
+                operator = true;
             }
         }
         let depth = below + stack.last().map_or(0, Level::depth);
         deepest = deepest.max(depth);
+        if std::mem::take(&mut operator) {
+            cost = cost.saturating_add(depth);
+        }
     }
-    Some(deepest)
+    Some(Shape { depth: deepest, cost })
 }
 
 fn pop(stack: &mut Vec<Level>, below: &mut usize) {
@@ -226,14 +245,23 @@ fn is_literal(token: &Token) -> bool {
 
 /// Refuses `sql` when it may nest deeper than [`MAX_DEPTH`].
 pub fn check_complexity(sql: &str) -> Result<(), EngineError> {
-    match nesting_bound(sql) {
-        Some(depth) if depth > MAX_DEPTH => Err(EngineError::TooComplex(format!(
-            "the statement nests about {depth} levels deep (operator chains, set operations, joins or CTEs); \
+    let Some(shape) = statement_shape(sql) else { return Ok(()) };
+    if shape.depth > MAX_DEPTH {
+        return Err(EngineError::TooComplex(format!(
+            "the statement nests about {} levels deep (operator chains, set operations, joins or CTEs); \
              meshgate plans at most {MAX_DEPTH}. Split long chains, for example `x IN (…)` instead of \
-             many ORs, or several smaller queries"
-        ))),
-        _ => Ok(()),
+             many ORs, or several smaller queries",
+            shape.depth
+        )));
     }
+    if shape.cost > MAX_COST {
+        return Err(EngineError::TooComplex(format!(
+            "its operator chains are too long together (as much planning as one chain of about {} \
+             operators; meshgate plans at most one of {MAX_DEPTH}). Split the statement into smaller ones",
+            ((shape.cost as f64) * 2.0).sqrt() as usize
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -241,7 +269,7 @@ mod tests {
     use super::*;
 
     fn bound(sql: &str) -> usize {
-        nesting_bound(sql).unwrap()
+        statement_shape(sql).unwrap().depth
     }
 
     #[test]
@@ -297,5 +325,11 @@ mod tests {
         assert!(check_complexity("SELECT a + b FROM t WHERE c = 1 AND d = 2").is_ok());
         let deep = format!("SELECT {}", vec!["'a'"; MAX_DEPTH + 10].join(" || "));
         assert!(matches!(check_complexity(&deep), Err(EngineError::TooComplex(_))));
+        let chain = |n: usize| vec!["1"; n].join(" + ");
+        assert!(check_complexity(&format!("SELECT {}", chain(MAX_DEPTH - 10))).is_ok());
+        let wide = format!("SELECT {}, {}, {}", chain(3000), chain(3000), chain(3000));
+        let refused = check_complexity(&wide).unwrap_err().to_string();
+        assert!(refused.contains("too long together"), "{refused}");
+        assert!(check_complexity(&format!("SELECT {}, {}", chain(2000), chain(2000))).is_ok());
     }
 }

@@ -16,6 +16,7 @@ use datafusion::common::stats::Precision;
 use datafusion::common::{ScalarValue, TableReference};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::SessionState;
+use datafusion::execution::registry::FunctionRegistry;
 use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
@@ -77,8 +78,19 @@ pub struct PlanSettings {
 
 impl PlanSettings {
     fn apply_time_zone(&self, state: &mut SessionState) {
-        if let Some(zone) = &self.time_zone {
-            state.config_mut().options_mut().execution.time_zone = Some(zone.clone());
+        let Some(zone) = &self.time_zone else { return };
+        state.config_mut().options_mut().execution.time_zone = Some(zone.clone());
+        // Functions that read the zone (now(), to_timestamp(), …) took it when they
+        // were registered: register them again under the new one, as SET does.
+        let options = state.config().options();
+        let updated: Vec<_> = state
+            .scalar_functions()
+            .values()
+            .filter_map(|udf| udf.inner().with_updated_config(options).map(Arc::new))
+            .collect();
+        for udf in updated {
+            // Replacing a registered function cannot fail.
+            let _ = state.register_udf(udf);
         }
     }
 }
@@ -217,7 +229,7 @@ impl Query {
         let QueryKind::Plan { plan, state } = &self.kind else {
             return Ok(ResultShape { independent_partitions: None, rows: Precision::Absent });
         };
-        let physical = verified_physical_plan(state, plan).await?;
+        let physical = physical_within(state, plan, self.deadline).await?;
         let rows = StatisticsContext::new()
             .compute(physical.as_ref(), &StatisticsArgs::new())
             .map(|stats| stats.num_rows)
@@ -234,7 +246,7 @@ impl Query {
         // Sibling file streams otherwise steal each other's files: executed alone, one
         // partition would read them all.
         state.config_mut().options_mut().execution.enable_file_stream_work_stealing = false;
-        let physical = verified_physical_plan(&state, &plan).await?;
+        let physical = physical_within(&state, &plan, self.deadline).await?;
         if independent_partitions(&physical) != Some(count) || index >= count {
             return Err(EngineError::PartitioningChanged);
         }
@@ -263,7 +275,7 @@ impl Query {
         let deadline = self.deadline;
         match self.kind {
             QueryKind::Plan { plan, state } => {
-                let physical = verified_physical_plan(&state, &plan).await?;
+                let physical = physical_within(&state, &plan, self.deadline).await?;
                 Ok(with_deadline(execute_stream(physical, state.task_ctx())?, deadline))
             }
             QueryKind::Rendered(batch) => {
@@ -440,7 +452,10 @@ impl Engine {
                 return self.explain(&state, explain, steward, started).await;
             }
         }
-        let plan = analyzed(&state, state.statement_to_plan(statement).await?)?;
+        tokio::task::yield_now().await;
+        let plan = state.statement_to_plan(statement).await?;
+        tokio::task::yield_now().await;
+        let plan = analyzed(&state, plan)?;
         verify_read_only(&plan)?;
         self.plans.insert(key, plan.clone(), state.clone());
         Ok(self.query_from(QueryKind::Plan { plan, state }, started))
@@ -591,9 +606,30 @@ async fn verified_physical_plan(
     state: &SessionState,
     plan: &LogicalPlan,
 ) -> Result<Arc<dyn ExecutionPlan>, EngineError> {
-    let physical = state.create_physical_plan(plan).await?;
+    let optimized = state.optimize(plan)?;
+    // A stopped query's task is aborted where it yields: between the stages, at least.
+    tokio::task::yield_now().await;
+    let physical = state.query_planner().create_physical_plan(&optimized, state).await?;
     verify_plan(&physical)?;
     Ok(physical)
+}
+
+/// [`verified_physical_plan`] within the query's deadline: optimizing a large plan
+/// can take seconds, and the timeout covers it like the rest of the query.
+async fn physical_within(
+    state: &SessionState,
+    plan: &LogicalPlan,
+    deadline: Option<(Instant, Duration)>,
+) -> Result<Arc<dyn ExecutionPlan>, EngineError> {
+    let Some((at, limit)) = deadline else { return verified_physical_plan(state, plan).await };
+    let (state, plan) = (state.clone(), plan.clone());
+    let planning = SpawnedTask::spawn(async move { verified_physical_plan(&state, &plan).await });
+    match tokio::time::timeout_at(at.into(), planning.join()).await {
+        Ok(joined) => {
+            joined.map_err(|error| EngineError::Internal(format!("planning failed unexpectedly: {error}")))?
+        }
+        Err(_) => Err(EngineError::TimedOut(QueryTimedOut(limit).to_string())),
+    }
 }
 
 /// Ends `stream` with [`QueryTimedOut`] once the deadline has passed.
