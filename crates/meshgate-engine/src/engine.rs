@@ -27,7 +27,7 @@ use datafusion::sql::parser::{ExplainStatement, Statement};
 use meshgate_catalog::MeshSnapshot;
 use meshgate_policy::{GovernedCatalog, MeshView, PolicyError, PolicySet, Principal, render_physical, verify_plan};
 
-use crate::balance::balance_boolean_chains;
+use crate::balance::{BalanceFilters, balance_boolean_chains};
 use crate::complexity::check_complexity;
 use crate::error::EngineError;
 use crate::lineage::{ColumnSource, column_sources};
@@ -293,6 +293,7 @@ impl Engine {
             .with_config(snapshot.session_config().clone())
             .with_runtime_env(Arc::clone(snapshot.runtime()))
             .with_default_features()
+            .with_physical_optimizer_rule(Arc::new(BalanceFilters))
             .with_physical_optimizer_rule(Arc::new(YieldInJoins))
             .build();
         if let Err(error) = crate::functions::register_dialect(&mut state, snapshot.catalog_name()) {
