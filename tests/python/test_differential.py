@@ -16,6 +16,9 @@ annotation lines, then the SQL (ending with `;`):
     -- duckdb:                    optional: DuckDB's spelling of the same question
     SELECT ...;
 
+The 22 TPC-H queries are read from benches/queries/ (the text the benchmarks run, one
+copy), as cases `tpch:q01` … `tpch:q22`.
+
 Results agree when they have the same number of columns and the same rows (as
 multisets unless `ordered`): integers, decimals, strings, dates and timestamps exactly
 (a decimal equals the integer or decimal of the same value; timestamps are compared as
@@ -40,6 +43,9 @@ import pytest
 import mgtest
 
 CORPUS_DIR = Path(__file__).resolve().parent / "differential"
+TPCH_DIR = mgtest.REPO_ROOT / "benches" / "queries"
+# Q1 averages decimals summed in another order than DuckDB sums them.
+TPCH_TOLERANCE = {"q01": 1e-4}
 STEWARD = "stella"  # testdata/mesh.yaml: the steward reads every row and column unmasked
 DEFAULT_REL_TOL = 1e-9
 ABS_TOL = 1e-9
@@ -156,11 +162,24 @@ def _statement(lines: list[str], path: Path, case: Case) -> str:
     return text
 
 
+def load_tpch(directory: Path = TPCH_DIR) -> list[Case]:
+    """The benchmarks' TPC-H queries, one case each (file `tpch`)."""
+    cases: list[Case] = []
+    for path in sorted(directory.glob("q*.sql")):
+        case = Case(file="tpch", name=path.stem, sql="", line=1,
+                    rel_tol=TPCH_TOLERANCE.get(path.stem, DEFAULT_REL_TOL))
+        case.sql = _statement(path.read_text().splitlines(), path, case)
+        cases.append(case)
+    if len(cases) != 22:
+        raise ValueError(f"{directory}: expected the 22 TPC-H queries, found {len(cases)}")
+    return cases
+
+
 def load_corpus(directory: Path = CORPUS_DIR) -> list[Case]:
     cases: list[Case] = []
     for path in sorted(directory.glob("*.sql")):
         cases.extend(parse_corpus_file(path))
-    return cases
+    return cases + load_tpch()
 
 
 CORPUS = load_corpus()
