@@ -33,6 +33,7 @@ use crate::error::EngineError;
 use crate::lineage::{ColumnSource, column_sources};
 use crate::partitions::independent_partitions;
 use crate::plan_cache::PlanCache;
+use crate::reads::{ProductRead, product_reads};
 use crate::sql_guard::{check_statement, is_url_table, rewrite_show_schemas};
 use crate::substrait::{decode_substrait, substrait_to_plan};
 use crate::unsupported::check_supported;
@@ -127,6 +128,8 @@ pub struct Engine {
 #[derive(Debug)]
 pub struct Query {
     kind: QueryKind,
+    /// The products it reads and the rules that govern them (for the audit log).
+    reads: Vec<ProductRead>,
     /// When the query must have finished (the engine's query timeout).
     deadline: Option<(Instant, Duration)>,
 }
@@ -149,6 +152,12 @@ impl Query {
             QueryKind::Plan { plan, .. } => Arc::clone(plan.schema().inner()),
             QueryKind::Rendered(batch) => batch.schema(),
         }
+    }
+
+    /// The products the query reads, the columns it reads of each (masked or not)
+    /// and the policy rules that governed them. Empty for EXPLAIN.
+    pub fn reads(&self) -> &[ProductRead] {
+        &self.reads
     }
 
     /// For each result column, the table column it passes through unchanged, if any.
@@ -219,7 +228,7 @@ impl Query {
             typed.push(value);
         }
         let plan = plan.with_param_values(typed)?;
-        Ok(Self { kind: QueryKind::Plan { plan, state }, deadline: self.deadline })
+        Ok(Self { kind: QueryKind::Plan { plan, state }, reads: self.reads, deadline: self.deadline })
     }
 
     /// How the result can be read: how many independent streams, and how many rows
@@ -324,7 +333,13 @@ impl Engine {
 
     /// A query planned from `started`: the engine's timeout counts from then.
     fn query_from(&self, kind: QueryKind, started: Instant) -> Query {
-        Query { kind, deadline: self.query_timeout.map(|timeout| (started + timeout, timeout)) }
+        Query { kind, reads: Vec::new(), deadline: self.query_timeout.map(|timeout| (started + timeout, timeout)) }
+    }
+
+    /// [`Engine::query_from`] for a plan `principal` runs, with what it reads.
+    fn planned(&self, principal: &Principal, plan: LogicalPlan, state: SessionState, started: Instant) -> Query {
+        let reads = product_reads(&plan, &self.policy, principal);
+        Query { reads, ..self.query_from(QueryKind::Plan { plan, state }, started) }
     }
 
     /// What `principal` sees of the mesh.
@@ -419,7 +434,7 @@ impl Engine {
         let key = PlanCache::key(principal, default_schema, settings.time_zone.as_deref(), sql);
         if let Some((plan, mut state)) = self.plans.get(&key) {
             state.mark_start_execution();
-            return Ok(self.query_from(QueryKind::Plan { plan, state }, started));
+            return Ok(self.planned(principal, plan, state, started));
         }
         let view = self.view(Arc::clone(principal));
         let mut state = self.session_for(&view);
@@ -459,7 +474,7 @@ impl Engine {
         let plan = analyzed(&state, plan)?;
         verify_read_only(&plan)?;
         self.plans.insert(key, plan.clone(), state.clone());
-        Ok(self.query_from(QueryKind::Plan { plan, state }, started))
+        Ok(self.planned(principal, plan, state, started))
     }
 
     /// Plans a serialized Substrait plan as `principal`, in the same governed session
@@ -505,7 +520,7 @@ impl Engine {
         }
         let plan = analyzed(&state, substrait_to_plan(&state, &plan).await?)?;
         verify_read_only(&plan)?;
-        Ok(self.query_from(QueryKind::Plan { plan, state }, started))
+        Ok(self.planned(principal, plan, state, started))
     }
 
     /// The full physical plan of `sql` as `principal` would run it, barriers opened:

@@ -10,6 +10,7 @@ mod functions;
 mod lineage;
 mod partitions;
 mod plan_cache;
+mod reads;
 mod runtime;
 mod sql_guard;
 mod substrait;
@@ -22,5 +23,6 @@ pub use engine::{
 };
 pub use error::EngineError;
 pub use lineage::ColumnSource;
+pub use reads::ProductRead;
 pub use runtime::{RuntimeOptions, parse_byte_size, runtime};
 pub use substrait::substrait_version;
