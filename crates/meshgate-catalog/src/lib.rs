@@ -7,6 +7,7 @@
 pub mod config;
 mod error;
 mod health;
+mod inventory;
 mod plain_strings;
 mod product_table;
 mod scan_exec;
@@ -17,6 +18,7 @@ mod stores;
 pub use config::{MeshConfig, load_mesh, load_mesh_str};
 pub use error::{ConfigError, ConfigErrors, ProblemKind, ProductError};
 pub use health::Health;
+pub use inventory::Inventory;
 pub use product_table::ProductTable;
 pub use scan_exec::ProductScanExec;
 pub use snapshot::{MeshSnapshot, ProductEntry};

@@ -31,6 +31,7 @@ const LOAD_CONCURRENCY: usize = 8;
 pub struct ProductEntry {
     pub product: Product,
     pub table: Arc<ProductTable>,
+    pub(crate) inventory: crate::inventory::InventoryCache,
 }
 
 /// The loaded mesh.
@@ -170,7 +171,7 @@ async fn open_product(ctx: &SessionContext, product: Product) -> ProductEntry {
             let table_schema = table.schema();
             let inner: Arc<dyn TableProvider> = Arc::new(table);
             let table = ProductTable::new(name, location, table_schema, Some(inner), health);
-            ProductEntry { product, table: Arc::new(table) }
+            ProductEntry { product, table: Arc::new(table), inventory: Default::default() }
         }
         Err(error) => unreadable(product, classify(&name, &location, &error)),
     }
@@ -189,20 +190,30 @@ fn unreadable(product: Product, problem: ProductError) -> ProductEntry {
         None,
         Health::Unhealthy(problem),
     );
-    ProductEntry { product, table: Arc::new(table) }
+    ProductEntry { product, table: Arc::new(table), inventory: Default::default() }
+}
+
+/// The extension of the files a product reads: a location naming one file reads that
+/// file whatever its extension; a folder reads the files of its format.
+pub(crate) fn file_extension(product: &Product) -> &'static str {
+    if !product.location.path().ends_with('/') {
+        return "";
+    }
+    match product.format {
+        Format::Parquet => ".parquet",
+        Format::Csv { .. } => ".csv",
+        Format::Ndjson => ".json",
+    }
 }
 
 fn listing_options(product: &Product, state: &datafusion::execution::SessionState) -> ListingOptions {
-    let (format, extension): (Arc<dyn FileFormat>, &str) = match product.format {
-        Format::Parquet => {
-            (Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone())), ".parquet")
-        }
+    let format: Arc<dyn FileFormat> = match product.format {
+        Format::Parquet => Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone())),
         Format::Csv { has_header, delimiter } => {
-            (Arc::new(CsvFormat::default().with_has_header(has_header).with_delimiter(delimiter)), ".csv")
+            Arc::new(CsvFormat::default().with_has_header(has_header).with_delimiter(delimiter))
         }
-        Format::Ndjson => (Arc::new(JsonFormat::default()), ".json"),
+        Format::Ndjson => Arc::new(JsonFormat::default()),
     };
-    // A location naming one file reads that file whatever its extension.
-    let extension = if product.location.path().ends_with('/') { extension } else { "" };
+    let extension = file_extension(product);
     ListingOptions::new(format).with_file_extension(extension).with_table_partition_cols(product.partitions.clone())
 }

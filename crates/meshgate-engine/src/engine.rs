@@ -25,7 +25,7 @@ use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig};
 use datafusion::sql::parser::{ExplainStatement, Statement};
 use meshgate_catalog::MeshSnapshot;
-use meshgate_policy::{GovernedCatalog, MeshView, PolicyError, PolicySet, Principal, render_physical, verify_plan};
+use meshgate_policy::{MeshView, PolicyError, PolicySet, Principal, render_physical, verify_plan};
 
 use crate::balance::{BalanceFilters, balance_boolean_chains};
 use crate::complexity::check_complexity;
@@ -36,6 +36,7 @@ use crate::plan_cache::PlanCache;
 use crate::reads::{ProductRead, product_reads};
 use crate::sql_guard::{check_statement, is_url_table, rewrite_show_schemas};
 use crate::substrait::{decode_substrait, substrait_to_plan};
+use crate::system::{CatalogWithSystem, SYSTEM_SCHEMA, SystemTable};
 use crate::unsupported::check_supported;
 use crate::yielding::YieldInJoins;
 
@@ -355,7 +356,7 @@ impl Engine {
             .build();
         state
             .catalog_list()
-            .register_catalog(self.snapshot.catalog_name().to_owned(), Arc::new(GovernedCatalog::new(view.clone())));
+            .register_catalog(self.snapshot.catalog_name().to_owned(), Arc::new(CatalogWithSystem::new(view.clone())));
         state
     }
 
@@ -599,6 +600,9 @@ impl Engine {
         };
         if schema == "information_schema" {
             return Ok(());
+        }
+        if schema == SYSTEM_SCHEMA {
+            return SystemTable::from_name(reference.table()).map(|_| ()).ok_or_else(|| not_found(""));
         }
         let entry = view.product(schema, reference.table()).ok_or_else(|| not_found(""))?;
         match entry.table.refusal() {

@@ -14,6 +14,7 @@ mod reads;
 mod runtime;
 mod sql_guard;
 mod substrait;
+mod system;
 mod unsupported;
 mod yielding;
 
@@ -26,3 +27,4 @@ pub use lineage::ColumnSource;
 pub use reads::ProductRead;
 pub use runtime::{RuntimeOptions, parse_byte_size, runtime};
 pub use substrait::substrait_version;
+pub use system::{SYSTEM_SCHEMA, SystemTable};

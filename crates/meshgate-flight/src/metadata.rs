@@ -5,14 +5,18 @@
 use arrow::array::RecordBatch;
 use arrow::datatypes::Schema;
 use arrow_flight::sql::{CommandGetCatalogs, CommandGetDbSchemas, CommandGetTableTypes, CommandGetTables};
+use meshgate_engine::{SYSTEM_SCHEMA, SystemTable};
 use meshgate_policy::MeshView;
 
 use crate::column_metadata;
 use crate::error::FlightError;
 use crate::results::wire_schema;
 
-/// The only table type meshgate serves.
+/// The table type of data products.
 pub const TABLE_TYPE: &str = "TABLE";
+
+/// The table type of the `mesh_catalog` system tables.
+pub const SYSTEM_TABLE_TYPE: &str = "SYSTEM TABLE";
 
 fn encode_error(error: impl std::fmt::Display) -> FlightError {
     FlightError::Encode(error.to_string())
@@ -29,6 +33,7 @@ pub fn db_schemas(view: &MeshView, command: CommandGetDbSchemas) -> Result<Recor
     for domain in view.domain_names() {
         builder.append(view.snapshot().catalog_name(), domain);
     }
+    builder.append(view.snapshot().catalog_name(), SYSTEM_SCHEMA);
     builder.build().map_err(encode_error)
 }
 
@@ -49,11 +54,16 @@ pub fn tables(view: &MeshView, command: CommandGetTables, view_types: bool) -> R
         };
         builder.append(catalog, &product.domain, &product.name, TABLE_TYPE, &schema).map_err(encode_error)?;
     }
+    for table in SystemTable::ALL {
+        let schema = if include_schema { table.schema().as_ref().clone() } else { Schema::empty() };
+        builder.append(catalog, SYSTEM_SCHEMA, table.name(), SYSTEM_TABLE_TYPE, &schema).map_err(encode_error)?;
+    }
     builder.build().map_err(encode_error)
 }
 
 pub fn table_types(command: CommandGetTableTypes) -> Result<RecordBatch, FlightError> {
     let mut builder = command.into_builder();
     builder.append(TABLE_TYPE);
+    builder.append(SYSTEM_TABLE_TYPE);
     builder.build().map_err(encode_error)
 }

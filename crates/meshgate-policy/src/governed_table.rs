@@ -57,6 +57,12 @@ impl GovernedTable {
         &self.entry
     }
 
+    /// Whether the row filter may hide rows from this principal: then figures about
+    /// the whole product (row counts, sizes, measured quality values) are not theirs.
+    pub fn hides_rows(&self) -> bool {
+        !self.all_rows
+    }
+
     /// Whether `expr` may be evaluated below the row filter. When no row is hidden,
     /// any deterministic expression over unmasked columns may: it sees only what the
     /// principal sees. Otherwise only a comparison of an unmasked column with a literal

@@ -12,6 +12,9 @@ use super::model::{ColumnSpec, FormatName, MeshFile};
 use super::types::parse_type;
 use crate::error::ConfigError;
 
+/// Schema names no domain may take: the system tables' and SQL's own.
+pub const RESERVED_SCHEMAS: [&str; 2] = ["mesh_catalog", "information_schema"];
+
 /// URL schemes a product location or store prefix may use.
 pub const SUPPORTED_SCHEMES: [&str; 6] = ["file", "s3", "gs", "az", "http", "https"];
 
@@ -106,6 +109,9 @@ impl<'a> Validator<'a> {
     fn domain(&mut self, domain: SourcedDomain) -> Domain {
         let path = format!("domains.{}", domain.name);
         self.identifier(&path, &domain.name);
+        if RESERVED_SCHEMAS.contains(&domain.name.as_str()) {
+            self.error(&path, format!("'{}' is reserved for meshgate's own tables; name the domain otherwise", domain.name));
+        }
         if domain.header_ok && domain.spec.owner.trim().is_empty() {
             self.error(format!("{path}.owner"), "must not be empty");
         }

