@@ -5,7 +5,9 @@ are transcribed here by hand, from docs/governance.md's semantics, into DuckDB S
 the raw files: one governed view per (principal, product) = raw rows, the row filter,
 then the column masks, minus denied columns. `expected(principal, sql)` runs a query
 with DuckDB after replacing each `domain.product` by that principal's governed view, so
-an expectation never comes from meshgate itself.
+an expectation never comes from meshgate itself. `listed_schemas` / `listed_tables` are
+what a principal's metadata listings show: the products they read, their domains, and
+the system tables every principal is listed (mgtest.SYSTEM_SCHEMA, SYSTEM_TABLES).
 
 keyed_hash is HMAC-SHA256 (hex) of the value as text, keyed with the domain's secret
 (MESHGATE_MASK_KEY_<DOMAIN>); `MASK_KEYS` holds the secrets the tests start servers with.
@@ -21,7 +23,7 @@ from typing import Any
 
 import duckdb
 
-from mgtest import DUCKDB_SOURCES, Rows
+from mgtest import DUCKDB_SOURCES, Rows, with_system_schema, with_system_tables
 
 # the per-domain keyed_hash secrets tests start servers with (env MESHGATE_MASK_KEY_<DOMAIN>)
 MASK_KEYS = {"customers": "customers-test-mask-key-0123456789", "sales": "sales-test-key", "supply": "supply-test-key"}
@@ -181,6 +183,21 @@ def _column(p: Principal, domain: str, product: str, col: str) -> str | None:
 
 def visible_columns(p: Principal, domain: str, product: str) -> list[str]:
     return [c for c in COLUMNS[(domain, product)] if _column(p, domain, product, c) is not None]
+
+
+def readable_products(p: Principal) -> set[tuple[str, str]]:
+    """The (domain, product) pairs `p` may read; every other product is hidden from them."""
+    return {(d, t) for (d, t) in COLUMNS if _readable(p, d, t)}
+
+
+def listed_schemas(p: Principal) -> set[str]:
+    """The schemas a metadata listing shows `p`: their products' domains and the system schema."""
+    return with_system_schema(d for d, _ in readable_products(p))
+
+
+def listed_tables(p: Principal) -> set[tuple[str, str]]:
+    """The (schema, table) pairs a metadata listing shows `p`: their products and the system tables."""
+    return with_system_tables(readable_products(p))
 
 
 def view_sql(p: Principal, domain: str, product: str) -> str | None:

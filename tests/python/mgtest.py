@@ -4,7 +4,8 @@ Imported by conftest.py and by the test modules (pytest puts this directory on
 sys.path because it has no __init__.py).
 
 Contents:
-- paths of the repository and the demo mesh,
+- paths of the repository and the demo mesh, and the system tables every principal is
+  listed (`SYSTEM_SCHEMA`, `SYSTEM_TABLES`, `with_system_schema`, `with_system_tables`),
 - `Server`: starts `meshgate serve`, waits for its ready line, stops it with SIGTERM,
 - a hand-written protobuf encoder for Flight SQL commands (no protobuf package needed),
 - `flight_sql_query` / `flight_command`: run commands with plain pyarrow.flight,
@@ -63,6 +64,24 @@ DEMO_PRODUCTS = {
     ("supply", "partsupp"),
     ("supply", "supplier"),
 }
+
+# meshgate's system tables (the catalog of the mesh), in their reserved schema. Every
+# principal sees them listed (their rows are governed), next to the products they may
+# read. Written here by hand, never read from the server, so a listing that loses or
+# gains one fails; add a table's name when it lands.
+SYSTEM_SCHEMA = "mesh_catalog"
+SYSTEM_TABLES = {"products", "columns"}
+SYSTEM_TABLE_TYPE = "SYSTEM TABLE"  # their table type in GetTables / get_objects
+
+
+def with_system_schema(domains: Iterable[str]) -> set[str]:
+    """The schemas a principal is listed: the domains they read, and the system schema."""
+    return set(domains) | {SYSTEM_SCHEMA}
+
+
+def with_system_tables(products: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+    """The (schema, table) pairs a principal is listed: their products and the system tables."""
+    return set(products) | {(SYSTEM_SCHEMA, table) for table in SYSTEM_TABLES}
 
 
 # --------------------------------------------------------------------------------------

@@ -35,6 +35,8 @@ from attackkit import (
 )
 from mgtest import (
     DATA,
+    SYSTEM_SCHEMA,
+    SYSTEM_TABLES,
     adbc_connect,
     adbc_grpc_code,
     adbc_query,
@@ -143,9 +145,14 @@ def _explain_hides(*needles):
     return check
 
 
-def _only_orders(t: pa.Table):
-    rows = {(r["table_schema"], r["table_name"]) for r in t.to_pylist()}
-    assert {r for r in rows if r[0] != "information_schema"} == {("sales", "orders")}, rows
+def _only_listed(user):
+    """A listing of (table_schema, table_name) rows shows `user` their products and the
+    system tables, nothing else (information_schema aside)."""
+    def check(t: pa.Table):
+        rows = {(r["table_schema"], r["table_name"]) for r in t.to_pylist()}
+        assert {r for r in rows if r[0] != "information_schema"} == govmodel.listed_tables(govmodel.DEMO[user]), rows
+
+    return check
 
 
 def _empty(pool, case):
@@ -153,13 +160,13 @@ def _empty(pool, case):
 
 
 def _listed(command, expected):
-    """A metadata command lists exactly `expected` (schema, table) pairs (table None for
-    GetDbSchemas), information_schema aside."""
+    """A metadata command lists exactly `expected(principal)` (schema, table) pairs (table
+    None for GetDbSchemas), information_schema aside."""
     def check(pool, case):
         _, t, _ = flight_command(pool.client(case.user), command)
         got = {(r["db_schema_name"], r.get("table_name")) for r in t.to_pylist()
                if r["db_schema_name"] != "information_schema"}
-        assert got == expected, t.to_pylist()
+        assert got == expected(govmodel.DEMO[case.user]), t.to_pylist()
 
     return check
 
@@ -196,7 +203,9 @@ def _adbc_columns(pool, case):
     principal = govmodel.DEMO[case.user]
     expected = {(d, p, c) for (d, p) in govmodel.COLUMNS if govmodel.view_sql(principal, d, p)
                 for c in govmodel.visible_columns(principal, d, p)}
-    assert got == expected, sorted(got ^ expected)
+    products = {x for x in got if x[0] != SYSTEM_SCHEMA}
+    assert products == expected, sorted(products ^ expected)
+    assert {t for s, t, _ in got if s == SYSTEM_SCHEMA} == SYSTEM_TABLES, sorted(got - products)
 
 
 def _no_secrets(pool, case):
@@ -216,19 +225,20 @@ METADATA = [
     Case("explain-carl", "carl", "EXPLAIN VERBOSE SELECT o_totalprice FROM sales.orders", expect="check",
          check=_explain_hides("1-URGENT", "1997-01-01", "o_comment")),
     Case("information-schema-tables", "carl", "SELECT table_schema, table_name FROM information_schema.tables",
-         expect="check", check=lambda pool, case: _only_orders(pool.query(case.user, case.sql))),
+         expect="check", check=lambda pool, case: _only_listed(case.user)(pool.query(case.user, case.sql))),
     Case("information-schema-columns", "carl",
          "SELECT * FROM information_schema.columns WHERE table_name IN ('customer', 'lineitem', 'part')",
          expect="check", check=_empty),
     Case("information-schema-views", "carl", "SELECT table_schema, table_name FROM information_schema.views",
-         expect="check", check=error_or(_only_orders)),
-    Case("show-tables", "carl", "SHOW TABLES", expect="check", check=error_or(_only_orders)),
+         expect="check", check=error_or(_only_listed("carl"))),
+    Case("show-tables", "carl", "SHOW TABLES", expect="check", check=error_or(_only_listed("carl"))),
     Case("get-tables-hidden-domain", "carl", "", expect="check",
-         check=_listed(cmd_get_tables(catalog="mesh", db_schema_filter_pattern="customers"), set())),
+         check=_listed(cmd_get_tables(catalog="mesh", db_schema_filter_pattern="customers"), lambda p: set())),
     Case("get-tables-all", "carl", "", expect="check",
-         check=_listed(cmd_get_tables(table_name_filter_pattern="%", include_schema=True), {("sales", "orders")})),
+         check=_listed(cmd_get_tables(table_name_filter_pattern="%", include_schema=True), govmodel.listed_tables)),
     Case("get-db-schemas", "carl", "", expect="check",
-         check=_listed(cmd_get_db_schemas(db_schema_filter_pattern="%"), {("sales", None)})),
+         check=_listed(cmd_get_db_schemas(db_schema_filter_pattern="%"),
+                       lambda p: {(schema, None) for schema in govmodel.listed_schemas(p)})),
     Case("get-primary-keys-hidden", "carl", "", expect="check", check=_primary_keys_like_unknown),
 ]
 

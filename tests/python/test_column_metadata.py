@@ -40,6 +40,8 @@ from sqlalchemy import create_engine, inspect
 from mgtest import (
     DEMO_CONFIG,
     DEMO_PRODUCTS,
+    SYSTEM_SCHEMA,
+    SYSTEM_TABLES,
     adbc_connect,
     cmd_get_tables,
     cmd_prepared_statement_query,
@@ -47,10 +49,12 @@ from mgtest import (
     demo_password,
     flight_client,
     flight_command,
+    flight_sql_query,
     load_contract,
     pack_any,
     pb_field,
     pb_string,
+    with_system_tables,
 )
 
 CONTRACT = load_contract()
@@ -100,7 +104,8 @@ def assert_includes(actual: dict[str, str], expected: dict[str, str], what: str)
 
 
 def mesh_columns(objects: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    """(domain, product) -> get_objects columns, in ordinal order."""
+    """(schema, table) -> get_objects columns, in ordinal order: the products, and the
+    system tables under SYSTEM_SCHEMA."""
     out = {}
     for catalog in objects:
         if catalog["catalog_name"] != "mesh":
@@ -112,8 +117,15 @@ def mesh_columns(objects: list[dict]) -> dict[tuple[str, str], list[dict]]:
     return out
 
 
+def products_only(tables: dict[tuple[str, str], object]) -> dict[tuple[str, str], object]:
+    """`tables` without the system tables, after checking they are all listed."""
+    assert {t for s, t in tables if s == SYSTEM_SCHEMA} == SYSTEM_TABLES, sorted(tables)
+    return {key: value for key, value in tables.items() if key[0] != SYSTEM_SCHEMA}
+
+
 def table_schemas(client: flight.FlightClient, **filters) -> dict[tuple[str, str], pa.Schema]:
-    """GetTables(include_schema=true) as the JDBC driver's getColumns reads it."""
+    """GetTables(include_schema=true) as the JDBC driver's getColumns reads it: the
+    products, and the system tables under SYSTEM_SCHEMA."""
     _, t, _ = flight_command(client, cmd_get_tables(None, include_schema=True, **filters))
     return {(r["db_schema_name"], r["table_name"]): pa.ipc.read_schema(pa.py_buffer(r["table_schema"]))
             for r in t.to_pylist() if r["catalog_name"] == "mesh"}
@@ -126,7 +138,7 @@ def table_schemas(client: flight.FlightClient, **filters) -> dict[tuple[str, str
 
 def test_get_objects_columns_have_type_names(adbc_conn):
     """What sqlalchemy-adbc reflects a column's type from: xdbc_type_name."""
-    columns = mesh_columns(adbc_conn.adbc_get_objects(depth="all").read_all().to_pylist())
+    columns = products_only(mesh_columns(adbc_conn.adbc_get_objects(depth="all").read_all().to_pylist()))
     assert set(columns) == DEMO_PRODUCTS
     for (domain, product), declared in CONTRACT.items():
         got = columns[(domain, product)]
@@ -163,15 +175,53 @@ def test_get_table_schema_has_remarks_nullability_and_the_adbc_keys(adbc_conn):
                 assert_includes(m, {"XDBC_COLUMN_SIZE": "10", "XDBC_DATETIME_SUB": "1"}, where)
 
 
+def xdbc_type_names(client: flight.FlightClient) -> set[str]:
+    _, types, _ = flight_command(client, pack_any("CommandGetXdbcTypeInfo", b""))
+    return set(types.column("type_name").to_pylist())
+
+
+def assert_type_names_listed(schemas: dict[str, pa.Schema], announced: set[str]) -> None:
+    """Every column of `schemas` (named by where it comes from) has a TYPE_NAME, and
+    GetXdbcTypeInfo lists it."""
+    untyped = [f"{where}.{f.name}" for where, schema in schemas.items() for f in schema
+               if KEY + "TYPE_NAME" not in meta(f)]
+    unlisted = {}
+    for where, schema in schemas.items():
+        for f in schema:
+            name = meta(f).get(KEY + "TYPE_NAME")
+            if name is not None and name not in announced:
+                unlisted.setdefault(name, []).append(f"{where}.{f.name} ({f.type})")
+    assert not untyped and not unlisted, (
+        f"columns without a TYPE_NAME: {untyped}\n"
+        f"type names GetXdbcTypeInfo does not list ({sorted(announced)}), with their columns: {unlisted}")
+
+
 def test_type_names_are_the_ones_get_xdbc_type_info_lists(demo_server):
     client = flight_client(demo_server.uri, user="stella")
     try:
-        _, types, _ = flight_command(client, pack_any("CommandGetXdbcTypeInfo", b""))
-        announced = set(types.column("type_name").to_pylist())
-        sent = {meta(f)[KEY + "TYPE_NAME"] for schema in table_schemas(client).values() for f in schema}
+        announced = xdbc_type_names(client)
+        schemas = {".".join(key): schema for key, schema in products_only(table_schemas(client)).items()}
     finally:
         client.close()
-    assert sent and sent <= announced, sent - announced
+    assert len(schemas) == len(DEMO_PRODUCTS)
+    assert_type_names_listed(schemas, announced)
+
+
+def test_system_table_type_names_are_the_ones_get_xdbc_type_info_lists(demo_server):
+    """The system tables' columns (text lists, timestamps with a zone among them), as
+    GetTables describes them and as a query over them returns them."""
+    client = flight_client(demo_server.uri, user="stella")
+    try:
+        announced = xdbc_type_names(client)
+        listed = table_schemas(client, db_schema_filter_pattern=SYSTEM_SCHEMA)
+        schemas = {f"GetTables {s}.{t}": schema for (s, t), schema in listed.items()}
+        for table in sorted(SYSTEM_TABLES):
+            result = flight_sql_query(client, f"SELECT * FROM {SYSTEM_SCHEMA}.{table} LIMIT 0").schema
+            schemas[f"result of {SYSTEM_SCHEMA}.{table}"] = result
+    finally:
+        client.close()
+    assert set(listed) == with_system_tables(set())
+    assert_type_names_listed(schemas, announced)
 
 
 def test_get_table_schema_carries_descriptions(adbc_conn):
@@ -198,7 +248,7 @@ def test_jdbc_get_columns_reads_type_size_scale_and_remarks(demo_server):
     (SCALE) and REMARKS from each field's metadata, IS_NULLABLE from the field."""
     client = flight_client(demo_server.uri, user="stella")
     try:
-        schemas = table_schemas(client, db_schema_filter_pattern="%", table_name_filter_pattern="%")
+        schemas = products_only(table_schemas(client, db_schema_filter_pattern="%", table_name_filter_pattern="%"))
     finally:
         client.close()
     assert set(schemas) == DEMO_PRODUCTS

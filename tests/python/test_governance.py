@@ -31,6 +31,8 @@ import govmodel
 from mgtest import (
     DATA,
     DEMO_CONFIG,
+    SYSTEM_SCHEMA,
+    SYSTEM_TABLES,
     TESTDATA,
     ClientPool,
     adbc_connect,
@@ -280,13 +282,15 @@ def test_metadata_lists_only_readable_products(pool, gov_server, user):
     client = pool.client(user)
     _, t, _ = flight_command(client, cmd_get_tables(catalog="mesh"))
     got = set(zip(t.column("db_schema_name").to_pylist(), t.column("table_name").to_pylist()))
-    assert {x for x in got if x[0] != "information_schema"} == _readable(user)
+    listed = govmodel.listed_tables(DEMO[user])  # the readable products, and the system tables
+    assert listed == _readable(user) | {(SYSTEM_SCHEMA, name) for name in SYSTEM_TABLES}
+    assert {x for x in got if x[0] != "information_schema"} == listed
     _, s, _ = flight_command(client, cmd_get_db_schemas(catalog="mesh"))
     schemas = set(s.column("db_schema_name").to_pylist()) - {"information_schema"}
-    assert schemas == {d for d, _ in _readable(user)}
+    assert schemas == govmodel.listed_schemas(DEMO[user])
     info = pool.query(user, "SELECT table_schema, table_name FROM information_schema.tables "
                             "WHERE table_schema <> 'information_schema'")
-    assert set(table_rows(info).rows) == _readable(user)
+    assert set(table_rows(info).rows) == listed
     conn = adbc_connect(gov_server.uri, user=user)
     try:
         objs = conn.adbc_get_objects(depth="tables", catalog_filter="mesh").read_all().to_pylist()
@@ -294,7 +298,7 @@ def test_metadata_lists_only_readable_products(pool, gov_server, user):
         conn.close()
     tables = {(s["db_schema_name"], tb["table_name"]) for c in objs for s in c["catalog_db_schemas"] or []
               for tb in s["db_schema_tables"] or [] if s["db_schema_name"] != "information_schema"}
-    assert tables == _readable(user)
+    assert tables == listed
 
 
 @pytest.mark.parametrize("user,hidden,fake", [

@@ -42,6 +42,9 @@ from mgtest import (
     DEMO_CONFIG,
     DEMO_DOMAINS,
     DEMO_PRODUCTS,
+    SYSTEM_SCHEMA,
+    SYSTEM_TABLE_TYPE,
+    SYSTEM_TABLES,
     TESTDATA,
     assert_same_rows,
     cmd_get_catalogs,
@@ -63,6 +66,8 @@ from mgtest import (
     pb_key,
     pb_string,
     pb_varint,
+    with_system_schema,
+    with_system_tables,
 )
 
 FLIGHT_ERRORS = (flight.FlightError, pa.ArrowException)
@@ -465,13 +470,14 @@ METADATA_CALLS = [
     ("getCatalogs()", cmd_get_catalogs(), CATALOGS_SCHEMA,
      lambda t: t.column("catalog_name").to_pylist() == ["mesh"]),
     ("getSchemas()", cmd_get_db_schemas(), DB_SCHEMAS_SCHEMA,
-     lambda t: set(t.column("db_schema_name").to_pylist()) - {"information_schema"} == DEMO_DOMAINS),
+     lambda t: set(t.column("db_schema_name").to_pylist()) - {"information_schema"}
+     == with_system_schema(DEMO_DOMAINS)),
     ("getSchemas(\"mesh\", \"s%\")", cmd_get_db_schemas("mesh", "s%"), DB_SCHEMAS_SCHEMA,
      lambda t: sorted(t.column("db_schema_name").to_pylist()) == ["sales", "supply"]),
     ("getSchemas(null, \"customers\")", cmd_get_db_schemas(None, "customers"), DB_SCHEMAS_SCHEMA,
      lambda t: t.column("db_schema_name").to_pylist() == ["customers"]),
     ("getTables(null, null, null, null)", cmd_get_tables(), TABLES_SCHEMA,
-     lambda t: _mesh_pairs(t) == DEMO_PRODUCTS),
+     lambda t: _mesh_pairs(t) == with_system_tables(DEMO_PRODUCTS)),
     ("getTables(null, \"%\", \"%\", {\"TABLE\", \"VIEW\"})",
      cmd_get_tables(None, "%", "%", ["TABLE", "VIEW"]), TABLES_SCHEMA,
      lambda t: _mesh_pairs(t) == DEMO_PRODUCTS and set(t.column("table_type").to_pylist()) == {"TABLE"}),
@@ -480,12 +486,13 @@ METADATA_CALLS = [
     ("getTables(null, null, \"part_upp\", null)", cmd_get_tables(None, None, "part_upp"), TABLES_SCHEMA,
      lambda t: pairs(t) == {("supply", "partsupp")}),
     ("getTables(null, null, \"%\", {\"SYSTEM TABLE\"})", cmd_get_tables(None, None, "%", ["SYSTEM TABLE"]),
-     TABLES_SCHEMA, lambda t: _mesh_pairs(t) == set()),
+     TABLES_SCHEMA, lambda t: _mesh_pairs(t) == with_system_tables(set())
+     and set(t.column("table_type").to_pylist()) == {SYSTEM_TABLE_TYPE}),
     ("getColumns(null, \"customers\", \"customer\", \"%\")",
      cmd_get_tables(None, "customers", "customer", include_schema=True), TABLES_WITH_SCHEMA_SCHEMA,
      lambda t: pairs(t) == {("customers", "customer")}),
     ("getTableTypes()", cmd_get_table_types(), TABLE_TYPES_SCHEMA,
-     lambda t: "TABLE" in t.column("table_type").to_pylist()),
+     lambda t: sorted(t.column("table_type").to_pylist()) == sorted({"TABLE", SYSTEM_TABLE_TYPE})),
     ("getPrimaryKeys(\"mesh\", \"sales\", \"orders\")", cmd_get_primary_keys("orders", "sales", "mesh"),
      PRIMARY_KEYS_SCHEMA, lambda t: t.column("column_name").to_pylist() == declared_keys()[("sales", "orders")]),
     ("getPrimaryKeys(null, null, \"lineitem\")", cmd_get_primary_keys("lineitem"), PRIMARY_KEYS_SCHEMA,
@@ -527,11 +534,15 @@ def test_get_columns(jdbc, schema_pattern, table_pattern, column_pattern):
     pattern matched by the driver."""
     _, t, _ = flight_command(jdbc, cmd_get_tables(None, schema_pattern, table_pattern, include_schema=True))
     col_re = _like_regex(column_pattern)
-    got = set()
+    got, system = set(), set()
     for row in t.to_pylist():
         if row["db_schema_name"] == "information_schema":
             continue
         schema = pa.ipc.read_schema(pa.py_buffer(row["table_schema"]))
+        if row["db_schema_name"] == SYSTEM_SCHEMA:
+            assert len(schema) > 0, row["table_name"]
+            system.add(row["table_name"])
+            continue
         for pos, f in enumerate(schema, start=1):
             if col_re.fullmatch(f.name):
                 got.add((row["db_schema_name"], row["table_name"], pos, f.name, str(f.type)))
@@ -541,6 +552,8 @@ def test_get_columns(jdbc, schema_pattern, table_pattern, column_pattern):
                 for (d, p), cols in CONTRACT.items() if schema_re.fullmatch(d) and table_re.fullmatch(p)
                 for pos, c in enumerate(cols, start=1) if col_re.fullmatch(c.name)}
     assert got == expected, sorted(got ^ expected)
+    # the system tables are described too, wherever the patterns match them
+    assert system == {n for n in SYSTEM_TABLES if schema_re.fullmatch(SYSTEM_SCHEMA) and table_re.fullmatch(n)}
 
 
 def test_metadata_is_governed_for_a_restricted_user(demo_server):
@@ -548,9 +561,9 @@ def test_metadata_is_governed_for_a_restricted_user(demo_server):
     carl = flight_client(demo_server.uri, user="carl")
     try:
         _, t, _ = flight_command(carl, cmd_get_db_schemas())
-        assert set(t.column("db_schema_name").to_pylist()) - {"information_schema"} == {"sales"}
+        assert set(t.column("db_schema_name").to_pylist()) - {"information_schema"} == with_system_schema({"sales"})
         _, t, _ = flight_command(carl, cmd_get_tables(None, "%", "%", include_schema=True))
-        assert _mesh_pairs(t) == {("sales", "orders")}
+        assert _mesh_pairs(t) == with_system_tables({("sales", "orders")})
         _, hidden, _ = flight_command(carl, cmd_get_primary_keys("lineitem", "sales", "mesh"))
         assert hidden.num_rows == 0
     finally:

@@ -12,6 +12,9 @@ from mgtest import (
     SQLINFO_IDENTIFIER_QUOTE_CHAR,
     SQLINFO_SERVER_NAME,
     SQLINFO_SERVER_READ_ONLY,
+    SYSTEM_SCHEMA,
+    SYSTEM_TABLE_TYPE,
+    SYSTEM_TABLES,
     assert_schema_matches_contract,
     cmd_get_catalogs,
     cmd_get_db_schemas,
@@ -20,10 +23,13 @@ from mgtest import (
     cmd_get_tables,
     flight_command,
     load_contract,
+    with_system_schema,
+    with_system_tables,
 )
 
 CONTRACT = load_contract()
 ALLOWED_EXTRA_SCHEMAS = {"information_schema"}
+PRODUCT_TABLE_TYPE = "TABLE"
 
 
 def _objects(conn, **kw):
@@ -53,8 +59,7 @@ def test_get_objects_catalogs(adbc_conn):
 def test_get_objects_db_schemas(adbc_conn):
     cat = _mesh_catalog(_objects(adbc_conn, depth="db_schemas"))
     names = set(_schemas_by_name(cat))
-    assert DEMO_DOMAINS <= names, names
-    assert names - DEMO_DOMAINS <= ALLOWED_EXTRA_SCHEMAS, names
+    assert names - ALLOWED_EXTRA_SCHEMAS == with_system_schema(DEMO_DOMAINS), names
 
 
 def test_get_objects_db_schema_filter(adbc_conn):
@@ -64,17 +69,17 @@ def test_get_objects_db_schema_filter(adbc_conn):
 
 def test_get_objects_tables(adbc_conn, demo_server):
     cat = _mesh_catalog(_objects(adbc_conn, depth="tables"))
-    schemas = _schemas_by_name(cat)
-    found = set()
-    for domain in DEMO_DOMAINS:
-        for t in schemas[domain]["db_schema_tables"] or []:
-            found.add((domain, t["table_name"]))
-            assert t["table_type"], t
-    assert found == DEMO_PRODUCTS
+    found = {
+        (s["db_schema_name"], t["table_name"]): t["table_type"]
+        for s in cat["catalog_db_schemas"] or []
+        for t in s["db_schema_tables"] or []
+        if s["db_schema_name"] not in ALLOWED_EXTRA_SCHEMAS
+    }
+    assert set(found) == with_system_tables(DEMO_PRODUCTS)
+    for key, table_type in found.items():
+        assert table_type == (SYSTEM_TABLE_TYPE if key[0] == SYSTEM_SCHEMA else PRODUCT_TABLE_TYPE), (key, table_type)
     table_types = set(adbc_conn.adbc_get_table_types())
-    for domain in DEMO_DOMAINS:
-        for t in schemas[domain]["db_schema_tables"]:
-            assert t["table_type"] in table_types, (t["table_type"], table_types)
+    assert set(found.values()) <= table_types, (set(found.values()), table_types)
 
 
 def test_get_objects_table_filter(adbc_conn):
@@ -101,6 +106,9 @@ def test_get_objects_columns(adbc_conn, depth):
             assert names == [c.name for c in CONTRACT[key]], key
             assert [c["ordinal_position"] for c in cols] == list(range(1, len(cols) + 1)), key
     assert seen == DEMO_PRODUCTS
+    system = {t["table_name"]: t["table_columns"] for t in schemas[SYSTEM_SCHEMA]["db_schema_tables"] or []}
+    assert set(system) == SYSTEM_TABLES
+    assert all(system.values()), {name: columns for name, columns in system.items() if not columns}
 
 
 def test_get_objects_column_filter(adbc_conn):
@@ -138,8 +146,8 @@ def test_get_table_schema_unknown(adbc_conn):
 
 def test_get_table_types(adbc_conn):
     types = adbc_conn.adbc_get_table_types()
-    assert isinstance(types, list) and types
-    assert all(isinstance(t, str) and t for t in types)
+    assert isinstance(types, list)
+    assert sorted(types) == sorted({PRODUCT_TABLE_TYPE, SYSTEM_TABLE_TYPE}), types
 
 
 def test_get_info(adbc_conn):
@@ -165,8 +173,7 @@ def test_flight_get_db_schemas(flight_client):
     assert t.column_names == ["catalog_name", "db_schema_name"]
     rows = set(zip(t.column("catalog_name").to_pylist(), t.column("db_schema_name").to_pylist()))
     domains = {s for c, s in rows if c == "mesh"}
-    assert DEMO_DOMAINS <= domains
-    assert domains - DEMO_DOMAINS <= ALLOWED_EXTRA_SCHEMAS
+    assert domains - ALLOWED_EXTRA_SCHEMAS == with_system_schema(DEMO_DOMAINS), domains
     _, t, _ = flight_command(flight_client, cmd_get_db_schemas(catalog="mesh", db_schema_filter_pattern="cust%"))
     assert t.column("db_schema_name").to_pylist() == ["customers"]
 
@@ -187,12 +194,15 @@ def test_flight_get_tables_with_schema(flight_client):
     assert t.schema.field("table_schema").type == pa.binary()
     assert stream_schemas[0].equals(info.schema)
     tables = _decode_tables(t)
-    mesh = {(d, p): v for (c, d, p), v in tables.items() if c == "mesh" and d in DEMO_DOMAINS}
-    assert set(mesh) == DEMO_PRODUCTS
-    for key, (table_type, schema) in mesh.items():
-        assert table_type
+    listed = {(d, p): v for (c, d, p), v in tables.items() if c == "mesh" and d not in ALLOWED_EXTRA_SCHEMAS}
+    assert set(listed) == with_system_tables(DEMO_PRODUCTS)
+    for key, (table_type, schema) in listed.items():
         assert schema is not None, key
-        assert_schema_matches_contract(schema, CONTRACT[key], ".".join(key))
+        if key[0] == SYSTEM_SCHEMA:
+            assert table_type == SYSTEM_TABLE_TYPE and len(schema) > 0, (key, table_type, schema)
+        else:
+            assert table_type == PRODUCT_TABLE_TYPE, (key, table_type)
+            assert_schema_matches_contract(schema, CONTRACT[key], ".".join(key))
 
 
 def test_flight_get_tables_without_schema(flight_client):
@@ -217,7 +227,10 @@ def test_flight_get_tables_type_filter(flight_client, adbc_conn):
     (table_type,) = types
     _, t, _ = flight_command(flight_client, cmd_get_tables(catalog="mesh", table_types=[table_type]))
     got = set(zip(t.column("db_schema_name").to_pylist(), t.column("table_name").to_pylist()))
-    assert DEMO_PRODUCTS <= got
+    assert got == DEMO_PRODUCTS
+    _, t, _ = flight_command(flight_client, cmd_get_tables(catalog="mesh", table_types=[SYSTEM_TABLE_TYPE]))
+    got = set(zip(t.column("db_schema_name").to_pylist(), t.column("table_name").to_pylist()))
+    assert got == with_system_tables(set())
     _, t, _ = flight_command(flight_client, cmd_get_tables(catalog="mesh", table_types=["NO_SUCH_TYPE"]))
     assert t.num_rows == 0
 

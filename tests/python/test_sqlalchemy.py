@@ -49,6 +49,8 @@ from mgtest import (
     DEMO_DOMAINS,
     DEMO_PRODUCTS,
     Rows,
+    SYSTEM_SCHEMA,
+    SYSTEM_TABLES,
     assert_same_rows,
     cmd_statement_query,
     demo_password,
@@ -59,6 +61,7 @@ from mgtest import (
     load_contract,
     parquet_row_count,
     server_message,
+    with_system_schema,
 )
 
 CONTRACT = load_contract()
@@ -159,11 +162,11 @@ def test_dialect_initializes_from_sql_info(engines):
 @pytest.mark.parametrize("user", ["stella", "ana", "carl"])
 def test_schema_names(engines, user):
     names = inspect(engines(user)).get_schema_names()
-    expected = {d for d, _ in readable(user)}
+    domains = {d for d, _ in readable(user)}
     assert len(names) == len(set(names)), names
-    assert set(names) - EXTRA_SCHEMAS == expected, names
+    assert set(names) - EXTRA_SCHEMAS == with_system_schema(domains), names
     if user == "stella":
-        assert expected == DEMO_DOMAINS
+        assert domains == DEMO_DOMAINS
 
 
 @pytest.mark.parametrize("user", ["stella", "ana", "carl"])
@@ -175,6 +178,7 @@ def test_table_names(engines, user):
         assert sorted(tables) == sorted(p for d, p in visible if d == domain), (user, domain, tables)
     # a domain the user cannot see lists like one that does not exist: no tables
     assert insp.get_table_names(schema="nowhere") == []
+    assert sorted(insp.get_table_names(schema=SYSTEM_SCHEMA)) == sorted(SYSTEM_TABLES), user
     if user == "stella":
         assert visible == DEMO_PRODUCTS
 
