@@ -140,7 +140,16 @@ mod tests {
     use super::*;
 
     fn column(name: &str, data_type: DataType) -> Column {
-        Column { name: name.into(), data_type, nullable: true, key: false, description: String::new(), tags: vec![] }
+        Column {
+            name: name.into(),
+            data_type,
+            nullable: true,
+            key: false,
+            description: String::new(),
+            tags: vec![],
+            role: None,
+            unit: None,
+        }
     }
 
     #[test]

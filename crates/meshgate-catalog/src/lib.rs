@@ -10,6 +10,7 @@ mod health;
 mod inventory;
 mod plain_strings;
 mod product_table;
+pub mod quality;
 mod scan_exec;
 mod snapshot;
 mod sql_catalog;

@@ -3,7 +3,8 @@
 use datafusion::arrow::datatypes::DataType;
 use url::Url;
 
-pub use super::model::Status;
+pub use super::contract::Contract;
+pub use super::model::{Role, Status};
 
 /// A validated mesh configuration.
 #[derive(Debug, Clone)]
@@ -67,6 +68,8 @@ pub struct Product {
     pub format: Format,
     pub partitions: Vec<(String, DataType)>,
     pub schema: Option<Vec<Column>>,
+    /// Quality checks, freshness, schedule, on-failure behaviour and upstream sources.
+    pub contract: Contract,
 }
 
 impl Product {
@@ -103,4 +106,6 @@ pub struct Column {
     pub key: bool,
     pub description: String,
     pub tags: Vec<String>,
+    pub role: Option<Role>,
+    pub unit: Option<String>,
 }

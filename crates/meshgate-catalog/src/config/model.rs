@@ -62,6 +62,22 @@ pub struct ProductSpec {
     #[serde(default)]
     pub partitions: Vec<PartitionSpec>,
     pub schema: Option<Vec<ColumnSpec>>,
+    /// The owner's quality checks (ODCS v3 `quality`).
+    #[serde(default)]
+    pub quality: Vec<QualitySpec>,
+    /// How recent the newest data must be.
+    pub freshness: Option<FreshnessSpec>,
+    /// How often the checks run again in the background (`15m`); default: at load only.
+    pub schedule: Option<String>,
+    /// What a failing `error` check does to queries on the product.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// Sources the product is derived from (`domain.product` or free-form).
+    #[serde(default)]
+    pub upstream: Vec<String>,
+    /// An ODCS v3.1 contract file (relative to the descriptor) supplying schema,
+    /// quality and SLA.
+    pub contract: Option<String>,
 }
 
 fn default_version() -> String {
@@ -142,4 +158,130 @@ pub struct ColumnSpec {
     pub description: String,
     #[serde(default)]
     pub tags: Vec<String>,
+    /// The column's role for machine learning.
+    pub role: Option<Role>,
+    /// Unit of measure (`USD`, `kg`, `days`).
+    pub unit: Option<String>,
+}
+
+/// A column's role for machine learning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    EntityKey,
+    EventTime,
+    Feature,
+    Label,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::EntityKey => "entity_key",
+            Role::EventTime => "event_time",
+            Role::Feature => "feature",
+            Role::Label => "label",
+        }
+    }
+}
+
+/// What a failing `error` check does to queries on its product.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnFailure {
+    /// Served, with a warning to the client.
+    #[default]
+    Warn,
+    /// Refused until the checks pass again.
+    Block,
+}
+
+impl OnFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnFailure::Warn => "warn",
+            OnFailure::Block => "block",
+        }
+    }
+}
+
+/// How serious a failing check is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[serde(alias = "warning", alias = "info")]
+    Warn,
+    #[default]
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warn => "warn",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// The kinds of quality check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckType {
+    RowCount,
+    NotNull,
+    Unique,
+    AllowedValues,
+    Range,
+    Regex,
+    Sql,
+}
+
+/// One quality check as written. Fields apply by `type`; validation reports those
+/// that do not. Comparisons follow ODCS v3 (`mustBe`, `mustBeGreaterThan`, …).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySpec {
+    #[serde(rename = "type")]
+    pub kind: CheckType,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default)]
+    pub description: String,
+    pub column: Option<String>,
+    pub columns: Option<Vec<String>>,
+    pub min: Option<serde_norway::Value>,
+    pub max: Option<serde_norway::Value>,
+    pub values: Option<Vec<serde_norway::Value>>,
+    pub pattern: Option<String>,
+    pub expression: Option<String>,
+    pub query: Option<String>,
+    #[serde(alias = "mustBe")]
+    pub must_be: Option<serde_norway::Value>,
+    #[serde(alias = "mustNotBe")]
+    pub must_not_be: Option<serde_norway::Value>,
+    #[serde(alias = "mustBeGreaterThan")]
+    pub must_be_greater_than: Option<serde_norway::Value>,
+    #[serde(alias = "mustBeGreaterOrEqualTo", alias = "mustBeGreaterThanOrEqualTo")]
+    pub must_be_greater_or_equal_to: Option<serde_norway::Value>,
+    #[serde(alias = "mustBeLessThan")]
+    pub must_be_less_than: Option<serde_norway::Value>,
+    #[serde(alias = "mustBeLessOrEqualTo", alias = "mustBeLessThanOrEqualTo")]
+    pub must_be_less_or_equal_to: Option<serde_norway::Value>,
+    #[serde(alias = "mustBeBetween")]
+    pub must_be_between: Option<Vec<serde_norway::Value>>,
+    #[serde(alias = "mustNotBeBetween")]
+    pub must_not_be_between: Option<Vec<serde_norway::Value>>,
+}
+
+/// A freshness SLA: the newest event (or file) may be at most `max_age` old.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FreshnessSpec {
+    /// Event-time column; without it, the newest file's modification time.
+    pub column: Option<String>,
+    pub max_age: String,
+    #[serde(default)]
+    pub severity: Severity,
 }

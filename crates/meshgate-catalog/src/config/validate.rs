@@ -9,7 +9,10 @@ use url::Url;
 use super::load::{SourcedDomain, SourcedProduct};
 use super::mesh::{Column, Domain, Format, MeshConfig, Product, StoreSettings};
 use super::model::{ColumnSpec, FormatName, MeshFile};
+use super::odcs::read_contract;
+use super::sql_check::Scope;
 use super::types::parse_type;
+use super::validate_contract::{ContractSpec, ContractValidator};
 use crate::error::ConfigError;
 
 /// Schema names no domain may take: the system tables' and SQL's own.
@@ -34,7 +37,7 @@ impl<'a> Validator<'a> {
     pub fn validate(mut self, mesh: &MeshFile, domains: Vec<SourcedDomain>, base_dir: &Path) -> Option<MeshConfig> {
         self.identifier("catalog", &mesh.catalog);
         let stores = self.stores(mesh);
-        let domains = domains.into_iter().map(|domain| self.domain(domain)).collect();
+        let domains = domains.into_iter().map(|domain| self.domain(&mesh.catalog, domain)).collect();
         self.errors.is_empty().then(|| MeshConfig {
             catalog: mesh.catalog.clone(),
             stores,
@@ -106,7 +109,7 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn domain(&mut self, domain: SourcedDomain) -> Domain {
+    fn domain(&mut self, catalog: &str, domain: SourcedDomain) -> Domain {
         let path = format!("domains.{}", domain.name);
         self.identifier(&path, &domain.name);
         if RESERVED_SCHEMAS.contains(&domain.name.as_str()) {
@@ -128,7 +131,7 @@ impl<'a> Validator<'a> {
                 );
                 continue;
             }
-            if let Some(product) = self.product(&domain.name, &domain.spec.owner, sourced) {
+            if let Some(product) = self.product(catalog, &domain.name, &domain.spec.owner, sourced) {
                 products.push(product);
             }
         }
@@ -141,8 +144,8 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn product(&mut self, domain: &str, domain_owner: &str, sourced: SourcedProduct) -> Option<Product> {
-        let SourcedProduct { spec, path, base_dir } = sourced;
+    fn product(&mut self, catalog: &str, domain: &str, domain_owner: &str, sourced: SourcedProduct) -> Option<Product> {
+        let SourcedProduct { mut spec, path, base_dir } = sourced;
         let before = self.errors.len();
         self.identifier(&format!("{path}.name"), &spec.name);
         if !is_semver(&spec.version) {
@@ -167,6 +170,29 @@ impl<'a> Validator<'a> {
             (FormatName::Parquet, None) => Format::Parquet,
             (FormatName::Ndjson, None) => Format::Ndjson,
         };
+        let odcs = spec.contract.as_ref().map(|file| {
+            read_contract(&base_dir.join(file), &spec.name, &format!("{path}.contract"), &mut *self.errors)
+        });
+        let mut freshness = spec.freshness.clone();
+        let mut contract_quality = Vec::new();
+        if let Some(odcs) = odcs {
+            match (&spec.schema, odcs.columns) {
+                (Some(_), Some(_)) => {
+                    self.error(format!("{path}.schema"), "is declared here and in the contract file; keep one of them")
+                }
+                (None, columns) => spec.schema = columns,
+                (Some(_), None) => {}
+            }
+            match (&freshness, odcs.freshness) {
+                (Some(_), Some(_)) => self.error(
+                    format!("{path}.freshness"),
+                    "is declared here and in the contract file (slaProperties); keep one of them",
+                ),
+                (None, from_contract) => freshness = from_contract,
+                (Some(_), None) => {}
+            }
+            contract_quality = odcs.quality;
+        }
         let mut seen = BTreeSet::new();
         let schema = spec.schema.as_ref().map(|columns| {
             if columns.is_empty() {
@@ -186,6 +212,21 @@ impl<'a> Validator<'a> {
                 Err(message) => self.error(format!("{column_path}.type"), message),
             }
         }
+        let declared = spec.schema.is_some().then_some(&seen);
+        let contract = ContractValidator {
+            errors: &mut *self.errors,
+            path: &path,
+            scope: Scope { catalog, domain, product: &spec.name },
+            columns: declared,
+        }
+        .contract(&ContractSpec {
+            quality: &spec.quality,
+            contract_quality: &contract_quality,
+            freshness: freshness.as_ref(),
+            schedule: spec.schedule.as_deref(),
+            on_failure: spec.on_failure,
+            upstream: &spec.upstream,
+        });
         if self.errors.len() != before {
             return None;
         }
@@ -201,6 +242,7 @@ impl<'a> Validator<'a> {
             format,
             partitions,
             schema,
+            contract,
         })
     }
 
@@ -246,6 +288,8 @@ impl<'a> Validator<'a> {
                 key: spec.key,
                 description: spec.description.clone(),
                 tags: spec.tags.clone(),
+                role: spec.role,
+                unit: spec.unit.clone(),
             }),
             Err(message) => {
                 self.error(format!("{path}.type"), message);
