@@ -292,6 +292,10 @@ LINEITEM_SCHEMA = pa.schema([
 ])
 
 
+# orders as its first published version (0.9.0) had it.
+ORDERS_V0_SCHEMA = pa.schema(list(ORDERS_SCHEMA)[:6])
+
+
 def gen_region():
     return [(k, name, comment(31, 115)) for k, name in enumerate(REGIONS)]
 
@@ -460,6 +464,10 @@ def main():
     for year in sorted(by_year):
         parquet(by_year[year], ORDERS_SCHEMA,
                 "sales", "orders", "o_year=%d" % year, "part-0.parquet")
+
+    # orders 0.9.0, the deprecated first version of the product: 1992's orders with
+    # the six columns it had then, in one file.
+    parquet([r[:6] for r in by_year[1992]], ORDERS_V0_SCHEMA, "sales", "orders_v0", "orders.parquet")
 
     # lineitem: two files, split by order key.
     half = N_ORDERS // 2

@@ -1054,6 +1054,25 @@ class DeclaredColumn:
     nullable: bool | None  # None: not declared (partition columns)
 
 
+def current_versions(products: list[dict]) -> list[dict]:
+    """The descriptors the plain product names read: per name, the newest active version,
+    else the newest one not retired (as the server resolves `domain.product`)."""
+    def key(p):
+        return tuple(int(x) for x in str(p.get("version", "0.1.0")).split("-")[0].split("."))
+
+    by_name: dict[str, list[dict]] = {}
+    for p in products:
+        by_name.setdefault(p["name"], []).append(p)
+    out = []
+    for versions in by_name.values():
+        versions.sort(key=key)
+        active = [p for p in versions if p.get("status", "active") == "active"]
+        served = [p for p in versions if p.get("status", "active") != "retired"]
+        if active or served:
+            out.append((active or served)[-1])
+    return out
+
+
 def load_contract(config: Path = DEMO_CONFIG) -> dict[tuple[str, str], list[DeclaredColumn]]:
     """(domain, product) -> declared columns (schema, then partition columns)."""
     config = Path(config)
@@ -1065,7 +1084,7 @@ def load_contract(config: Path = DEMO_CONFIG) -> dict[tuple[str, str], list[Decl
             pdir = (config.parent / d["products_dir"]).resolve()
             for f in sorted(list(pdir.glob("*.yaml")) + list(pdir.glob("*.yml"))):
                 products.append(yaml.safe_load(f.read_text()))
-        for p in products:
+        for p in current_versions(products):
             cols = [
                 DeclaredColumn(c["name"], arrow_type(str(c["type"])), bool(c.get("nullable", True)))
                 for c in p.get("schema") or []

@@ -38,6 +38,7 @@ import flightsql.sqlalchemy  # noqa: F401  registers the datafusion+flightsql di
 from sqlalchemy import create_engine, inspect
 
 from mgtest import (
+    current_versions,
     DEMO_CONFIG,
     DEMO_PRODUCTS,
     SYSTEM_SCHEMA,
@@ -79,7 +80,7 @@ def descriptors(config=DEMO_CONFIG) -> dict[tuple[str, str], dict]:
         if d.get("products_dir"):
             folder = (config.parent / d["products_dir"]).resolve()
             products += [yaml.safe_load(f.read_text()) for f in sorted(folder.glob("*.yaml"))]
-        for p in products:
+        for p in current_versions(products):
             out[(domain, p["name"])] = p
     return out
 

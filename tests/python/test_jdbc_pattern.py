@@ -39,6 +39,7 @@ import yaml
 
 import govmodel
 from mgtest import (
+    current_versions,
     DEMO_CONFIG,
     DEMO_DOMAINS,
     DEMO_PRODUCTS,
@@ -452,7 +453,7 @@ def declared_keys() -> dict[tuple[str, str], list[str]]:
         if d.get("products_dir"):
             for f in sorted((TESTDATA / d["products_dir"]).glob("*.yaml")):
                 products.append(yaml.safe_load(f.read_text()))
-        for p in products:
+        for p in current_versions(products):
             out[(domain, p["name"])] = [c["name"] for c in p.get("schema") or [] if c.get("key")]
     return out
 

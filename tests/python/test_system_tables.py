@@ -54,7 +54,9 @@ def test_products_lists_exactly_what_each_principal_may_read(users):
 
 
 def test_products_describe_the_product(users):
-    [orders] = rows(users["stella"], "SELECT * FROM mesh_catalog.products WHERE domain = 'sales' AND name = 'orders'")
+    [orders] = rows(
+        users["stella"], "SELECT * FROM mesh_catalog.products WHERE domain = 'sales' AND table_name = 'orders'"
+    )
     descriptor = yaml.safe_load(open(demo_mesh_doc()["domains"]["sales"]["products_dir"] + "/orders.yaml"))
     assert orders["owner"] == descriptor["owner"]
     assert orders["version"] == str(descriptor["version"])
@@ -71,7 +73,7 @@ def test_products_describe_the_product(users):
 
 
 def test_whole_product_figures_only_for_who_sees_every_row(users):
-    sql = "SELECT row_count, bytes, files FROM mesh_catalog.products WHERE domain = 'sales' AND name = 'orders'"
+    sql = "SELECT row_count, bytes, files FROM mesh_catalog.products WHERE domain = 'sales' AND table_name = 'orders'"
     # Rows of sales.orders are hidden from carl: its size would tell him how many.
     assert rows(users["carl"], sql) == [{"row_count": None, "bytes": None, "files": None}]
     # ana sees every row of it.
@@ -114,7 +116,7 @@ def test_columns_match_every_product_schema(users):
 
 def test_system_tables_answer_over_adbc(demo_server):
     with adbc_connect(demo_server.uri, "ana") as conn, conn.cursor() as cur:
-        cur.execute("SELECT count(*) AS n FROM mesh_catalog.products")
+        cur.execute("SELECT count(*) AS n FROM mesh_catalog.products WHERE is_current")
         assert cur.fetchone()[0] == len(DEMO_PRODUCTS)
         cur.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'mesh_catalog'")
         assert {r[0] for r in cur.fetchall()} == SYSTEM_TABLES

@@ -16,7 +16,7 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::SessionConfig;
 use futures::StreamExt;
 
-use crate::config::{Format, MeshConfig, Product};
+use crate::config::{Format, MeshConfig, Product, Status};
 use crate::error::{ConfigErrors, ProblemKind, ProductError};
 use crate::health::{Health, classify, declared_schema, no_data_files, schema_drift};
 use crate::plain_strings::plain_schema;
@@ -40,8 +40,8 @@ pub struct MeshSnapshot {
     config: MeshConfig,
     runtime: Arc<RuntimeEnv>,
     session_config: SessionConfig,
-    /// domain → product name → entry
-    products: BTreeMap<String, BTreeMap<String, Arc<ProductEntry>>>,
+    /// domain → product name → its versions
+    products: BTreeMap<String, BTreeMap<String, Versions>>,
 }
 
 impl MeshSnapshot {
@@ -60,7 +60,7 @@ impl MeshSnapshot {
             .buffered(LOAD_CONCURRENCY)
             .collect()
             .await;
-        let mut products: BTreeMap<String, BTreeMap<String, Arc<ProductEntry>>> = BTreeMap::new();
+        let mut products: BTreeMap<String, BTreeMap<String, Versions>> = BTreeMap::new();
         for domain in &config.domains {
             products.entry(domain.name.clone()).or_default();
         }
@@ -68,7 +68,9 @@ impl MeshSnapshot {
             products
                 .entry(entry.product.domain.clone())
                 .or_default()
-                .insert(entry.product.name.clone(), Arc::new(entry));
+                .entry(entry.product.name.clone())
+                .or_default()
+                .add(Arc::new(entry));
         }
         Ok(Self { config, runtime, session_config, products })
     }
@@ -94,19 +96,98 @@ impl MeshSnapshot {
         self.products.keys().map(String::as_str)
     }
 
-    /// Products of a domain, sorted by name; `None` for an unknown domain.
+    /// The current version of each product of a domain, sorted by name; `None` for
+    /// an unknown domain.
     pub fn domain_products(&self, domain: &str) -> Option<impl Iterator<Item = &Arc<ProductEntry>>> {
-        self.products.get(domain).map(|products| products.values())
+        self.products.get(domain).map(|products| products.values().filter_map(Versions::current))
     }
 
-    pub fn product(&self, domain: &str, name: &str) -> Option<&Arc<ProductEntry>> {
-        self.products.get(domain)?.get(name)
+    /// The product a table name reads: `orders` is its current version, `orders@2`
+    /// the newest 2.x, `orders@2.1` the newest 2.1.x, `orders@2.1.0` exactly that one.
+    /// A retired version reads nothing (see [`MeshSnapshot::retired`]).
+    pub fn product(&self, domain: &str, table: &str) -> Option<&Arc<ProductEntry>> {
+        let entry = self.resolve(domain, table)?;
+        (entry.product.status != Status::Retired).then_some(entry)
     }
 
-    /// Every product, by domain then name.
+    /// When `table` names a retired version: that version and the product's current one
+    /// (if any), so the refusal can point to it.
+    pub fn retired(&self, domain: &str, table: &str) -> Option<(&Arc<ProductEntry>, Option<&Arc<ProductEntry>>)> {
+        let entry = self.resolve(domain, table)?;
+        if entry.product.status != Status::Retired {
+            return None;
+        }
+        let current = self.products.get(domain)?.get(&entry.product.name)?.current();
+        Some((entry, current))
+    }
+
+    fn resolve(&self, domain: &str, table: &str) -> Option<&Arc<ProductEntry>> {
+        let (name, pin) = match table.split_once('@') {
+            Some((name, pin)) => (name, Some(pin)),
+            None => (table, None),
+        };
+        let versions = self.products.get(domain)?.get(name)?;
+        match pin {
+            None => versions.current(),
+            Some(pin) => versions.pinned(pin),
+        }
+    }
+
+    /// The current version of every product, by domain then name.
     pub fn products(&self) -> impl Iterator<Item = &Arc<ProductEntry>> {
-        self.products.values().flat_map(|products| products.values())
+        self.products.values().flat_map(|products| products.values().filter_map(Versions::current))
     }
+
+    /// Every version of every product (retired ones included), by domain, name, then
+    /// version.
+    pub fn all_versions(&self) -> impl Iterator<Item = &Arc<ProductEntry>> {
+        self.products.values().flat_map(|products| products.values().flat_map(|versions| versions.entries.iter()))
+    }
+
+    /// The loaded entry of exactly this product version.
+    pub fn version_of(&self, domain: &str, name: &str, version: &str) -> Option<&Arc<ProductEntry>> {
+        self.products.get(domain)?.get(name)?.entries.iter().find(|entry| entry.product.version == version)
+    }
+}
+
+/// The versions of one product, oldest first.
+#[derive(Debug, Default)]
+struct Versions {
+    entries: Vec<Arc<ProductEntry>>,
+}
+
+impl Versions {
+    fn add(&mut self, entry: Arc<ProductEntry>) {
+        self.entries.push(entry);
+        self.entries.sort_by_key(|entry| version_key(&entry.product.version));
+    }
+
+    /// What the plain name reads: the newest active version, else the newest one that
+    /// is not retired.
+    fn current(&self) -> Option<&Arc<ProductEntry>> {
+        let newest = |status: Option<Status>| {
+            self.entries.iter().rev().find(|entry| match status {
+                Some(status) => entry.product.status == status,
+                None => entry.product.status != Status::Retired,
+            })
+        };
+        newest(Some(Status::Active)).or_else(|| newest(None))
+    }
+
+    /// The newest version whose number starts with `pin` (whole components).
+    fn pinned(&self, pin: &str) -> Option<&Arc<ProductEntry>> {
+        let wanted: Vec<&str> = pin.split('.').collect();
+        self.entries.iter().rev().find(|entry| {
+            let core = entry.product.version.split(['-', '+']).next().unwrap_or_default();
+            let parts: Vec<&str> = core.split('.').collect();
+            entry.product.version == pin || (wanted.len() <= parts.len() && parts[..wanted.len()] == wanted[..])
+        })
+    }
+}
+
+/// Orders semantic versions numerically (1.10.0 after 1.9.0).
+fn version_key(version: &str) -> Vec<u64> {
+    version.split(['-', '+']).next().unwrap_or_default().split('.').map(|part| part.parse().unwrap_or(0)).collect()
 }
 
 async fn open_product(ctx: &SessionContext, product: Product) -> ProductEntry {

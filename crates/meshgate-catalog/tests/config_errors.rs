@@ -43,7 +43,7 @@ domains:
     let text = errors.to_string();
     let expected = [
         "domains.sales.products.orders.location: unsupported scheme 'ftp'",
-        "domains.sales.products.orders: duplicate product name 'orders'",
+        "domains.sales.products.orders: duplicate product 'orders' version 0.1.0 in domain sales",
         "domains.sales.products.items.colour: unknown field `colour`",
         "domains.sales.products.returns.status: unknown variant `archived`",
         "domains.customers.products.customer.schema.c_email.type: unknown type 'strng'",

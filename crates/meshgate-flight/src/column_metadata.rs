@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use meshgate_catalog::config::Product;
-use meshgate_engine::ColumnSource;
+use meshgate_engine::{ColumnSource, SYSTEM_SCHEMA, SystemTable};
 use meshgate_policy::MeshView;
 
 /// Flight SQL column metadata keys (`FlightSql.proto`; the clients spell the schema
@@ -113,10 +113,11 @@ pub fn sql_type(data_type: &DataType) -> SqlType {
     }
 }
 
-/// The product a column belongs to, and the column's description.
+/// The table a column belongs to, and the column's description.
 struct Origin<'a> {
     catalog: &'a str,
-    product: &'a Product,
+    schema: &'a str,
+    table: &'a str,
     description: &'a str,
 }
 
@@ -128,7 +129,7 @@ impl<'a> Origin<'a> {
             .flatten()
             .find(|declared| declared.name == column)
             .map_or("", |declared| declared.description.as_str());
-        Self { catalog, product, description }
+        Self { catalog, schema: &product.domain, table: &product.name, description }
     }
 }
 
@@ -156,8 +157,8 @@ fn flight_sql(field: &Field, origin: Option<&Origin>) -> HashMap<String, String>
     metadata.insert(IS_SEARCHABLE.into(), flag(true));
     if let Some(origin) = origin {
         metadata.insert(CATALOG_NAME.into(), origin.catalog.into());
-        metadata.insert(SCHEMA_NAME.into(), origin.product.domain.clone());
-        metadata.insert(TABLE_NAME.into(), origin.product.name.clone());
+        metadata.insert(SCHEMA_NAME.into(), origin.schema.into());
+        metadata.insert(TABLE_NAME.into(), origin.table.into());
         if !origin.description.is_empty() {
             metadata.insert(REMARKS.into(), origin.description.into());
         }
@@ -207,6 +208,24 @@ pub fn product_schema(catalog: &str, product: &Product, schema: &Schema) -> Sche
     if !product.description.is_empty() {
         metadata.insert(REMARKS.into(), product.description.clone());
     }
+    Schema::new_with_metadata(fields, metadata)
+}
+
+/// The table schema GetTables sends for a `mesh_catalog` system table, every column
+/// described like a product's.
+pub fn system_schema(catalog: &str, table: SystemTable) -> Schema {
+    let schema = table.schema();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let origin = Origin { catalog, schema: SYSTEM_SCHEMA, table: table.name(), description: "" };
+            let mut metadata = flight_sql(field, Some(&origin));
+            add_xdbc(&mut metadata, field, "");
+            field.as_ref().clone().with_metadata(metadata)
+        })
+        .collect();
+    let metadata = HashMap::from([(REMARKS.to_owned(), table.description().to_owned())]);
     Schema::new_with_metadata(fields, metadata)
 }
 

@@ -55,7 +55,7 @@ pub fn tables(view: &MeshView, command: CommandGetTables, view_types: bool) -> R
         builder.append(catalog, &product.domain, &product.name, TABLE_TYPE, &schema).map_err(encode_error)?;
     }
     for table in SystemTable::ALL {
-        let schema = if include_schema { table.schema().as_ref().clone() } else { Schema::empty() };
+        let schema = if include_schema { column_metadata::system_schema(catalog, table) } else { Schema::empty() };
         builder.append(catalog, SYSTEM_SCHEMA, table.name(), SYSTEM_TABLE_TYPE, &schema).map_err(encode_error)?;
     }
     builder.build().map_err(encode_error)

@@ -67,5 +67,17 @@ pub fn xdbc_type_info() -> Result<XdbcTypeInfoData, FlightError> {
     // Subcode 1 is SQL_CODE_DATE; the proto names it XDBC_SUBCODE_YEAR and aliases DATE.
     builder.append(datetime("DATE", XdbcDataType::XdbcDate, XdbcDatetimeSubcode::XdbcSubcodeYear, 10));
     builder.append(datetime("TIMESTAMP", XdbcDataType::XdbcTimestamp, XdbcDatetimeSubcode::XdbcSubcodeTimestamp, 26));
+    // Lists (array_agg results, the catalog's tags): ODBC and JDBC have no code for
+    // them in Flight SQL's enumeration, so the type is named and its code unknown.
+    builder.append(XdbcTypeInfo {
+        literal_prefix: None,
+        literal_suffix: None,
+        searchable: Searchable::None,
+        unsigned_attribute: None,
+        auto_increment: None,
+        num_prec_radix: None,
+        column_size: None,
+        ..numeric("ARRAY", XdbcDataType::XdbcUnknownType, 0, 0)
+    });
     builder.build().map_err(|error| FlightError::Encode(error.to_string()))
 }

@@ -64,6 +64,12 @@ impl MeshView {
         self.snapshot.products().filter(|e| self.policy.can_read(&self.principal, &e.product)).collect()
     }
 
+    /// Every visible version of every product (retired ones included, for who may
+    /// read them), by domain, name, then version.
+    pub fn all_versions(&self) -> Vec<&Arc<ProductEntry>> {
+        self.snapshot.all_versions().filter(|e| self.policy.can_read(&self.principal, &e.product)).collect()
+    }
+
     /// The product as a governed table, if visible.
     pub fn table(&self, domain: &str, name: &str) -> Result<Option<Arc<crate::GovernedTable>>> {
         let Some(entry) = self.snapshot.product(domain, name) else { return Ok(None) };

@@ -394,7 +394,7 @@ impl<'a> Loader<'a> {
     }
 
     fn raw_schema(&self, product: &Product) -> Option<DFSchema> {
-        let entry = self.snapshot.product(&product.domain, &product.name)?;
+        let entry = self.snapshot.version_of(&product.domain, &product.name, &product.version)?;
         let schema = datafusion::catalog::TableProvider::schema(entry.table.as_ref());
         if schema.fields().is_empty() {
             return None;

@@ -63,6 +63,8 @@ pub struct Product {
     pub owner: String,
     pub version: String,
     pub status: Status,
+    /// When a deprecated version stops being served (`YYYY-MM-DD`).
+    pub sunset: Option<String>,
     pub tags: Vec<String>,
     pub location: Url,
     pub format: Format,

@@ -54,6 +54,8 @@ pub struct ProductSpec {
     pub version: String,
     #[serde(default)]
     pub status: Status,
+    /// The date (`2027-03-31`) a deprecated version stops being served.
+    pub sunset: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
     pub location: String,

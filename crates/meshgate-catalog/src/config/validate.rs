@@ -124,10 +124,14 @@ impl<'a> Validator<'a> {
         let mut names = BTreeSet::new();
         let mut products = Vec::new();
         for sourced in domain.products {
-            if !names.insert(sourced.spec.name.clone()) {
+            // Several versions of a product may be served; each version once.
+            if !names.insert((sourced.spec.name.clone(), sourced.spec.version.clone())) {
                 self.error(
                     &sourced.path,
-                    format!("duplicate product name '{}' in domain {}", sourced.spec.name, domain.name),
+                    format!(
+                        "duplicate product '{}' version {} in domain {}",
+                        sourced.spec.name, sourced.spec.version, domain.name
+                    ),
                 );
                 continue;
             }
@@ -212,6 +216,11 @@ impl<'a> Validator<'a> {
                 Err(message) => self.error(format!("{column_path}.type"), message),
             }
         }
+        if let Some(sunset) = &spec.sunset
+            && !is_date(sunset)
+        {
+            self.error(format!("{path}.sunset"), format!("'{sunset}' is not a date (YYYY-MM-DD)"));
+        }
         let declared = spec.schema.is_some().then_some(&seen);
         let contract = ContractValidator {
             errors: &mut *self.errors,
@@ -237,6 +246,7 @@ impl<'a> Validator<'a> {
             owner: spec.owner.unwrap_or_else(|| domain_owner.to_owned()),
             version: spec.version,
             status: spec.status,
+            sunset: spec.sunset,
             tags: spec.tags,
             location: location?,
             format,
@@ -305,6 +315,14 @@ fn expand_env(value: &str) -> Result<String, String> {
         Some(name) => std::env::var(name).map_err(|_| name.to_owned()),
         None => Ok(value.to_owned()),
     }
+}
+
+fn is_date(text: &str) -> bool {
+    let parts: Vec<&str> = text.split('-').collect();
+    let number = |part: &str, digits: usize, range: std::ops::RangeInclusive<u32>| {
+        part.len() == digits && part.parse::<u32>().is_ok_and(|value| range.contains(&value))
+    };
+    parts.len() == 3 && number(parts[0], 4, 1..=9999) && number(parts[1], 2, 1..=12) && number(parts[2], 2, 1..=31)
 }
 
 fn is_semver(version: &str) -> bool {

@@ -56,8 +56,8 @@ pub(super) fn rows(view: &MeshView) -> Result<RecordBatch> {
                 Cell::Bool(Some(field.is_nullable())),
                 text(declared.map_or("", |column| column.description.as_str())),
                 texts(declared.map(|column| column.tags.as_slice()).unwrap_or_default()),
-                Cell::Str(None),
-                Cell::Str(None),
+                Cell::Str(declared.and_then(|column| column.role).map(|role| role.as_str())),
+                Cell::Str(declared.and_then(|column| column.unit.as_deref())),
                 Cell::Bool(Some(declared.is_some_and(|column| column.key))),
                 Cell::Bool(Some(masked)),
             ])?;

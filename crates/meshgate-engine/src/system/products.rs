@@ -5,7 +5,7 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::Result;
-use meshgate_catalog::config::Product;
+use meshgate_catalog::config::{Product, Status};
 use meshgate_policy::MeshView;
 
 use super::rows::{Cell, Rows, text, text_list, texts, time};
@@ -18,6 +18,9 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         text("name", false),
         text("version", false),
         text("status", false),
+        text("table_name", true),
+        Field::new("is_current", DataType::Boolean, false),
+        text("sunset", true),
         text("owner", false),
         text("description", false),
         text_list("tags"),
@@ -40,11 +43,23 @@ pub(super) fn schema() -> SchemaRef {
 pub(super) async fn rows(view: &MeshView) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema());
     let steward = view.policy().is_steward(view.principal());
-    for entry in view.products() {
+    for entry in view.all_versions() {
         let product = &entry.product;
+        let current = view.snapshot().product(&product.domain, &product.name).is_some_and(|c| Arc::ptr_eq(c, entry));
+        // The name that reads this version (none for a retired one).
+        let table_name = match product.status {
+            Status::Retired => None,
+            _ if current => Some(product.name.clone()),
+            _ => Some(format!("{}@{}", product.name, product.version)),
+        };
         // Figures about the whole product are not for someone some rows are hidden from.
         let whole = steward
-            || view.table(&product.domain, &product.name)?.is_some_and(|table| !table.hides_rows());
+            || table_name
+                .as_ref()
+                .map(|name| view.table(&product.domain, name))
+                .transpose()?
+                .flatten()
+                .is_some_and(|table| !table.hides_rows());
         let inventory = if whole { view.snapshot().inventory(entry).await } else { None };
         let count = |value: Option<u64>| Cell::Int(value.and_then(|v| i64::try_from(v).ok()));
         let problem = entry.table.refusal().map(|problem| problem.to_string());
@@ -55,6 +70,9 @@ pub(super) async fn rows(view: &MeshView) -> Result<RecordBatch> {
             text(&product.name),
             text(&product.version),
             text(product.status.as_str()),
+            Cell::Str(table_name.as_deref()),
+            Cell::Bool(Some(current)),
+            Cell::Str(product.sunset.as_deref()),
             text(&product.owner),
             text(&product.description),
             texts(&product.tags),
@@ -74,8 +92,11 @@ pub(super) async fn rows(view: &MeshView) -> Result<RecordBatch> {
 
 /// The ML roles its declared columns take, each once.
 fn ml_roles(product: &Product) -> Vec<String> {
-    let _ = product;
-    Vec::new()
+    let mut roles: Vec<String> =
+        product.schema.iter().flatten().filter_map(|column| column.role).map(|role| role.as_str().to_owned()).collect();
+    roles.sort();
+    roles.dedup();
+    roles
 }
 
 /// The product's location without credentials or query parameters.
