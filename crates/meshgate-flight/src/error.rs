@@ -106,6 +106,30 @@ pub fn to_status(error: &FlightError) -> Status {
     Status::new(code, bounded(message))
 }
 
+/// A gRPC code's canonical name (`NOT_FOUND`, `PERMISSION_DENIED`, …), as the audit
+/// log records it.
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
 /// Longest error message sent. The message travels as an HTTP/2 trailer, and
 /// clients cap those (grpc-java at 8 KiB of metadata, after percent-encoding);
 /// over the cap, a client reports its own error instead of meshgate's.

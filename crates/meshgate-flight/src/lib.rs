@@ -3,6 +3,7 @@
 //! statuses in one place ([`error::to_status`]).
 
 mod actions;
+mod audit;
 pub mod auth;
 mod cancel;
 mod column_metadata;
@@ -31,6 +32,7 @@ pub mod proto {
     include!(concat!(env!("OUT_DIR"), "/meshgate.v1.rs"));
 }
 
+pub use audit::PURPOSE_HEADER;
 pub use auth::{Authenticator, hash_password};
 pub use error::FlightError;
 pub use server::{ServerOptions, serve};

@@ -1,5 +1,6 @@
 //! Streaming a query's batches to the client as Flight data, in the exact schema
-//! announced in FlightInfo, and logging one line per query when the stream ends.
+//! announced in FlightInfo, and logging one line per query when the stream ends
+//! (and recording it in the audit log and lineage).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,10 +15,11 @@ use bytes::Bytes;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::memory_pool::MemoryPool;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
-use tonic::Status;
+use meshgate_audit::{Outcome, Planned, QueryAudit, QueryEnd};
+use tonic::{Code, Status};
 
 use crate::cancel::{Running, until_cancelled};
-use crate::error::{FlightError, to_status};
+use crate::error::{FlightError, code_name, to_status};
 use crate::frames::FrameEncoder;
 
 /// Target size of one encoded Flight message.
@@ -81,7 +83,7 @@ static ACTIVE_QUERIES: std::sync::atomic::AtomicUsize = std::sync::atomic::Atomi
 /// What one query did, logged when its stream ends (finished, failed or dropped).
 /// The line also says how many queries are still running and how much of the
 /// memory pool all of them hold: when a client goes away mid-stream, its query stops
-/// and its memory returns.
+/// and its memory returns. The same end goes to the audit log and lineage.
 pub struct QueryLog {
     pool: Arc<dyn MemoryPool>,
     principal: String,
@@ -93,10 +95,15 @@ pub struct QueryLog {
     finished: std::sync::atomic::AtomicBool,
     /// Stopped by CancelFlightInfo.
     cancelled: std::sync::atomic::AtomicBool,
+    /// The status that ended the query, when one did (the first).
+    ending: std::sync::OnceLock<Status>,
+    /// Ended before running (planning failed): refused or failed by its code.
+    before_running: std::sync::atomic::AtomicBool,
+    audit: std::sync::Mutex<Option<QueryAudit>>,
 }
 
 impl QueryLog {
-    pub fn new(principal: &str, sql: &str, pool: Arc<dyn MemoryPool>) -> Arc<Self> {
+    pub fn new(principal: &str, sql: &str, pool: Arc<dyn MemoryPool>, audit: QueryAudit) -> Arc<Self> {
         ACTIVE_QUERIES.fetch_add(1, Ordering::Relaxed);
         Arc::new(Self {
             pool,
@@ -108,13 +115,59 @@ impl QueryLog {
             failed: std::sync::atomic::AtomicBool::new(false),
             finished: std::sync::atomic::AtomicBool::new(false),
             cancelled: std::sync::atomic::AtomicBool::new(false),
+            ending: std::sync::OnceLock::new(),
+            before_running: std::sync::atomic::AtomicBool::new(false),
+            audit: std::sync::Mutex::new(Some(audit)),
         })
     }
 }
 
 impl QueryLog {
-    pub fn mark_failed(&self) {
+    /// The query ends with `status` while it runs.
+    pub fn fail(&self, status: &Status) {
+        let _ = self.ending.set(status.clone());
         self.failed.store(true, Ordering::Relaxed);
+    }
+
+    /// The query ends with `status` before it runs (planning or starting failed).
+    pub fn refuse(&self, status: &Status) {
+        self.before_running.store(true, Ordering::Relaxed);
+        self.fail(status);
+    }
+
+    /// The query is planned: what it reads (lineage's START event).
+    pub fn planned(&self, planned: Planned) {
+        if let Some(audit) = self.audit.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
+            audit.planned(planned);
+        }
+    }
+
+    /// Hands the query's end to the audit log and lineage.
+    fn record(&mut self, outcome: &str) {
+        let Some(audit) = self.audit.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take() else {
+            return;
+        };
+        let ending = self.ending.get();
+        let outcome = match outcome {
+            "done" => Outcome::Ok,
+            "failed" if self.before_running.load(Ordering::Relaxed) => {
+                Outcome::before_running(code_name(ending.map_or(Code::Unknown, Status::code)))
+            }
+            "failed" => Outcome::Failed,
+            _ => Outcome::Cancelled,
+        };
+        let (error_code, error) = match (outcome, ending) {
+            (Outcome::Ok, _) => (None, None),
+            (_, Some(status)) => (Some(code_name(status.code())), Some(status.message().to_owned())),
+            (_, None) => (Some(code_name(Code::Cancelled)), Some("the client stopped reading the results".to_owned())),
+        };
+        audit.end(QueryEnd {
+            rows: self.rows.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            outcome,
+            error_code: error_code.map(str::to_owned),
+            error,
+        });
     }
 }
 
@@ -141,6 +194,7 @@ impl Drop for QueryLog {
             sql = %self.sql,
             "query"
         );
+        self.record(outcome);
     }
 }
 
@@ -232,7 +286,7 @@ fn logged<T: Send + 'static>(
                 Ok(item) => {
                     log.bytes.fetch_add(size(item) as u64, Ordering::Relaxed);
                 }
-                Err(_) => log.mark_failed(),
+                Err(status) => log.fail(status),
             }
             item
         })

@@ -32,10 +32,11 @@ use meshgate_policy::Principal;
 use prost::Message;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::audit;
 use crate::auth::{authenticated_of, principal_of};
 use crate::cancel::Cancellations;
 use crate::column_metadata;
-use crate::error::FlightError;
+use crate::error::{FlightError, to_status};
 use crate::keys::{foreign_keys_schema, no_foreign_keys, primary_keys, primary_keys_schema};
 use crate::metadata;
 use crate::parameters;
@@ -59,11 +60,13 @@ pub struct ServiceOptions {
     /// A result estimated to have fewer rows stays one endpoint even when the client
     /// asks for partitions.
     pub partition_min_rows: usize,
+    /// Where every query is recorded (audit log, query log and usage, lineage).
+    pub audit: meshgate_audit::Audit,
 }
 
 impl Default for ServiceOptions {
     fn default() -> Self {
-        Self { view_types: false, partition_min_rows: 100_000 }
+        Self { view_types: false, partition_min_rows: 100_000, audit: meshgate_audit::Audit::default() }
     }
 }
 
@@ -100,6 +103,10 @@ impl MeshFlightSqlService {
         &self.signer
     }
 
+    pub(crate) fn audit(&self) -> &meshgate_audit::Audit {
+        &self.options.audit
+    }
+
     /// The call's settings (session options, then call headers).
     fn settings<T>(&self, request: &Request<T>, principal: &Arc<Principal>) -> Result<CallSettings, FlightError> {
         let visible = |schema: &str| {
@@ -121,19 +128,24 @@ impl MeshFlightSqlService {
     }
 
     /// Plans `statement` (SQL, bound parameters, default schema) and describes its
-    /// result: schema and signed tickets, one per endpoint.
+    /// result: schema and signed tickets, one per endpoint. A statement planning
+    /// refuses is recorded in the audit log.
     async fn statement_info(
         &self,
         principal: &Arc<Principal>,
         mut statement: StatementPayload,
         settings: CallSettings,
         request: Request<FlightDescriptor>,
-    ) -> Result<FlightInfo, FlightError> {
+    ) -> Result<FlightInfo, Status> {
         statement.timeout_ms = settings.query_timeout.map(|t| t.as_millis() as u64).unwrap_or_default();
         statement.time_zone = settings.time_zone.clone().unwrap_or_default();
+        statement.declared_purpose = purpose_header(request.metadata()).unwrap_or_default();
         let descriptor = request.into_inner();
         let engine = self.engine();
-        let query = plan_statement(&engine, principal, &statement).await?;
+        let query = match plan_statement(&engine, principal, &statement).await {
+            Ok(query) => query,
+            Err(error) => return Err(self.refused(&engine, principal, &statement, &error)),
+        };
         let schema = parameters::result_schema(self.result_schema(&engine, principal, &query), &statement.parameters)?;
         let mut info =
             FlightInfo::new().try_with_schema(&schema).map_err(FlightError::from)?.with_descriptor(descriptor);
@@ -142,7 +154,7 @@ impl MeshFlightSqlService {
         // so clients reuse the connection.
         let mut endpoints: Vec<Option<(u32, u32)>> = vec![None];
         if settings.endpoints == Endpoints::Partitioned && !parameters::several_rows(&statement.parameters)? {
-            let shape = query.shape().await?;
+            let shape = query.shape().await.map_err(FlightError::from)?;
             if let Precision::Exact(rows) = shape.rows {
                 info = info.with_total_records(rows as i64);
             }
@@ -163,15 +175,24 @@ impl MeshFlightSqlService {
         Ok(info)
     }
 
-    /// Starts the statement a ticket carries: its batches, ready to stream.
-    pub(crate) async fn start_ticket(&self, principal: &Arc<Principal>, handle: &[u8]) -> Result<Results, FlightError> {
+    /// Starts the statement a ticket carries: its batches, ready to stream. The call's
+    /// purpose header, if any, is recorded (else the one the ticket carries).
+    pub(crate) async fn start_ticket(
+        &self,
+        principal: &Arc<Principal>,
+        handle: &[u8],
+        purpose: Option<String>,
+    ) -> Result<Results, Status> {
         let payload = self.signer.verify(handle, principal, Purpose::Ticket)?;
         let running = self.cancellations.start(handle, payload.expires_at_ms)?;
         // One engine for the whole call, even if a reload swaps it meanwhile.
         let engine = self.engine();
-        let log = QueryLog::new(&principal.name, &payload.sql, Arc::clone(&engine.snapshot().runtime().memory_pool));
+        let audit = audit::begin(self.audit(), &engine, principal, &payload, purpose);
+        let pool = Arc::clone(&engine.snapshot().runtime().memory_pool);
+        let log = QueryLog::new(&principal.name, &payload.sql, pool, audit);
         let started = async {
             let query = plan_statement(&engine, principal, &payload).await?;
+            log.planned(audit::planned(&query));
             let schema =
                 parameters::result_schema(self.result_schema(&engine, principal, &query), &payload.parameters)?;
             let batches = match payload.partitions {
@@ -184,8 +205,9 @@ impl MeshFlightSqlService {
         match started {
             Ok((batches, schema)) => Ok(Results { batches, schema, log, running }),
             Err(error) => {
-                log.mark_failed();
-                Err(error)
+                let status = to_status(&error);
+                log.refuse(&status);
+                Err(status)
             }
         }
     }
@@ -196,12 +218,15 @@ impl MeshFlightSqlService {
         &self,
         request: ActionCreatePreparedSubstraitPlanRequest,
         principal: &Arc<Principal>,
-    ) -> Result<ActionCreatePreparedStatementResult, FlightError> {
-        let statement = StatementPayload { substrait_plan: substrait_bytes(request.plan)?, ..Default::default() };
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let plan = substrait_bytes(request.plan)?;
+        let statement = StatementPayload { substrait_plan: plan, prepared: true, ..Default::default() };
         let engine = self.engine();
-        let query = plan_statement(&engine, principal, &statement).await?;
+        let query = plan_statement(&engine, principal, &statement)
+            .await
+            .map_err(|error| self.refused(&engine, principal, &statement, &error))?;
         let dataset_schema = schema_bytes(&self.result_schema(&engine, principal, &query))?;
-        let parameter_schema = schema_bytes(&Schema::new(query.parameter_fields()?))?;
+        let parameter_schema = schema_bytes(&Schema::new(query.parameter_fields().map_err(FlightError::from)?))?;
         let handle = self.signer.seal(statement, principal, Purpose::PreparedStatement);
         Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: handle, dataset_schema, parameter_schema })
     }
@@ -210,6 +235,11 @@ impl MeshFlightSqlService {
     fn prepared(&self, handle: &[u8], principal: &Principal) -> Result<StatementPayload, FlightError> {
         self.signer.verify(handle, principal, Purpose::PreparedStatement)
     }
+}
+
+/// The call's `x-meshgate-purpose` header, if set.
+fn purpose_header(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
+    audit::declared_purpose(metadata.get(audit::PURPOSE_HEADER).and_then(|value| value.to_str().ok()))
 }
 
 /// Plans what a ticket or handle carries: its Substrait plan or its SQL (in its
@@ -393,6 +423,7 @@ impl FlightSqlService for MeshFlightSqlService {
             parameters: payload.parameters,
             default_schema: payload.default_schema,
             substrait_plan: payload.substrait_plan,
+            prepared: true,
             ..Default::default()
         };
         let settings = self.settings(&request, &principal)?;
@@ -405,7 +436,8 @@ impl FlightSqlService for MeshFlightSqlService {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let principal = principal_of(&request)?;
-        let results = self.start_ticket(&principal, &ticket.statement_handle).await?;
+        let purpose = purpose_header(request.metadata());
+        let results = self.start_ticket(&principal, &ticket.statement_handle, purpose).await?;
         Ok(Response::new(Box::pin(flight_stream(results))))
     }
 
@@ -423,10 +455,20 @@ impl FlightSqlService for MeshFlightSqlService {
             time_zone: settings.time_zone,
             timeout: settings.query_timeout,
         };
-        let query = engine.plan_with(&principal, &request.query, &plan_settings).await.map_err(FlightError::from)?;
+        let statement = StatementPayload {
+            sql: request.query,
+            default_schema,
+            declared_purpose: purpose_header(action.metadata()).unwrap_or_default(),
+            prepared: true,
+            ..Default::default()
+        };
+        let query = engine
+            .plan_with(&principal, &statement.sql, &plan_settings)
+            .await
+            .map_err(|error| self.refused(&engine, &principal, &statement, &FlightError::from(error)))?;
         let dataset_schema = schema_bytes(&self.result_schema(&engine, &principal, &query))?;
         let parameter_schema = schema_bytes(&Schema::new(query.parameter_fields().map_err(FlightError::from)?))?;
-        let statement = StatementPayload { sql: request.query, default_schema, ..Default::default() };
+        let statement = StatementPayload { declared_purpose: String::new(), prepared: false, ..statement };
         let handle = self.signer.seal(statement, &principal, Purpose::PreparedStatement);
         Ok(ActionCreatePreparedStatementResult { prepared_statement_handle: handle, dataset_schema, parameter_schema })
     }

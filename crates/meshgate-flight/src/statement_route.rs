@@ -23,7 +23,6 @@ use tonic::server::NamedService;
 use tower_service::Service;
 
 use crate::auth::AuthError;
-use crate::error::to_status;
 use crate::results::frame_stream;
 use crate::service::MeshFlightSqlService;
 
@@ -84,7 +83,12 @@ where
                 }
             };
             match statement_handle(&bytes) {
-                Some(handle) => Ok(serve_statement(&service, parts.extensions.get(), &handle, limit).await),
+                Some(handle) => {
+                    let purpose = crate::audit::declared_purpose(
+                        parts.headers.get(crate::audit::PURPOSE_HEADER).and_then(|value| value.to_str().ok()),
+                    );
+                    Ok(serve_statement(&service, parts.extensions.get(), &handle, limit, purpose).await)
+                }
                 // Not a statement ticket (or not one this route reads): the Flight
                 // service answers it, errors included.
                 None => inner.call(http::Request::from_parts(parts, Body::new(Full::new(bytes)))).await,
@@ -111,11 +115,12 @@ async fn serve_statement(
     principal: Option<&Arc<Principal>>,
     handle: &[u8],
     max_message_bytes: usize,
+    purpose: Option<String>,
 ) -> http::Response<Body> {
     let Some(principal) = principal else { return Status::from(AuthError::Missing).into_http() };
-    match service.start_ticket(principal, handle).await {
+    match service.start_ticket(principal, handle, purpose).await {
         Ok(results) => grpc_response(frame_stream(results, max_message_bytes)),
-        Err(error) => to_status(&error).into_http(),
+        Err(status) => status.into_http(),
     }
 }
 

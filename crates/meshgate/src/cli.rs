@@ -15,7 +15,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the mesh over Arrow Flight SQL (the built-in demo mesh without --config).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Validate a mesh configuration, its policies and its data; print a report; exit 1 on any error.
     Check(CheckArgs),
     /// Test and explain policies.
@@ -100,6 +100,24 @@ pub struct ServeArgs {
     /// many rows still come back as one endpoint.
     #[arg(long, default_value_t = 100_000)]
     pub partition_min_rows: usize,
+    /// Directory of the audit log: audit.jsonl, one JSON line per query (allowed,
+    /// refused or failed), rotated by size. No audit file when unset.
+    #[arg(long, env = "MESHGATE_AUDIT_DIR")]
+    pub audit_dir: Option<PathBuf>,
+    /// Size at which the audit log is rotated to audit-<timestamp>.jsonl (e.g. 64MiB).
+    #[arg(long, env = "MESHGATE_AUDIT_MAX_BYTES", default_value = "64MiB", value_parser = meshgate_engine::parse_byte_size)]
+    pub audit_max_bytes: usize,
+    /// Rotated audit files kept; older ones are deleted.
+    #[arg(long, env = "MESHGATE_AUDIT_KEEP", default_value_t = 10)]
+    pub audit_keep: usize,
+    /// File OpenLineage run events are appended to, one JSON line each.
+    #[arg(long, env = "MESHGATE_LINEAGE_FILE")]
+    pub lineage_file: Option<PathBuf>,
+    /// HTTP endpoint each OpenLineage run event is POSTed to (Marquez:
+    /// http://HOST:5000/api/v1/lineage). Events it cannot take are dropped and
+    /// counted; queries never wait for it.
+    #[arg(long, env = "MESHGATE_LINEAGE_URL", value_parser = parse_lineage_url)]
+    pub lineage_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -113,8 +131,21 @@ impl ServeArgs {
         }
     }
 
-    pub fn service_options(&self) -> meshgate_flight::ServiceOptions {
-        meshgate_flight::ServiceOptions { view_types: self.view_types, partition_min_rows: self.partition_min_rows }
+    pub fn service_options(&self, audit: meshgate_audit::Audit) -> meshgate_flight::ServiceOptions {
+        meshgate_flight::ServiceOptions {
+            view_types: self.view_types,
+            partition_min_rows: self.partition_min_rows,
+            audit,
+        }
+    }
+
+    pub fn audit_options(&self) -> meshgate_audit::AuditOptions {
+        meshgate_audit::AuditOptions {
+            dir: self.audit_dir.clone(),
+            rotation: Some(meshgate_audit::Rotation { max_bytes: self.audit_max_bytes as u64, keep: self.audit_keep }),
+            lineage_file: self.lineage_file.clone(),
+            lineage_url: self.lineage_url.clone(),
+        }
     }
 
     pub fn runtime_options(&self) -> meshgate_engine::RuntimeOptions {
@@ -131,6 +162,14 @@ pub struct CheckArgs {
     /// Mesh file to check.
     #[arg(long, env = "MESHGATE_CONFIG")]
     pub config: PathBuf,
+}
+
+fn parse_lineage_url(url: &str) -> Result<String, String> {
+    match meshgate_audit::lineage::http::parse_url(url) {
+        Ok(_) => Ok(url.to_owned()),
+        Err(meshgate_audit::AuditError::LineageUrl { reason, .. }) => Err(reason),
+        Err(other) => Err(other.to_string()),
+    }
 }
 
 fn parse_time_zone(zone: &str) -> Result<String, String> {

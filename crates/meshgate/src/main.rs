@@ -37,7 +37,7 @@ fn main() -> ExitCode {
         .spawn(move || {
             runtime.block_on(async {
                 match cli.command {
-                    Command::Serve(args) => serve::run(args).await,
+                    Command::Serve(args) => serve::run(*args).await,
                     Command::Check(args) => check::run(args).await,
                     Command::Policy(command) => policy::run(command).await,
                     Command::HashPassword => policy::hash_password(),

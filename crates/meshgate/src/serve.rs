@@ -41,9 +41,16 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let audit = match open_audit(&args) {
+        Ok(audit) => audit,
+        Err(error) => {
+            eprintln!("meshgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let current = Current::new(serving);
     let signer = TicketSigner::new(secret.clone(), Duration::from_secs(args.ticket_ttl_secs));
-    let service = match MeshFlightSqlService::new(current.clone(), signer, args.service_options()) {
+    let service = match MeshFlightSqlService::new(current.clone(), signer, args.service_options(audit.clone())) {
         Ok(service) => service,
         Err(error) => {
             eprintln!("meshgate: {error}");
@@ -89,6 +96,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             }
         }
     };
+    // The audit log and lineage file: what is queued is written and fsync'ed.
+    if tokio::task::spawn_blocking(move || audit.shutdown()).await.is_err() {
+        tracing::error!("closing the audit log failed");
+    }
     match result {
         Ok(()) => {
             tracing::info!("stopped");
@@ -99,6 +110,20 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Opens the audit log (re-reading its files for the query log and usage) and the
+/// lineage sinks.
+fn open_audit(args: &ServeArgs) -> Result<meshgate_audit::Audit, meshgate_audit::AuditError> {
+    let audit = meshgate_audit::Audit::open(&args.audit_options())?;
+    let rebuilt = audit.rebuilt();
+    if let Some(dir) = &args.audit_dir {
+        tracing::info!(dir = %dir.display(), records = rebuilt.records, "audit log open");
+    }
+    if rebuilt.malformed > 0 {
+        tracing::warn!(lines = rebuilt.malformed, "audit log lines that are not records were skipped");
+    }
+    Ok(audit)
 }
 
 /// Loads the mesh, its policies and its users; logs what was loaded.

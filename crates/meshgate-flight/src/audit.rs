@@ -1,0 +1,135 @@
+//! Recording queries in the audit log and lineage ([`meshgate_audit`]): who asks
+//! (principal, groups, `domain` attribute, declared purpose), what (the SQL or the
+//! Substrait plan, statement or prepared), what planning found it reads, and how it
+//! ended. A DoGet's query is followed by its [`crate::results::QueryLog`]; a query
+//! refused at planning in GetFlightInfo or when a prepared statement is created is
+//! recorded here at once. A GetFlightInfo that succeeds records nothing: its DoGet
+//! does.
+
+use std::sync::Arc;
+
+use meshgate_audit::{Audit, OutputColumn, Planned, QueryAudit, QueryEnd, QueryStart, SourceColumn, Statement};
+use meshgate_engine::{Engine, Query};
+use meshgate_policy::{AttrValue, Principal};
+use tonic::Status;
+
+use crate::error::{FlightError, code_name, to_status};
+use crate::proto::StatementPayload;
+use crate::service::MeshFlightSqlService;
+
+/// The call header a client declares a query's purpose in (ADBC:
+/// `adbc.flight.sql.rpc.call_header.x-meshgate-purpose`). Recorded, never enforced.
+pub const PURPOSE_HEADER: &str = "x-meshgate-purpose";
+
+/// Longest purpose recorded, in characters.
+const MAX_PURPOSE_CHARS: usize = 512;
+
+/// The principal attribute naming the domain a principal consumes for.
+const DOMAIN_ATTRIBUTE: &str = "domain";
+
+/// A purpose header's value, trimmed and bounded; none when empty.
+pub(crate) fn declared_purpose(value: Option<&str>) -> Option<String> {
+    let value = value?.trim();
+    (!value.is_empty()).then(|| value.chars().take(MAX_PURPOSE_CHARS).collect())
+}
+
+/// Starts following `statement` for `principal`. The purpose is the call's header,
+/// else the one the ticket carries from GetFlightInfo.
+pub(crate) fn begin(
+    audit: &Audit,
+    engine: &Engine,
+    principal: &Principal,
+    statement: &StatementPayload,
+    purpose: Option<String>,
+) -> QueryAudit {
+    let statement_text = if statement.substrait_plan.is_empty() {
+        Statement::Sql(&statement.sql)
+    } else {
+        Statement::Substrait(&statement.substrait_plan)
+    };
+    audit.begin(QueryStart {
+        catalog: engine.snapshot().catalog_name(),
+        principal: &principal.name,
+        groups: principal.groups.clone(),
+        principal_domain: match principal.attributes.get(DOMAIN_ATTRIBUTE) {
+            Some(AttrValue::Utf8(domain)) => Some(domain.clone()),
+            _ => None,
+        },
+        purpose: purpose.or_else(|| declared_purpose(Some(&statement.declared_purpose))),
+        prepared: statement.prepared,
+        statement: statement_text,
+    })
+}
+
+/// What planning found: the products read and each result column's source.
+pub(crate) fn planned(query: &Query) -> Planned {
+    let products = query
+        .reads()
+        .iter()
+        .map(|read| meshgate_audit::ProductRead {
+            domain: read.domain.clone(),
+            product: read.product.clone(),
+            version: read.version.clone(),
+            columns: read.columns.clone(),
+            masked: read.masked.clone(),
+            rules: read.rules.clone(),
+        })
+        .collect();
+    let outputs = query
+        .schema()
+        .fields()
+        .iter()
+        .zip(query.column_sources())
+        .map(|(field, source)| OutputColumn {
+            name: field.name().clone(),
+            source: source.map(|source| SourceColumn {
+                domain: source.schema,
+                // A pinned version (`orders@1`) is the product `orders`.
+                product: source.table.split('@').next().unwrap_or_default().to_owned(),
+                column: source.column,
+            }),
+        })
+        .collect();
+    Planned { products, outputs }
+}
+
+/// How a query that never ran ended: refused by the gateway or failed, by code.
+pub(crate) fn end_before_running(query: QueryAudit, status: &Status) {
+    let code = code_name(status.code());
+    query.end(QueryEnd {
+        rows: 0,
+        bytes: 0,
+        outcome: meshgate_audit::Outcome::before_running(code),
+        error_code: Some(code.to_owned()),
+        error: Some(status.message().to_owned()),
+    });
+}
+
+impl MeshFlightSqlService {
+    /// Records `statement`, which planning refused with `error`, and returns the
+    /// status the call ends with.
+    pub(crate) fn refused(
+        &self,
+        engine: &Engine,
+        principal: &Arc<Principal>,
+        statement: &StatementPayload,
+        error: &FlightError,
+    ) -> Status {
+        let status = to_status(error);
+        end_before_running(begin(self.audit(), engine, principal, statement, None), &status);
+        status
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn purposes_are_trimmed_bounded_and_never_empty() {
+        assert_eq!(declared_purpose(Some("  churn model ")), Some("churn model".into()));
+        assert_eq!(declared_purpose(Some("   ")), None);
+        assert_eq!(declared_purpose(None), None);
+        assert_eq!(declared_purpose(Some(&"é".repeat(600))).unwrap().chars().count(), MAX_PURPOSE_CHARS);
+    }
+}
