@@ -70,7 +70,7 @@ DEMO_PRODUCTS = {
 # read. Written here by hand, never read from the server, so a listing that loses or
 # gains one fails; add a table's name when it lands.
 SYSTEM_SCHEMA = "mesh_catalog"
-SYSTEM_TABLES = {"products", "columns"}
+SYSTEM_TABLES = {"products", "columns", "quality_results", "lineage", "query_log", "usage"}
 SYSTEM_TABLE_TYPE = "SYSTEM TABLE"  # their table type in GetTables / get_objects
 
 

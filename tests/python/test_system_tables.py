@@ -9,11 +9,15 @@ listed by the Flight SQL metadata commands.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import yaml
 
 from mgtest import (
+    DEMO_CONFIG,
     DEMO_PRODUCTS,
+    SYSTEM_TABLES,
     adbc_connect,
     cmd_get_db_schemas,
     cmd_get_tables,
@@ -24,9 +28,6 @@ from mgtest import (
     flight_sql_query,
     run_meshgate,
 )
-
-SYSTEM_TABLES = {"products", "columns"}
-
 
 @pytest.fixture(scope="module")
 def users(demo_server):
@@ -155,3 +156,73 @@ def test_a_domain_cannot_take_the_system_schema_name(tmp_path, meshgate_bin):
     result = run_meshgate(meshgate_bin, "check", "--config", str(config))
     assert result.returncode != 0
     assert "domains.mesh_catalog" in result.stdout and "reserved" in result.stdout
+
+
+# --- recorded queries: query_log, usage, lineage consumers -------------------------------
+
+
+@pytest.fixture(scope="module")
+def fresh(start_server):
+    """A demo server of its own: the queries it recorded are exactly this module's."""
+    server = start_server(DEMO_CONFIG, name="catalog")
+    yield server
+    server.stop()
+
+
+def until(condition, what, timeout=10.0):
+    """A query is recorded when its stream ends, just after the client has read it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_query_log_shows_your_own_queries_and_a_steward_all(fresh):
+    ana, carl, stella = (flight_client(fresh.uri, user) for user in ("ana", "carl", "stella"))
+    marker = "query-log-%d" % time.time_ns()
+    flight_sql_query(ana, f"SELECT '{marker}' AS m, count(*) AS n FROM customers.nation")
+    with pytest.raises(Exception):
+        flight_sql_query(carl, f"SELECT '{marker}' AS m FROM customers.customer")
+    sql = f"SELECT principal, sql, products, outcome, error_code, rows FROM mesh_catalog.query_log WHERE sql LIKE '%{marker}%'"
+    seen = until(lambda: len(rows(stella, sql)) == 2 and rows(stella, sql), "both queries in the log")
+    by_user = {r["principal"]: r for r in seen}
+    assert by_user["ana"]["outcome"] == "ok" and by_user["ana"]["rows"] == 1
+    assert by_user["ana"]["products"] == ["customers.nation@1.0.0"]
+    assert by_user["carl"]["outcome"] == "refused" and by_user["carl"]["error_code"] == "NOT_FOUND"
+    assert [r["principal"] for r in rows(ana, sql)] == ["ana"]
+    assert [r["principal"] for r in rows(carl, sql)] == ["carl"]
+
+
+def test_usage_counts_queries_principals_and_groups(fresh):
+    ana, sam, stella = (flight_client(fresh.uri, user) for user in ("ana", "sam", "stella"))
+    for client in (ana, ana, sam):
+        flight_sql_query(client, "SELECT count(*) AS n FROM customers.region")
+    sql = (
+        "SELECT queries, rows, distinct_principals, distinct_groups FROM mesh_catalog.usage "
+        "WHERE domain = 'customers' AND product = 'region' AND \"window\" = 'all'"
+    )
+    usage = until(lambda: [r for r in rows(stella, sql) if r["queries"] == 3], "three queries of customers.region")
+    # ana (analyst) and sam (analyst, data_scientist, pii_reader): 2 principals, 3 groups.
+    assert usage == [{"queries": 3, "rows": 3, "distinct_principals": 2, "distinct_groups": 3}]
+    windows = rows(stella, "SELECT \"window\" FROM mesh_catalog.usage WHERE domain = 'customers' AND product = 'region'")
+    assert {r["window"] for r in windows} == {"1h", "24h", "7d", "all"}
+    # carl may not read customers.region: its usage is absent for him.
+    carl = flight_client(fresh.uri, "carl")
+    assert rows(carl, "SELECT * FROM mesh_catalog.usage WHERE domain = 'customers'") == []
+
+
+def test_lineage_names_consumers_to_stewards_and_themselves(fresh):
+    ana, sam, stella = (flight_client(fresh.uri, user) for user in ("ana", "sam", "stella"))
+    flight_sql_query(ana, "SELECT count(*) AS n FROM supply.part")
+    flight_sql_query(sam, "SELECT count(*) AS n FROM supply.part")
+    sql = (
+        "SELECT target_kind, target, queries FROM mesh_catalog.lineage "
+        "WHERE relation = 'reads' AND source = 'supply.part' ORDER BY target"
+    )
+    steward_view = until(lambda: len(rows(stella, sql)) == 2 and rows(stella, sql), "two consumers of supply.part")
+    assert {(r["target"], r["queries"]) for r in steward_view} == {("ana", 1), ("sam", 1)}
+    ana_view = {(r["target_kind"], r["target"]) for r in rows(ana, sql)}
+    assert ("principal", "ana") in ana_view and ("principal", "sam") not in ana_view

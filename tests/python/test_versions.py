@@ -8,7 +8,10 @@ show in `mesh_catalog.products`. Through the real server, with ADBC and pyarrow.
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
+import pyarrow.flight as flight
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -16,6 +19,7 @@ import yaml
 from mgtest import (
     OPEN_GOVERNANCE,
     adbc_connect,
+    cmd_statement_query,
     flight_client,
     flight_grpc_code,
     flight_sql_query,
@@ -142,3 +146,18 @@ def test_demo_mesh_serves_two_versions_of_orders(demo_server):
         "ORDER BY version",
     ).to_pylist()
     assert [(r["version"], r["status"]) for r in rows] == [("0.9.0", "deprecated"), ("1.4.0", "active")]
+
+
+def flight_info_warnings(client, sql):
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(sql)))
+    return json.loads(info.app_metadata)["warnings"] if info.app_metadata else []
+
+
+def test_a_deprecated_version_answers_with_a_warning(versioned):
+    client = flight_client(versioned.uri)
+    [warning] = flight_info_warnings(client, 'SELECT * FROM web."events@2"')
+    assert warning == (
+        "web.events version 2.3.0 is deprecated and stops being served on 2027-03-31; "
+        "move to web.events (version 3.1.0)"
+    )
+    assert flight_info_warnings(client, "SELECT * FROM web.events") == []

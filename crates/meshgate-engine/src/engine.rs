@@ -25,10 +25,12 @@ use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use datafusion::prelude::{SQLOptions, SessionConfig};
 use datafusion::sql::parser::{ExplainStatement, Statement};
 use meshgate_catalog::MeshSnapshot;
+use meshgate_catalog::quality::QualityBook;
 use meshgate_policy::{MeshView, PolicyError, PolicySet, Principal, render_physical, verify_plan};
 
 use crate::balance::{BalanceFilters, balance_boolean_chains};
 use crate::complexity::check_complexity;
+use crate::contracts::contract_warnings;
 use crate::error::EngineError;
 use crate::lineage::{ColumnSource, column_sources};
 use crate::partitions::independent_partitions;
@@ -36,7 +38,7 @@ use crate::plan_cache::PlanCache;
 use crate::reads::{ProductRead, product_reads};
 use crate::sql_guard::{check_statement, is_url_table, rewrite_show_schemas};
 use crate::substrait::{decode_substrait, substrait_to_plan};
-use crate::system::{CatalogWithSystem, SYSTEM_SCHEMA, SystemTable};
+use crate::system::{CatalogWithSystem, SYSTEM_SCHEMA, SystemSources, SystemTable};
 use crate::unsupported::check_supported;
 use crate::yielding::YieldInJoins;
 
@@ -123,6 +125,11 @@ pub struct Engine {
     plans: Arc<PlanCache>,
     /// How long a query may take from planning to its last batch.
     query_timeout: Option<Duration>,
+    /// Results of the products' quality checks: degraded products are refused or
+    /// served with a warning, as their contracts say.
+    quality: Arc<QualityBook>,
+    /// The recorded queries (query log, usage, consumers in lineage).
+    audit: meshgate_audit::Audit,
 }
 
 /// A planned query.
@@ -131,6 +138,8 @@ pub struct Query {
     kind: QueryKind,
     /// The products it reads and the rules that govern them (for the audit log).
     reads: Vec<ProductRead>,
+    /// Warnings for the client (a degraded product served anyway, …).
+    warnings: Vec<String>,
     /// When the query must have finished (the engine's query timeout).
     deadline: Option<(Instant, Duration)>,
 }
@@ -159,6 +168,17 @@ impl Query {
     /// and the policy rules that governed them. Empty for EXPLAIN.
     pub fn reads(&self) -> &[ProductRead] {
         &self.reads
+    }
+
+    /// What the client should know about the result: a product read despite failing
+    /// quality checks, … Sent in FlightInfo's app_metadata and as DoGet trailers.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Adds a warning for the client.
+    pub fn add_warning(&mut self, warning: String) {
+        self.warnings.push(warning);
     }
 
     /// For each result column, the table column it passes through unchanged, if any.
@@ -229,7 +249,8 @@ impl Query {
             typed.push(value);
         }
         let plan = plan.with_param_values(typed)?;
-        Ok(Self { kind: QueryKind::Plan { plan, state }, reads: self.reads, deadline: self.deadline })
+        let kind = QueryKind::Plan { plan, state };
+        Ok(Self { kind, reads: self.reads, warnings: self.warnings, deadline: self.deadline })
     }
 
     /// How the result can be read: how many independent streams, and how many rows
@@ -309,7 +330,34 @@ impl Engine {
         if let Err(error) = crate::functions::register_dialect(&mut state, snapshot.catalog_name()) {
             tracing::error!(%error, "cannot register meshgate's SQL functions");
         }
-        Self { snapshot, policy, state: Arc::new(state), plans: Arc::default(), query_timeout: None }
+        Self {
+            snapshot,
+            policy,
+            state: Arc::new(state),
+            plans: Arc::default(),
+            query_timeout: None,
+            quality: Arc::default(),
+            audit: meshgate_audit::Audit::default(),
+        }
+    }
+
+    /// Gates queries on the quality results in `book` (which outlives reloads); a new
+    /// engine starts with an empty book, where every product is unchecked.
+    pub fn with_quality(mut self, book: Arc<QualityBook>) -> Self {
+        self.quality = book;
+        self
+    }
+
+    /// Reads the recorded queries from `audit` for the system tables (a new engine
+    /// starts with an empty in-memory one).
+    pub fn with_audit(mut self, audit: meshgate_audit::Audit) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// The products' quality results.
+    pub fn quality(&self) -> &Arc<QualityBook> {
+        &self.quality
     }
 
     /// Queries planned by this engine fail with [`EngineError::TimedOut`] once they
@@ -334,7 +382,12 @@ impl Engine {
 
     /// A query planned from `started`: the engine's timeout counts from then.
     fn query_from(&self, kind: QueryKind, started: Instant) -> Query {
-        Query { kind, reads: Vec::new(), deadline: self.query_timeout.map(|timeout| (started + timeout, timeout)) }
+        Query {
+            kind,
+            reads: Vec::new(),
+            warnings: Vec::new(),
+            deadline: self.query_timeout.map(|timeout| (started + timeout, timeout)),
+        }
     }
 
     /// [`Engine::query_from`] for a plan `principal` runs, with what it reads.
@@ -348,6 +401,11 @@ impl Engine {
         MeshView::new(Arc::clone(&self.snapshot), Arc::clone(&self.policy), principal)
     }
 
+    /// What the `mesh_catalog` tables read besides the snapshot.
+    pub fn system_sources(&self) -> SystemSources {
+        SystemSources { quality: Arc::clone(&self.quality), audit: self.audit.clone() }
+    }
+
     /// A session whose only catalog is the principal's governed view of the mesh.
     fn session_for(&self, view: &MeshView) -> SessionState {
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
@@ -356,7 +414,7 @@ impl Engine {
             .build();
         state
             .catalog_list()
-            .register_catalog(self.snapshot.catalog_name().to_owned(), Arc::new(CatalogWithSystem::new(view.clone())));
+            .register_catalog(self.snapshot.catalog_name().to_owned(), Arc::new(CatalogWithSystem::new(view.clone(), self.system_sources())));
         state
     }
 
@@ -394,7 +452,40 @@ impl Engine {
         let call = settings.clone();
         let sql = sql.to_owned();
         let planning = SpawnedTask::spawn(async move { engine.plan_sql(&principal, &sql, &call, started).await });
-        self.finish_planning(planning, started, settings.timeout).await
+        self.gated(self.finish_planning(planning, started, settings.timeout).await?)
+    }
+
+    /// `query` under the contracts of the products it reads (checked at every
+    /// planning, cached plans too, since results change in the background).
+    fn gated(&self, mut query: Query) -> Result<Query, EngineError> {
+        query.warnings.extend(contract_warnings(&self.quality, &query.reads)?);
+        let deprecated: Vec<String> = query.reads.iter().filter_map(|read| self.deprecation(read)).collect();
+        query.warnings.extend(deprecated);
+        Ok(query)
+    }
+
+    /// The warning for reading a deprecated product version: its sunset, and the
+    /// version to move to when there is a newer one.
+    fn deprecation(&self, read: &ProductRead) -> Option<String> {
+        let entry = self.snapshot.version_of(&read.domain, &read.product, &read.version)?;
+        let product = &entry.product;
+        if product.status != meshgate_catalog::config::Status::Deprecated {
+            return None;
+        }
+        let mut warning = format!("{} version {} is deprecated", product.qualified_name(), product.version);
+        if let Some(sunset) = &product.sunset {
+            warning.push_str(&format!(" and stops being served on {sunset}"));
+        }
+        if let Some(current) = self.snapshot.product(&read.domain, &read.product)
+            && current.product.version != product.version
+        {
+            warning.push_str(&format!(
+                "; move to {} (version {})",
+                current.product.qualified_name(),
+                current.product.version
+            ));
+        }
+        Some(warning)
     }
 
     /// Waits for a planning task until the deadline; dropping the task (on timeout,
@@ -499,7 +590,7 @@ impl Engine {
         let call = settings.clone();
         let planning =
             SpawnedTask::spawn(async move { engine.plan_substrait_now(&principal, &plan, &call, started).await });
-        self.finish_planning(planning, started, settings.timeout).await
+        self.gated(self.finish_planning(planning, started, settings.timeout).await?)
     }
 
     async fn plan_substrait_now(
@@ -604,11 +695,32 @@ impl Engine {
         if schema == SYSTEM_SCHEMA {
             return SystemTable::from_name(reference.table()).map(|_| ()).ok_or_else(|| not_found(""));
         }
-        let entry = view.product(schema, reference.table()).ok_or_else(|| not_found(""))?;
+        let Some(entry) = view.product(schema, reference.table()) else {
+            return Err(not_found(&retired_hint(view, schema, reference.table())));
+        };
         match entry.table.refusal() {
             Some(problem) => Err(EngineError::Product(problem)),
             None => Ok(()),
         }
+    }
+}
+
+/// Why a table name reads nothing when it pins a retired version: the version, and
+/// the current one to read instead. Only for a principal who may read the product
+/// (otherwise it is absent like any other).
+fn retired_hint(view: &MeshView, domain: &str, table: &str) -> String {
+    let Some((retired, current)) = view.snapshot().retired(domain, table) else { return String::new() };
+    let product = &retired.product;
+    let readable = |entry: &Arc<meshgate_catalog::ProductEntry>| view.policy().can_read(view.principal(), &entry.product);
+    match current.filter(|current| readable(current)) {
+        Some(current) => format!(
+            ": version {} of {} is retired; read {} (version {})",
+            product.version,
+            product.qualified_name(),
+            current.product.qualified_name(),
+            current.product.version
+        ),
+        None => String::new(),
     }
 }
 

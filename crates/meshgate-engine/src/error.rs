@@ -26,6 +26,9 @@ pub enum EngineError {
     /// A product that cannot be read.
     #[error(transparent)]
     Product(#[from] ProductError),
+    /// A product whose failing quality checks block it (`on_failure: block`).
+    #[error("{0}")]
+    Degraded(String),
     /// The query ran past the memory it may use.
     #[error("the query needs more memory than meshgate's memory limit allows and could not spill: {0}")]
     ResourcesExhausted(String),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use datafusion::execution::runtime_env::RuntimeEnv;
 use meshgate_catalog::ConfigErrors;
+use meshgate_catalog::quality::{QualityBook, QualityTask};
 use meshgate_flight::{Authenticator, Current, MeshFlightSqlService, ServerOptions, Serving, TicketSigner};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,13 +35,6 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Ok(secret) if !secret.is_empty() => secret.into_bytes(),
         _ => rand::random::<[u8; 32]>().to_vec(),
     };
-    let serving = match load_serving(&config, &runtime, &args.tuning(), &secret).await {
-        Ok(serving) => serving,
-        Err(errors) => {
-            eprint!("meshgate: {} is not valid\n{errors}", config.display());
-            return ExitCode::from(2);
-        }
-    };
     let audit = match open_audit(&args) {
         Ok(audit) => audit,
         Err(error) => {
@@ -48,6 +42,16 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Quality results outlive reloads; each snapshot's checks run in the background.
+    let quality = Arc::new(QualityBook::new());
+    let serving = match load_serving(&config, &runtime, &args.tuning(), &secret, &quality, &audit).await {
+        Ok(serving) => serving,
+        Err(errors) => {
+            eprint!("meshgate: {} is not valid\n{errors}", config.display());
+            return ExitCode::from(2);
+        }
+    };
+    let checks = QualityTask::start(Arc::clone(&quality), Arc::clone(serving.engine.snapshot()));
     let current = Current::new(serving);
     let signer = TicketSigner::new(secret.clone(), Duration::from_secs(args.ticket_ttl_secs));
     let service = match MeshFlightSqlService::new(current.clone(), signer, args.service_options(audit.clone())) {
@@ -57,7 +61,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tokio::spawn(reload_on_hangup(current, config.clone(), runtime, args.tuning(), secret));
+    let tuning = args.tuning();
+    let audit_of_reloads = audit.clone();
+    let reloads =
+        Reloads { current, config: config.clone(), runtime, tuning, secret, quality, audit: audit_of_reloads, checks };
+    tokio::spawn(reload_on_hangup(reloads));
     let listener = match TcpListener::bind(args.bind).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -132,8 +140,11 @@ async fn load_serving(
     runtime: &Arc<RuntimeEnv>,
     tuning: &Tuning,
     secret: &[u8],
+    quality: &Arc<QualityBook>,
+    audit: &meshgate_audit::Audit,
 ) -> Result<Serving, ConfigErrors> {
-    let engine = Arc::new(load_engine(config, Arc::clone(runtime), tuning).await?);
+    let engine = load_engine(config, Arc::clone(runtime), tuning).await?;
+    let engine = Arc::new(engine.with_quality(Arc::clone(quality)).with_audit(audit.clone()));
     let auth = Arc::new(Authenticator::from_config(engine.snapshot().config(), engine.policy().attributes(), secret)?);
     let snapshot = engine.snapshot();
     for entry in snapshot.products() {
@@ -148,24 +159,22 @@ async fn load_serving(
 
 /// On SIGHUP, reloads the mesh file, descriptors, policies and users. A reload with
 /// any error is refused whole: the previous configuration keeps serving.
-async fn reload_on_hangup(
-    current: Current,
-    config: PathBuf,
-    runtime: Arc<RuntimeEnv>,
-    tuning: Tuning,
-    secret: Vec<u8>,
-) {
+async fn reload_on_hangup(reloads: Reloads) {
     #[cfg(unix)]
     {
+        let Reloads { current, config, runtime, tuning, secret, quality, audit, mut checks } = reloads;
         let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP; reload by restarting");
             return;
         };
         while hangup.recv().await.is_some() {
             tracing::info!(config = %config.display(), "SIGHUP: reloading the configuration");
-            match load_serving(&config, &runtime, &tuning, &secret).await {
+            match load_serving(&config, &runtime, &tuning, &secret, &quality, &audit).await {
                 Ok(serving) => {
+                    // The previous snapshot's checks stop; the new one's start.
+                    let next = QualityTask::start(Arc::clone(&quality), Arc::clone(serving.engine.snapshot()));
                     current.replace(serving);
+                    drop(std::mem::replace(&mut checks, next));
                     tracing::info!("reloaded; new queries use the new configuration");
                 }
                 Err(errors) => {
@@ -175,7 +184,21 @@ async fn reload_on_hangup(
         }
     }
     #[cfg(not(unix))]
-    let _ = (current, config, runtime, tuning, secret);
+    let _ = reloads;
+}
+
+/// What reloading needs: the serving state to replace, how to load the next one,
+/// and the quality checks of the one serving now.
+struct Reloads {
+    current: Current,
+    config: PathBuf,
+    runtime: Arc<RuntimeEnv>,
+    tuning: Tuning,
+    secret: Vec<u8>,
+    quality: Arc<QualityBook>,
+    /// The recorded queries the system tables read.
+    audit: meshgate_audit::Audit,
+    checks: QualityTask,
 }
 
 async fn shutdown_signal() {

@@ -5,8 +5,13 @@
 //! they may read; stewards see everything.
 
 mod columns;
+mod lineage;
 mod products;
+mod quality;
+mod query_log;
 mod rows;
+mod sight;
+mod usage;
 
 use std::sync::Arc;
 
@@ -20,6 +25,8 @@ use datafusion::datasource::TableType;
 use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
+use meshgate_audit::Audit;
+use meshgate_catalog::quality::QualityBook;
 use meshgate_policy::{GovernedCatalog, MeshView};
 
 /// The reserved schema of the system tables; no domain may take its name.
@@ -30,15 +37,30 @@ pub const SYSTEM_SCHEMA: &str = "mesh_catalog";
 pub enum SystemTable {
     Products,
     Columns,
+    QualityResults,
+    Lineage,
+    QueryLog,
+    Usage,
 }
 
 impl SystemTable {
-    pub const ALL: [SystemTable; 2] = [SystemTable::Products, SystemTable::Columns];
+    pub const ALL: [SystemTable; 6] = [
+        SystemTable::Products,
+        SystemTable::Columns,
+        SystemTable::QualityResults,
+        SystemTable::Lineage,
+        SystemTable::QueryLog,
+        SystemTable::Usage,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             SystemTable::Products => "products",
             SystemTable::Columns => "columns",
+            SystemTable::QualityResults => "quality_results",
+            SystemTable::Lineage => "lineage",
+            SystemTable::QueryLog => "query_log",
+            SystemTable::Usage => "usage",
         }
     }
 
@@ -46,6 +68,10 @@ impl SystemTable {
         match self {
             SystemTable::Products => "Every data product you may read: owner, version, status, size and health",
             SystemTable::Columns => "The columns of every product you may read, as you see them",
+            SystemTable::QualityResults => "Results of the products' quality and freshness checks, latest and history",
+            SystemTable::Lineage => "Where products come from (declared upstream) and who reads them",
+            SystemTable::QueryLog => "Recorded queries: your own (a steward's: everyone's)",
+            SystemTable::Usage => "Queries, principals, groups and consuming domains per product and window",
         }
     }
 
@@ -57,16 +83,32 @@ impl SystemTable {
         match self {
             SystemTable::Products => products::schema(),
             SystemTable::Columns => columns::schema(),
+            SystemTable::QualityResults => quality::schema(),
+            SystemTable::Lineage => lineage::schema(),
+            SystemTable::QueryLog => query_log::schema(),
+            SystemTable::Usage => usage::schema(),
         }
     }
 
     /// The table's rows as `view`'s principal may see them.
-    pub async fn rows(self, view: &MeshView) -> Result<RecordBatch> {
+    pub async fn rows(self, view: &MeshView, sources: &SystemSources) -> Result<RecordBatch> {
         match self {
-            SystemTable::Products => products::rows(view).await,
+            SystemTable::Products => products::rows(view, sources).await,
             SystemTable::Columns => columns::rows(view),
+            SystemTable::QualityResults => quality::rows(view, sources),
+            SystemTable::Lineage => lineage::rows(view, sources),
+            SystemTable::QueryLog => query_log::rows(view, sources),
+            SystemTable::Usage => usage::rows(view, sources),
         }
     }
+}
+
+/// What the system tables read besides the snapshot: the quality results and the
+/// recorded queries (both outlive reloads).
+#[derive(Debug, Clone, Default)]
+pub struct SystemSources {
+    pub quality: Arc<QualityBook>,
+    pub audit: Audit,
 }
 
 /// The principal's governed catalog plus the `mesh_catalog` schema.
@@ -74,11 +116,12 @@ impl SystemTable {
 pub(crate) struct CatalogWithSystem {
     governed: GovernedCatalog,
     view: MeshView,
+    sources: SystemSources,
 }
 
 impl CatalogWithSystem {
-    pub fn new(view: MeshView) -> Self {
-        Self { governed: GovernedCatalog::new(view.clone()), view }
+    pub fn new(view: MeshView, sources: SystemSources) -> Self {
+        Self { governed: GovernedCatalog::new(view.clone()), view, sources }
     }
 }
 
@@ -95,7 +138,8 @@ impl CatalogProvider for CatalogWithSystem {
         }
         let schema = MemorySchemaProvider::new();
         for table in SystemTable::ALL {
-            let provider = Arc::new(SystemTableProvider { table, view: self.view.clone() });
+            let provider =
+                Arc::new(SystemTableProvider { table, view: self.view.clone(), sources: self.sources.clone() });
             // Registering a new name in an empty schema cannot fail.
             let _ = schema.register_table(table.name().to_owned(), provider);
         }
@@ -108,6 +152,7 @@ impl CatalogProvider for CatalogWithSystem {
 struct SystemTableProvider {
     table: SystemTable,
     view: MeshView,
+    sources: SystemSources,
 }
 
 #[async_trait]
@@ -127,7 +172,7 @@ impl TableProvider for SystemTableProvider {
         _filters: &[Expr],
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let batch = self.table.rows(&self.view).await?;
+        let batch = self.table.rows(&self.view, &self.sources).await?;
         Ok(MemorySourceConfig::try_new_exec(&[vec![batch]], self.table.schema(), projection.cloned())?)
     }
 }

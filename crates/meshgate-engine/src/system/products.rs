@@ -6,8 +6,10 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::Result;
 use meshgate_catalog::config::{Product, Status};
+use meshgate_catalog::quality::ProductKey;
 use meshgate_policy::MeshView;
 
+use super::SystemSources;
 use super::rows::{Cell, Rows, text, text_list, texts, time};
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -32,6 +34,9 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         time("last_modified", true),
         text("health", false),
         text("problem", true),
+        text("quality_status", false),
+        text("freshness_status", false),
+        time("checked_at", true),
         text_list("ml_roles"),
     ]))
 });
@@ -40,7 +45,7 @@ pub(super) fn schema() -> SchemaRef {
     Arc::clone(&SCHEMA)
 }
 
-pub(super) async fn rows(view: &MeshView) -> Result<RecordBatch> {
+pub(super) async fn rows(view: &MeshView, sources: &SystemSources) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema());
     let steward = view.policy().is_steward(view.principal());
     for entry in view.all_versions() {
@@ -65,6 +70,12 @@ pub(super) async fn rows(view: &MeshView) -> Result<RecordBatch> {
         let problem = entry.table.refusal().map(|problem| problem.to_string());
         let roles = ml_roles(product);
         let location = public_location(product);
+        let key = ProductKey {
+            domain: product.domain.clone(),
+            product: product.name.clone(),
+            version: product.version.clone(),
+        };
+        let quality = sources.quality.status_of(&key);
         rows.push(vec![
             text(&product.domain),
             text(&product.name),
@@ -84,6 +95,9 @@ pub(super) async fn rows(view: &MeshView) -> Result<RecordBatch> {
             Cell::Time(inventory.as_ref().and_then(|i| i.last_modified_ms)),
             text(if problem.is_some() { "unhealthy" } else { "healthy" }),
             Cell::Str(problem.as_deref()),
+            text(quality.as_ref().map_or("unchecked", |q| q.status.as_str())),
+            text(quality.as_ref().map_or("unknown", |q| q.freshness.as_str())),
+            Cell::Time(quality.as_ref().and_then(|q| q.checked_at).map(super::quality::millis)),
             texts(&roles),
         ])?;
     }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayBuilder, ArrayRef, BooleanBuilder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
+    ArrayRef, BooleanBuilder, Float64Builder, Int64Builder, ListBuilder, RecordBatch, StringBuilder,
     TimestampMillisecondBuilder,
 };
 use datafusion::arrow::datatypes::{DataType, Field, SchemaRef, TimeUnit};
@@ -16,6 +16,7 @@ pub(crate) enum Cell<'a> {
     Str(Option<&'a str>),
     Strs(Vec<&'a str>),
     Int(Option<i64>),
+    Float(Option<f64>),
     /// Milliseconds since the epoch, UTC.
     Time(Option<i64>),
     Bool(Option<bool>),
@@ -43,6 +44,7 @@ enum Builder {
     Str(StringBuilder),
     Strs(ListBuilder<StringBuilder>),
     Int(Int64Builder),
+    Float(Float64Builder),
     Time(TimestampMillisecondBuilder),
     Bool(BooleanBuilder),
 }
@@ -60,6 +62,7 @@ impl Rows {
             .iter()
             .map(|field| match field.data_type() {
                 DataType::Int64 => Builder::Int(Int64Builder::new()),
+                DataType::Float64 => Builder::Float(Float64Builder::new()),
                 DataType::Boolean => Builder::Bool(BooleanBuilder::new()),
                 DataType::Timestamp(..) => Builder::Time(TimestampMillisecondBuilder::new().with_timezone("UTC")),
                 DataType::List(_) => Builder::Strs(ListBuilder::new(StringBuilder::new())),
@@ -88,6 +91,7 @@ impl Rows {
                     b.append(true);
                 }
                 (Builder::Int(b), Cell::Int(v)) => b.append_option(v),
+                (Builder::Float(b), Cell::Float(v)) => b.append_option(v),
                 (Builder::Time(b), Cell::Time(v)) => b.append_option(v),
                 (Builder::Bool(b), Cell::Bool(v)) => b.append_option(v),
                 (_, cell) => {
@@ -101,16 +105,6 @@ impl Rows {
         Ok(())
     }
 
-    pub fn len(&self) -> usize {
-        self.builders.first().map_or(0, |builder| match builder {
-            Builder::Str(b) => b.len(),
-            Builder::Strs(b) => b.len(),
-            Builder::Int(b) => b.len(),
-            Builder::Time(b) => b.len(),
-            Builder::Bool(b) => b.len(),
-        })
-    }
-
     pub fn finish(self) -> Result<RecordBatch> {
         let columns: Vec<ArrayRef> = self
             .builders
@@ -120,6 +114,7 @@ impl Rows {
                     Builder::Str(mut b) => Arc::new(b.finish()),
                     Builder::Strs(mut b) => Arc::new(b.finish()),
                     Builder::Int(mut b) => Arc::new(b.finish()),
+                    Builder::Float(mut b) => Arc::new(b.finish()),
                     Builder::Time(mut b) => Arc::new(b.finish()),
                     Builder::Bool(mut b) => Arc::new(b.finish()),
                 }
