@@ -70,7 +70,9 @@ pub fn to_status(error: &FlightError) -> Status {
             | EngineError::Unsupported { .. }
             | EngineError::Execution(_) => (Code::InvalidArgument, engine.to_string()),
             EngineError::TableNotFound { .. } => (Code::NotFound, engine.to_string()),
-            EngineError::PartitioningChanged => (Code::FailedPrecondition, engine.to_string()),
+            EngineError::PartitioningChanged | EngineError::Degraded(_) => {
+                (Code::FailedPrecondition, engine.to_string())
+            }
             EngineError::TimedOut(_) => (Code::DeadlineExceeded, engine.to_string()),
             EngineError::Product(product) => (product_code(product), engine.to_string()),
             EngineError::ResourcesExhausted(_) => (Code::ResourceExhausted, engine.to_string()),

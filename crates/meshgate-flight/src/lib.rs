@@ -24,6 +24,7 @@ mod sql_info;
 mod statement_route;
 mod tickets;
 mod updates;
+mod warnings;
 mod xdbc_types;
 
 /// Messages of `proto/meshgate/v1/`: tickets and sessions.

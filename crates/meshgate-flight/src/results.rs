@@ -205,6 +205,8 @@ pub struct Results {
     pub schema: SchemaRef,
     pub log: Arc<QueryLog>,
     pub running: Running,
+    /// Warnings for the client, sent with the stream's status.
+    pub warnings: Vec<String>,
 }
 
 impl Results {
@@ -213,7 +215,7 @@ impl Results {
     fn wire_batches(
         self,
     ) -> (impl Stream<Item = Result<RecordBatch, FlightError>> + Send + 'static, SchemaRef, Arc<QueryLog>) {
-        let Self { batches, schema, log, running } = self;
+        let Self { batches, schema, log, running, .. } = self;
         let rows_log = Arc::clone(&log);
         let wire = Arc::clone(&schema);
         let batches =

@@ -47,6 +47,7 @@ use crate::session::{CallSettings, Endpoints, Sessions};
 use crate::sql_info::sql_info;
 use crate::tickets::TicketSigner;
 use crate::updates;
+use crate::warnings;
 use crate::xdbc_types::xdbc_type_info;
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
@@ -147,8 +148,11 @@ impl MeshFlightSqlService {
             Err(error) => return Err(self.refused(&engine, principal, &statement, &error)),
         };
         let schema = parameters::result_schema(self.result_schema(&engine, principal, &query), &statement.parameters)?;
-        let mut info =
-            FlightInfo::new().try_with_schema(&schema).map_err(FlightError::from)?.with_descriptor(descriptor);
+        let mut info = FlightInfo::new()
+            .try_with_schema(&schema)
+            .map_err(FlightError::from)?
+            .with_descriptor(descriptor)
+            .with_app_metadata(warnings::app_metadata(query.warnings()));
         // One endpoint unless the client asked for several, the result splits into
         // independent partitions and is not known to be small. Locations stay empty
         // so clients reuse the connection.
@@ -193,17 +197,18 @@ impl MeshFlightSqlService {
         let started = async {
             let query = plan_statement(&engine, principal, &payload).await?;
             log.planned(audit::planned(&query));
+            let warnings = query.warnings().to_vec();
             let schema =
                 parameters::result_schema(self.result_schema(&engine, principal, &query), &payload.parameters)?;
             let batches = match payload.partitions {
                 0 => execute_rows(query, &engine, principal, &payload).await?,
                 count => query.execute_partition(payload.partition as usize, count as usize).await?,
             };
-            Ok::<_, FlightError>((batches, schema))
+            Ok::<_, FlightError>((batches, schema, warnings))
         }
         .await;
         match started {
-            Ok((batches, schema)) => Ok(Results { batches, schema, log, running }),
+            Ok((batches, schema, warnings)) => Ok(Results { batches, schema, log, running, warnings }),
             Err(error) => {
                 let status = to_status(&error);
                 log.refuse(&status);
@@ -438,7 +443,10 @@ impl FlightSqlService for MeshFlightSqlService {
         let principal = principal_of(&request)?;
         let purpose = purpose_header(request.metadata());
         let results = self.start_ticket(&principal, &ticket.statement_handle, purpose).await?;
-        Ok(Response::new(Box::pin(flight_stream(results))))
+        let warnings = results.warnings.clone();
+        let mut response: Response<DoGetStream> = Response::new(Box::pin(flight_stream(results)));
+        warnings::append_metadata(response.metadata_mut(), &warnings);
+        Ok(response)
     }
 
     async fn do_action_create_prepared_statement(

@@ -119,15 +119,21 @@ async fn serve_statement(
 ) -> http::Response<Body> {
     let Some(principal) = principal else { return Status::from(AuthError::Missing).into_http() };
     match service.start_ticket(principal, handle, purpose).await {
-        Ok(results) => grpc_response(frame_stream(results, max_message_bytes)),
+        Ok(results) => {
+            let warnings = results.warnings.clone();
+            grpc_response(frame_stream(results, max_message_bytes), warnings)
+        }
         Err(status) => status.into_http(),
     }
 }
 
 /// A streaming gRPC response: the chunks as data, then the status as trailers (OK,
-/// or the error that ended the stream).
-fn grpc_response(chunks: impl Stream<Item = Result<Bytes, Status>> + Send + 'static) -> http::Response<Body> {
-    let frames = chunks.map(Some).chain(stream::once(async { None })).scan(false, |ended, chunk| {
+/// or the error that ended the stream), with the query's warnings.
+fn grpc_response(
+    chunks: impl Stream<Item = Result<Bytes, Status>> + Send + 'static,
+    warnings: Vec<String>,
+) -> http::Response<Body> {
+    let frames = chunks.map(Some).chain(stream::once(async { None })).scan(false, move |ended, chunk| {
         if *ended {
             return std::future::ready(None);
         }
@@ -135,11 +141,11 @@ fn grpc_response(chunks: impl Stream<Item = Result<Bytes, Status>> + Send + 'sta
             Some(Ok(bytes)) => Frame::data(bytes),
             Some(Err(status)) => {
                 *ended = true;
-                Frame::trailers(trailers(&status))
+                Frame::trailers(trailers(&status, &warnings))
             }
             None => {
                 *ended = true;
-                Frame::trailers(trailers(&Status::ok("")))
+                Frame::trailers(trailers(&Status::ok(""), &warnings))
             }
         };
         std::future::ready(Some(Ok::<_, Status>(frame)))
@@ -149,11 +155,12 @@ fn grpc_response(chunks: impl Stream<Item = Result<Bytes, Status>> + Send + 'sta
     response
 }
 
-fn trailers(status: &Status) -> http::HeaderMap {
+fn trailers(status: &Status, warnings: &[String]) -> http::HeaderMap {
     let mut headers = http::HeaderMap::new();
     if let Err(unencodable) = status.add_header(&mut headers) {
         let _ = Status::internal(unencodable.message().to_owned()).add_header(&mut headers);
     }
+    crate::warnings::append_headers(&mut headers, warnings);
     headers
 }
 

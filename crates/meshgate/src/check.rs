@@ -55,7 +55,9 @@ pub async fn run(args: CheckArgs) -> ExitCode {
     if columnless > 0 {
         let _ = writeln!(out, "{columnless} readable product(s) served with no columns to anyone");
     }
-    if failures + columnless == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    drop(out);
+    let contracts = crate::contracts::run(snapshot).await;
+    if failures + columnless == 0 && contracts.error_failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn datafusion_schema_len(table: &meshgate_catalog::ProductTable) -> usize {

@@ -35,6 +35,8 @@ pub async fn load_engine(path: &Path, runtime: Arc<RuntimeEnv>, tuning: &Tuning)
         session.options_mut().sql_parser.map_string_types_to_utf8view = true;
     }
     let snapshot = MeshSnapshot::load(config, session, runtime).await?;
+    // Every quality check must plan against its product's schema.
+    meshgate_catalog::quality::plan_contracts(&snapshot).await?;
     let policy = load_policies(snapshot.config(), &snapshot)?;
     Ok(Engine::new(Arc::new(snapshot), Arc::new(policy)).with_query_timeout(tuning.query_timeout))
 }

@@ -2,6 +2,7 @@
 
 mod check;
 mod cli;
+mod contracts;
 mod load;
 mod policy;
 mod serve;
