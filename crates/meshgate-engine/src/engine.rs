@@ -38,7 +38,7 @@ use crate::plan_cache::PlanCache;
 use crate::reads::{ProductRead, product_reads};
 use crate::sql_guard::{check_statement, is_url_table, rewrite_show_schemas};
 use crate::substrait::{decode_substrait, substrait_to_plan};
-use crate::system::{CatalogWithSystem, SYSTEM_SCHEMA, SystemTable};
+use crate::system::{CatalogWithSystem, SYSTEM_SCHEMA, SystemSources, SystemTable};
 use crate::unsupported::check_supported;
 use crate::yielding::YieldInJoins;
 
@@ -128,6 +128,8 @@ pub struct Engine {
     /// Results of the products' quality checks: degraded products are refused or
     /// served with a warning, as their contracts say.
     quality: Arc<QualityBook>,
+    /// The recorded queries (query log, usage, consumers in lineage).
+    audit: meshgate_audit::Audit,
 }
 
 /// A planned query.
@@ -335,6 +337,7 @@ impl Engine {
             plans: Arc::default(),
             query_timeout: None,
             quality: Arc::default(),
+            audit: meshgate_audit::Audit::default(),
         }
     }
 
@@ -342,6 +345,13 @@ impl Engine {
     /// engine starts with an empty book, where every product is unchecked.
     pub fn with_quality(mut self, book: Arc<QualityBook>) -> Self {
         self.quality = book;
+        self
+    }
+
+    /// Reads the recorded queries from `audit` for the system tables (a new engine
+    /// starts with an empty in-memory one).
+    pub fn with_audit(mut self, audit: meshgate_audit::Audit) -> Self {
+        self.audit = audit;
         self
     }
 
@@ -391,6 +401,11 @@ impl Engine {
         MeshView::new(Arc::clone(&self.snapshot), Arc::clone(&self.policy), principal)
     }
 
+    /// What the `mesh_catalog` tables read besides the snapshot.
+    pub fn system_sources(&self) -> SystemSources {
+        SystemSources { quality: Arc::clone(&self.quality), audit: self.audit.clone() }
+    }
+
     /// A session whose only catalog is the principal's governed view of the mesh.
     fn session_for(&self, view: &MeshView) -> SessionState {
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
@@ -399,7 +414,7 @@ impl Engine {
             .build();
         state
             .catalog_list()
-            .register_catalog(self.snapshot.catalog_name().to_owned(), Arc::new(CatalogWithSystem::new(view.clone())));
+            .register_catalog(self.snapshot.catalog_name().to_owned(), Arc::new(CatalogWithSystem::new(view.clone(), self.system_sources())));
         state
     }
 
@@ -444,7 +459,33 @@ impl Engine {
     /// planning, cached plans too, since results change in the background).
     fn gated(&self, mut query: Query) -> Result<Query, EngineError> {
         query.warnings.extend(contract_warnings(&self.quality, &query.reads)?);
+        let deprecated: Vec<String> = query.reads.iter().filter_map(|read| self.deprecation(read)).collect();
+        query.warnings.extend(deprecated);
         Ok(query)
+    }
+
+    /// The warning for reading a deprecated product version: its sunset, and the
+    /// version to move to when there is a newer one.
+    fn deprecation(&self, read: &ProductRead) -> Option<String> {
+        let entry = self.snapshot.version_of(&read.domain, &read.product, &read.version)?;
+        let product = &entry.product;
+        if product.status != meshgate_catalog::config::Status::Deprecated {
+            return None;
+        }
+        let mut warning = format!("{} version {} is deprecated", product.qualified_name(), product.version);
+        if let Some(sunset) = &product.sunset {
+            warning.push_str(&format!(" and stops being served on {sunset}"));
+        }
+        if let Some(current) = self.snapshot.product(&read.domain, &read.product)
+            && current.product.version != product.version
+        {
+            warning.push_str(&format!(
+                "; move to {} (version {})",
+                current.product.qualified_name(),
+                current.product.version
+            ));
+        }
+        Some(warning)
     }
 
     /// Waits for a planning task until the deadline; dropping the task (on timeout,
@@ -654,11 +695,32 @@ impl Engine {
         if schema == SYSTEM_SCHEMA {
             return SystemTable::from_name(reference.table()).map(|_| ()).ok_or_else(|| not_found(""));
         }
-        let entry = view.product(schema, reference.table()).ok_or_else(|| not_found(""))?;
+        let Some(entry) = view.product(schema, reference.table()) else {
+            return Err(not_found(&retired_hint(view, schema, reference.table())));
+        };
         match entry.table.refusal() {
             Some(problem) => Err(EngineError::Product(problem)),
             None => Ok(()),
         }
+    }
+}
+
+/// Why a table name reads nothing when it pins a retired version: the version, and
+/// the current one to read instead. Only for a principal who may read the product
+/// (otherwise it is absent like any other).
+fn retired_hint(view: &MeshView, domain: &str, table: &str) -> String {
+    let Some((retired, current)) = view.snapshot().retired(domain, table) else { return String::new() };
+    let product = &retired.product;
+    let readable = |entry: &Arc<meshgate_catalog::ProductEntry>| view.policy().can_read(view.principal(), &entry.product);
+    match current.filter(|current| readable(current)) {
+        Some(current) => format!(
+            ": version {} of {} is retired; read {} (version {})",
+            product.version,
+            product.qualified_name(),
+            current.product.qualified_name(),
+            current.product.version
+        ),
+        None => String::new(),
     }
 }
 

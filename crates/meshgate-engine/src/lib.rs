@@ -28,4 +28,4 @@ pub use lineage::ColumnSource;
 pub use reads::ProductRead;
 pub use runtime::{RuntimeOptions, parse_byte_size, runtime};
 pub use substrait::substrait_version;
-pub use system::{SYSTEM_SCHEMA, SystemTable};
+pub use system::{SYSTEM_SCHEMA, SystemSources, SystemTable};

@@ -35,19 +35,19 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Ok(secret) if !secret.is_empty() => secret.into_bytes(),
         _ => rand::random::<[u8; 32]>().to_vec(),
     };
-    // Quality results outlive reloads; each snapshot's checks run in the background.
-    let quality = Arc::new(QualityBook::new());
-    let serving = match load_serving(&config, &runtime, &args.tuning(), &secret, &quality).await {
-        Ok(serving) => serving,
-        Err(errors) => {
-            eprint!("meshgate: {} is not valid\n{errors}", config.display());
-            return ExitCode::from(2);
-        }
-    };
     let audit = match open_audit(&args) {
         Ok(audit) => audit,
         Err(error) => {
             eprintln!("meshgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    // Quality results outlive reloads; each snapshot's checks run in the background.
+    let quality = Arc::new(QualityBook::new());
+    let serving = match load_serving(&config, &runtime, &args.tuning(), &secret, &quality, &audit).await {
+        Ok(serving) => serving,
+        Err(errors) => {
+            eprint!("meshgate: {} is not valid\n{errors}", config.display());
             return ExitCode::from(2);
         }
     };
@@ -61,7 +61,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let reloads = Reloads { current, config: config.clone(), runtime, tuning: args.tuning(), secret, quality, checks };
+    let tuning = args.tuning();
+    let audit_of_reloads = audit.clone();
+    let reloads =
+        Reloads { current, config: config.clone(), runtime, tuning, secret, quality, audit: audit_of_reloads, checks };
     tokio::spawn(reload_on_hangup(reloads));
     let listener = match TcpListener::bind(args.bind).await {
         Ok(listener) => listener,
@@ -138,9 +141,10 @@ async fn load_serving(
     tuning: &Tuning,
     secret: &[u8],
     quality: &Arc<QualityBook>,
+    audit: &meshgate_audit::Audit,
 ) -> Result<Serving, ConfigErrors> {
     let engine = load_engine(config, Arc::clone(runtime), tuning).await?;
-    let engine = Arc::new(engine.with_quality(Arc::clone(quality)));
+    let engine = Arc::new(engine.with_quality(Arc::clone(quality)).with_audit(audit.clone()));
     let auth = Arc::new(Authenticator::from_config(engine.snapshot().config(), engine.policy().attributes(), secret)?);
     let snapshot = engine.snapshot();
     for entry in snapshot.products() {
@@ -158,14 +162,14 @@ async fn load_serving(
 async fn reload_on_hangup(reloads: Reloads) {
     #[cfg(unix)]
     {
-        let Reloads { current, config, runtime, tuning, secret, quality, mut checks } = reloads;
+        let Reloads { current, config, runtime, tuning, secret, quality, audit, mut checks } = reloads;
         let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
             tracing::warn!("cannot listen for SIGHUP; reload by restarting");
             return;
         };
         while hangup.recv().await.is_some() {
             tracing::info!(config = %config.display(), "SIGHUP: reloading the configuration");
-            match load_serving(&config, &runtime, &tuning, &secret, &quality).await {
+            match load_serving(&config, &runtime, &tuning, &secret, &quality, &audit).await {
                 Ok(serving) => {
                     // The previous snapshot's checks stop; the new one's start.
                     let next = QualityTask::start(Arc::clone(&quality), Arc::clone(serving.engine.snapshot()));
@@ -192,6 +196,8 @@ struct Reloads {
     tuning: Tuning,
     secret: Vec<u8>,
     quality: Arc<QualityBook>,
+    /// The recorded queries the system tables read.
+    audit: meshgate_audit::Audit,
     checks: QualityTask,
 }
 
