@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use super::book::QualityBook;
+use super::book::{QualityBook, key_of};
 use super::result::{CheckResult, QualityStatus};
 use super::runner::ProductChecks;
 use crate::snapshot::{MeshSnapshot, ProductEntry};
@@ -69,7 +69,7 @@ async fn keep_checking(
             Ok(checks) => run_all(&book, &checks, &permits).await,
             Err(error) => tracing::warn!(product = %name, %error, "cannot run quality checks"),
         }
-        if let Some(quality) = book.status(&product.domain, &product.name) {
+        if let Some(quality) = book.status_of(&key_of(product)) {
             let failing: Vec<String> = quality.failing.iter().map(CheckResult::failure_message).collect();
             let status = quality.status.as_str();
             let freshness = quality.freshness.as_str();
