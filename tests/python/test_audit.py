@@ -7,7 +7,8 @@ line per query (docs/catalog.md, "Audit log").
 - a refused query (a product carl may not see: NOT_FOUND at GetFlightInfo) and a failed
   one (a division by zero while streaming);
 - prepared statements recorded as `prepared` (pyarrow.flight and ADBC, whose purpose
-  travels as a call header), the fingerprint the same for the same shape;
+  travels as a call header), the fingerprint the same for the same shape; a Substrait
+  plan as `substrait`; a stream the client abandons as `cancelled`;
 - rotation by size with retention (`--audit-max-bytes`, `--audit-keep`);
 - stop (SIGTERM) leaves every record written.
 """
@@ -153,6 +154,43 @@ def test_a_prepared_statement_refused_when_created_is_recorded(audited):
     assert mgtest.flight_grpc_code(refused.value) == "NOT_FOUND"
     [record] = wait_for_record(audit_dir, sql, "carl")
     assert (record["kind"], record["outcome"], record["error_code"]) == ("prepared", "refused", "NOT_FOUND")
+
+
+def test_a_substrait_plan_is_recorded_as_substrait(audited):
+    from datafusion.substrait import Serde
+    from test_substrait import client_context, substrait_command
+
+    server, audit_dir = audited
+    plan = Serde.serialize_bytes("SELECT r_name FROM mesh.customers.region", client_context(server.uri, "sam"))
+    client = mgtest.flight_client(server.uri, user="sam")
+    try:
+        _, table, _ = mgtest.flight_command(client, substrait_command(plan))
+    finally:
+        client.close()
+    assert table.num_rows == 5
+
+    def substrait_records():
+        return [r for r in audit_records(audit_dir) if r["principal"] == "sam" and r["kind"] == "substrait"]
+    [record] = mgtest.wait_for(substrait_records, "sam's Substrait query in the audit log", timeout=30)
+    assert (record["sql"], record["outcome"], record["rows"]) == ("", "ok", 5)
+    assert re.fullmatch(r"[0-9a-f]{64}", record["fingerprint"])
+    assert [(p["domain"], p["product"]) for p in record["products"]] == [("customers", "region")]
+
+
+def test_a_stream_the_client_abandons_is_recorded_as_cancelled(audited):
+    server, audit_dir = audited
+    sql = "SELECT a.l_orderkey FROM sales.lineitem a CROSS JOIN sales.lineitem b"  # billions of rows
+    client = mgtest.flight_client(server.uri, user="stella")
+    try:
+        info = client.get_flight_info(flight.FlightDescriptor.for_command(mgtest.cmd_statement_query(sql)))
+        reader = client.do_get(info.endpoints[0].ticket)
+        assert reader.read_chunk().data.num_rows > 0
+        reader.cancel()
+    finally:
+        client.close()
+    [record] = wait_for_record(audit_dir, sql, "stella")
+    assert (record["outcome"], record["error_code"]) == ("cancelled", "CANCELLED")
+    assert record["rows"] > 0
 
 
 def test_query_ids_are_unique(audited):

@@ -202,6 +202,12 @@ impl Audit {
         self.memory().usage.rows(now_ms)
     }
 
+    /// Whether lineage events are emitted (a file or an endpoint is set): without,
+    /// callers may leave [`Planned::outputs`] empty.
+    pub fn lineage_enabled(&self) -> bool {
+        self.0.lineage.is_some()
+    }
+
     /// Lineage events not delivered to the HTTP endpoint (queue full, endpoint down).
     pub fn lineage_dropped(&self) -> u64 {
         self.0.lineage.as_ref().and_then(Lineage::delivery).map_or(0, |d| d.dropped())

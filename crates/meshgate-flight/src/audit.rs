@@ -61,8 +61,9 @@ pub(crate) fn begin(
     })
 }
 
-/// What planning found: the products read and each result column's source.
-pub(crate) fn planned(query: &Query) -> Planned {
+/// What planning found: the products read and, when lineage is on, each result
+/// column's source.
+pub(crate) fn planned(audit: &Audit, query: &Query) -> Planned {
     let products = query
         .reads()
         .iter()
@@ -75,6 +76,9 @@ pub(crate) fn planned(query: &Query) -> Planned {
             rules: read.rules.clone(),
         })
         .collect();
+    if !audit.lineage_enabled() {
+        return Planned { products, outputs: Vec::new() };
+    }
     let outputs = query
         .schema()
         .fields()

@@ -196,7 +196,7 @@ impl MeshFlightSqlService {
         let log = QueryLog::new(&principal.name, &payload.sql, pool, audit);
         let started = async {
             let query = plan_statement(&engine, principal, &payload).await?;
-            log.planned(audit::planned(&query));
+            log.planned(audit::planned(self.audit(), &query));
             let warnings = query.warnings().to_vec();
             let schema =
                 parameters::result_schema(self.result_schema(&engine, principal, &query), &payload.parameters)?;
