@@ -62,7 +62,13 @@ impl Check {
         match &self.rule {
             Rule::RowCount => format!("row count {expect}"),
             Rule::NotNull { column } => with_tolerance(format!("{column} is not null"), &self.expect),
-            Rule::Unique { columns } => with_tolerance(format!("({}) is unique", columns.join(", ")), &self.expect),
+            Rule::Unique { columns } => {
+                let key = match columns.as_slice() {
+                    [column] => column.clone(),
+                    columns => format!("({})", columns.join(", ")),
+                };
+                with_tolerance(format!("{key} is unique"), &self.expect)
+            }
             Rule::AllowedValues { column, values } => {
                 with_tolerance(format!("{column} in ({})", values.join(", ")), &self.expect)
             }

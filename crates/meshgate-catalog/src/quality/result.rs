@@ -73,10 +73,7 @@ impl CheckResult {
                 format!("{measured} row{} violate{} it", plural(rows), if rows == 1.0 { "s" } else { "" })
             }
             "row_count" => format!("the product has {measured} rows"),
-            "freshness" => {
-                let age = self.measured.unwrap_or_default().max(0.0) as u64;
-                format!("the newest data is {} old", crate::config::contract::format_duration(round_age(age)))
-            }
+            "freshness" => format!("the newest data is {} old", age_text(self.measured.unwrap_or_default())),
             _ => format!("measured {measured}"),
         }
     }
@@ -91,14 +88,16 @@ fn plural(count: f64) -> &'static str {
     if count == 1.0 { "" } else { "s" }
 }
 
-/// An age rounded to a readable unit (minutes past an hour, hours past a day).
-fn round_age(seconds: u64) -> Duration {
-    let unit = match seconds {
-        s if s >= 2 * 86_400 => 3600,
-        s if s >= 3600 => 60,
-        _ => 1,
-    };
-    Duration::from_secs(seconds / unit * unit)
+/// An age in its largest unit: days past two days, hours past two hours, else minutes
+/// (or seconds under a minute).
+fn age_text(seconds: f64) -> String {
+    let seconds = seconds.max(0.0) as u64;
+    match seconds {
+        s if s >= 2 * 86_400 => format!("{}d", s / 86_400),
+        s if s >= 2 * 3600 => format!("{}h", s / 3600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 /// A product's quality, from its latest results.

@@ -156,7 +156,7 @@ async fn the_book_keeps_status_history_and_gates() {
     assert_eq!(
         book.gate("d", "t", "0.1.0"),
         Gate::Block(
-            "product d.t is degraded and blocked by its contract: check keys ((id) is unique) failed: 2 rows violate it"
+            "product d.t is degraded and blocked by its contract: check keys (id is unique) failed: 2 rows violate it"
                 .into()
         )
     );
