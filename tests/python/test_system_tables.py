@@ -226,3 +226,42 @@ def test_lineage_names_consumers_to_stewards_and_themselves(fresh):
     assert {(r["target"], r["queries"]) for r in steward_view} == {("ana", 1), ("sam", 1)}
     ana_view = {(r["target_kind"], r["target"]) for r in rows(ana, sql)}
     assert ("principal", "ana") in ana_view and ("principal", "sam") not in ana_view
+
+
+def test_results_name_the_system_table_their_columns_come_from(users):
+    result = flight_sql_query(users["ana"], "SELECT name, row_count FROM mesh_catalog.products LIMIT 1")
+    for field in result.schema:
+        metadata = {k.decode(): v.decode() for k, v in (field.metadata or {}).items()}
+        assert metadata["ARROW:FLIGHT:SQL:SCHEMA_NAME"] == "mesh_catalog", field
+        assert metadata["ARROW:FLIGHT:SQL:TABLE_NAME"] == "products", field
+    assert {k.decode(): v.decode() for k, v in result.schema.field("row_count").metadata.items()}[
+        "ARROW:FLIGHT:SQL:TYPE_NAME"
+    ] == "BIGINT"
+
+
+# --- quality results ----------------------------------------------------------------------
+
+
+def test_quality_results_show_the_demo_contract_and_hide_what_is_not_yours(users):
+    stella, ana, carl = users["stella"], users["ana"], users["carl"]
+    sql = (
+        "SELECT check_name, kind, severity, passed, measured, files FROM mesh_catalog.quality_results "
+        "WHERE domain = 'customers' AND product = 'customer' AND is_latest ORDER BY check_name"
+    )
+    # Checks run in the background after load: wait for the failing one to be recorded.
+    latest = until(
+        lambda: [r for r in rows(stella, sql) if r["check_name"] == "acctbal_not_negative"] and rows(stella, sql),
+        "the customer checks to run",
+    )
+    failing = [r for r in latest if not r["passed"]]
+    assert [(r["check_name"], r["severity"]) for r in failing] == [("acctbal_not_negative", "warn")]
+    overdrawn = rows(stella, "SELECT count(*) AS n FROM customers.customer WHERE c_acctbal < 0")[0]["n"]
+    assert failing[0]["measured"] == overdrawn and failing[0]["files"] >= 1
+    # ana reads her own market segment only: the whole product's figures are not hers.
+    ana_rows = until(lambda: rows(ana, sql), "ana's view of the results")
+    assert {r["check_name"] for r in ana_rows} == {r["check_name"] for r in latest}
+    assert all(r["measured"] is None and r["files"] is None for r in ana_rows)
+    # carl may not read customers.customer: none of its results.
+    assert rows(carl, "SELECT * FROM mesh_catalog.quality_results WHERE domain = 'customers'") == []
+    status = rows(stella, "SELECT quality_status FROM mesh_catalog.products WHERE table_name = 'customer'")
+    assert status == [{"quality_status": "warning"}]

@@ -244,7 +244,15 @@ pub fn result_schema(view: &MeshView, schema: &Schema, sources: &[Option<ColumnS
                 .and_then(Option::as_ref)
                 .filter(|source| source.catalog == catalog)
                 .and_then(|source| Some((view.product(&source.schema, &source.table)?, source)));
-            let origin = product.map(|(entry, source)| Origin::new(catalog, &entry.product, &source.column));
+            let mut origin = product.map(|(entry, source)| Origin::new(catalog, &entry.product, &source.column));
+            // A system table's column: every principal sees those tables.
+            if let Some(source) = sources.get(index).and_then(Option::as_ref)
+                && source.catalog == catalog
+                && source.schema == SYSTEM_SCHEMA
+                && let Some(table) = SystemTable::from_name(&source.table)
+            {
+                origin = Some(Origin { catalog, schema: SYSTEM_SCHEMA, table: table.name(), description: "" });
+            }
             field.as_ref().clone().with_metadata(flight_sql(field, origin.as_ref()))
         })
         .collect();
