@@ -10,6 +10,8 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::source_as_provider;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::optimize_projections::OptimizeProjections;
+use datafusion::optimizer::{Optimizer, OptimizerContext};
 use meshgate_policy::model::Effect;
 use meshgate_policy::{Action, GovernedTable, PolicySet, Principal};
 
@@ -30,6 +32,10 @@ pub struct ProductRead {
 
 /// The products `plan` reads (subqueries included), one entry per product, sorted.
 pub(crate) fn product_reads(plan: &LogicalPlan, policy: &PolicySet, principal: &Principal) -> Vec<ProductRead> {
+    // With the projections pushed into the scans first, the columns the query reads
+    // (not every column the table has).
+    let pruned = pruned_projections(plan);
+    let plan = &pruned;
     // (domain, product, version) → the table and the column names read
     let mut scans: BTreeMap<(String, String, String), (Arc<dyn TableProvider>, Vec<String>)> = BTreeMap::new();
     let _ = plan.apply_with_subqueries(|node| {
@@ -78,4 +84,11 @@ pub(crate) fn product_reads(plan: &LogicalPlan, policy: &PolicySet, principal: &
         reads.push(ProductRead { domain, product, version, columns, masked, rules });
     }
     reads
+}
+
+/// `plan` with DataFusion's projection pushdown alone applied (as `plan` itself when it
+/// cannot be).
+fn pruned_projections(plan: &LogicalPlan) -> LogicalPlan {
+    let optimizer = Optimizer::with_rules(vec![Arc::new(OptimizeProjections::new())]);
+    optimizer.optimize(plan.clone(), &OptimizerContext::new(), |_, _| {}).unwrap_or_else(|_| plan.clone())
 }
