@@ -479,6 +479,10 @@ def main():
     for p, n in written:
         print("%-48s %7d rows %9d bytes" % (rel(p), n, os.path.getsize(p)))
 
+    # supply.stock_movements, the Delta table (two versions), from supply.partsupp.
+    import generate_delta
+    generate_delta.main()
+
 
 if __name__ == "__main__":
     main()

@@ -142,6 +142,7 @@ COLUMNS = {
     ("supply", "partsupp"): ["ps_partkey", "ps_suppkey", "ps_availqty", "ps_supplycost", "ps_comment"],
     ("supply", "supplier"): ["s_suppkey", "s_name", "s_address", "s_nationkey", "s_phone", "s_acctbal",
                              "s_comment"],
+    ("supply", "stock_movements"): ["m_movementkey", "m_partkey", "m_suppkey", "m_quantity", "m_reason", "m_date"],
 }
 PII = {("customers", "customer"): {"c_name", "c_address", "c_phone", "c_email"}}
 ORDER_ALLOWED = {"o_orderkey", "o_custkey", "o_orderstatus", "o_totalprice", "o_orderdate", "o_orderpriority",

@@ -63,6 +63,7 @@ DEMO_PRODUCTS = {
     ("supply", "part"),
     ("supply", "partsupp"),
     ("supply", "supplier"),
+    ("supply", "stock_movements"),  # a Delta table
 }
 
 # meshgate's system tables (the catalog of the mesh), in their reserved schema. Every
@@ -877,6 +878,8 @@ DUCKDB_SOURCES = {
     "supply.part": f"read_parquet('{DATA}/supply/part/*.parquet')",
     "supply.partsupp": f"read_parquet('{DATA}/supply/partsupp/*.parquet')",
     "supply.supplier": f"read_csv('{DATA}/supply/supplier/*.csv', header = true)",
+    # A Delta table whose versions only appended: its newest version is every data file.
+    "supply.stock_movements": f"read_parquet('{DATA}/supply/stock_movements/*.parquet')",
 }
 _TABLE_REF_RE = re.compile(r"(?<![\w.'])(?:mesh\.)?(sales|customers|supply)\.(\w+)\b(?!\.)")
 

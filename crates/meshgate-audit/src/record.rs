@@ -50,21 +50,35 @@ impl Outcome {
     }
 }
 
-/// One product a query read: the version served, the columns read, the columns
-/// the caller saw masked and the policy rules that applied (grants, row filters,
-/// column rules, by id).
+/// One product a query read: the version served (and for a Delta product the Delta
+/// version read), the columns read, the columns the caller saw masked and the policy
+/// rules that applied (grants, row filters, column rules, by id).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductRead {
     pub domain: String,
     pub product: String,
     #[serde(default)]
     pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delta_version: Option<u64>,
     #[serde(default)]
     pub columns: Vec<String>,
     #[serde(default)]
     pub masked: Vec<String>,
     #[serde(default)]
     pub rules: Vec<String>,
+}
+
+impl ProductRead {
+    /// The version read, naming a Delta product's Delta version as semver build
+    /// metadata (`1.0.0+delta.42`), so the data read is named exactly.
+    pub fn version_read(&self) -> String {
+        match self.delta_version {
+            Some(delta) if self.version.contains('+') => format!("{}.delta.{delta}", self.version),
+            Some(delta) => format!("{}+delta.{delta}", self.version),
+            None => self.version.clone(),
+        }
+    }
 }
 
 /// One query, as recorded in the audit log (one JSON line) and kept in memory for

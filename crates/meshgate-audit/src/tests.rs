@@ -23,6 +23,7 @@ fn orders() -> Planned {
             domain: "sales".into(),
             product: "orders".into(),
             version: "1.0.0".into(),
+            delta_version: None,
             columns: vec!["o_orderkey".into()],
             masked: vec![],
             rules: vec!["readers".into()],

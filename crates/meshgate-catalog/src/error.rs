@@ -59,6 +59,20 @@ pub struct ProductError {
     pub detail: String,
 }
 
+/// Why a pinned Delta version (`events@v=42`, `events@ts=…`) cannot be read.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PinError {
+    /// The pin does not parse, or the product is not a Delta table.
+    #[error("{0}")]
+    Invalid(String),
+    /// The table has no such version, or none at that time.
+    #[error("{0}")]
+    NotFound(String),
+    /// The product cannot be read.
+    #[error(transparent)]
+    Product(#[from] ProductError),
+}
+
 fn kind_text(kind: &ProblemKind) -> &'static str {
     match kind {
         ProblemKind::SchemaDrift => "does not match its declared schema",

@@ -108,7 +108,7 @@ pub(crate) fn no_data_files(error: &DataFusionError) -> bool {
     matches!(error.find_root(), DataFusionError::Plan(message) if message.starts_with("No files found"))
 }
 
-fn strip_location(message: &str, location: &str) -> String {
+pub(crate) fn strip_location(message: &str, location: &str) -> String {
     let path = location.split_once("://").map_or(location, |(_, rest)| rest);
     let path = path.trim_start_matches(|c: char| c != '/').trim_end_matches('/');
     let message = message.replace(location, "");

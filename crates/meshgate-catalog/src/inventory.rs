@@ -65,6 +65,9 @@ async fn take_inventory(
     if let Some(problem) = entry.table.refusal() {
         return Err(datafusion::error::DataFusionError::External(Box::new(problem)));
     }
+    if let Some(table) = entry.delta_table() {
+        return Ok(crate::delta::inventory(table)?);
+    }
     let ctx = SessionContext::new_with_config_rt(snapshot.session_config().clone(), Arc::clone(snapshot.runtime()));
     let state = ctx.state();
     let url = ListingTableUrl::parse(entry.product.location.as_str())?;

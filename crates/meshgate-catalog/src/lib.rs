@@ -5,6 +5,7 @@
 //! on the [`MeshSnapshot`] it produces.
 
 pub mod config;
+mod delta;
 mod error;
 mod health;
 mod inventory;
@@ -17,10 +18,11 @@ mod sql_catalog;
 mod stores;
 
 pub use config::{MeshConfig, load_mesh, load_mesh_str};
-pub use error::{ConfigError, ConfigErrors, ProblemKind, ProductError};
+pub use delta::DeltaPin;
+pub use error::{ConfigError, ConfigErrors, PinError, ProblemKind, ProductError};
 pub use health::Health;
 pub use inventory::Inventory;
 pub use product_table::ProductTable;
-pub use scan_exec::ProductScanExec;
+pub use scan_exec::{ProductScanExec, reads_product_data};
 pub use snapshot::{MeshSnapshot, ProductEntry};
 pub use sql_catalog::{DomainSchema, MeshCatalog};

@@ -31,7 +31,28 @@ const LOAD_CONCURRENCY: usize = 8;
 pub struct ProductEntry {
     pub product: Product,
     pub table: Arc<ProductTable>,
+    /// For a Delta product: the Delta version its table reads (the product's
+    /// `version` stays the descriptor's).
+    pub delta_version: Option<u64>,
     pub(crate) inventory: crate::inventory::InventoryCache,
+    /// For a Delta product: its log as loaded at that version.
+    delta: Option<deltalake_core::DeltaTable>,
+}
+
+impl ProductEntry {
+    pub(crate) fn new(product: Product, table: Arc<ProductTable>) -> Self {
+        Self { product, table, delta_version: None, inventory: Default::default(), delta: None }
+    }
+
+    pub(crate) fn with_delta(mut self, table: deltalake_core::DeltaTable, version: Option<u64>) -> Self {
+        self.delta = Some(table);
+        self.delta_version = version;
+        self
+    }
+
+    pub(crate) fn delta_table(&self) -> Option<&deltalake_core::DeltaTable> {
+        self.delta.as_ref()
+    }
 }
 
 /// The loaded mesh.
@@ -42,6 +63,8 @@ pub struct MeshSnapshot {
     session_config: SessionConfig,
     /// domain → product name → its versions
     products: BTreeMap<String, BTreeMap<String, Versions>>,
+    /// Delta versions pinned by queries (`events@v=42`), the last few opened.
+    pins: crate::delta::PinCache,
 }
 
 impl MeshSnapshot {
@@ -72,7 +95,7 @@ impl MeshSnapshot {
                 .or_default()
                 .add(Arc::new(entry));
         }
-        Ok(Self { config, runtime, session_config, products })
+        Ok(Self { config, runtime, session_config, products, pins: Default::default() })
     }
 
     pub fn catalog_name(&self) -> &str {
@@ -89,6 +112,10 @@ impl MeshSnapshot {
 
     pub fn session_config(&self) -> &SessionConfig {
         &self.session_config
+    }
+
+    pub(crate) fn pins(&self) -> &crate::delta::PinCache {
+        &self.pins
     }
 
     /// Domain names, sorted.
@@ -191,9 +218,12 @@ fn version_key(version: &str) -> Vec<u64> {
 }
 
 async fn open_product(ctx: &SessionContext, product: Product) -> ProductEntry {
+    let state = ctx.state();
+    if product.format == Format::Delta {
+        return crate::delta::open_product(&state, product).await;
+    }
     let name = product.qualified_name();
     let location = product.location.to_string();
-    let state = ctx.state();
     let opened = async {
         let url = ListingTableUrl::parse(&location)?;
         if !location_exists(&state, &product.location, &url).await? {
@@ -252,7 +282,7 @@ async fn open_product(ctx: &SessionContext, product: Product) -> ProductEntry {
             let table_schema = table.schema();
             let inner: Arc<dyn TableProvider> = Arc::new(table);
             let table = ProductTable::new(name, location, table_schema, Some(inner), health);
-            ProductEntry { product, table: Arc::new(table), inventory: Default::default() }
+            ProductEntry::new(product, Arc::new(table))
         }
         Err(error) => unreadable(product, classify(&name, &location, &error)),
     }
@@ -262,7 +292,7 @@ fn unavailable(product: &str, detail: &str) -> ProductError {
     ProductError { product: product.to_owned(), kind: ProblemKind::Unavailable, detail: detail.to_owned() }
 }
 
-fn unreadable(product: Product, problem: ProductError) -> ProductEntry {
+pub(crate) fn unreadable(product: Product, problem: ProductError) -> ProductEntry {
     let schema = Arc::new(datafusion::arrow::datatypes::Schema::empty());
     let table = ProductTable::new(
         problem.product.clone(),
@@ -271,7 +301,7 @@ fn unreadable(product: Product, problem: ProductError) -> ProductEntry {
         None,
         Health::Unhealthy(problem),
     );
-    ProductEntry { product, table: Arc::new(table), inventory: Default::default() }
+    ProductEntry::new(product, Arc::new(table))
 }
 
 /// The extension of the files a product reads: a location naming one file reads that
@@ -284,12 +314,17 @@ pub(crate) fn file_extension(product: &Product) -> &'static str {
         Format::Parquet => ".parquet",
         Format::Csv { .. } => ".csv",
         Format::Ndjson => ".json",
+        // Its log names its files; listing reads only the Parquet files under it.
+        Format::Delta => ".parquet",
     }
 }
 
 fn listing_options(product: &Product, state: &datafusion::execution::SessionState) -> ListingOptions {
     let format: Arc<dyn FileFormat> = match product.format {
-        Format::Parquet => Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone())),
+        // (Delta products are opened from their log, never listed; their files are Parquet.)
+        Format::Parquet | Format::Delta => {
+            Arc::new(ParquetFormat::default().with_options(state.table_options().parquet.clone()))
+        }
         Format::Csv { has_header, delimiter } => {
             Arc::new(CsvFormat::default().with_has_header(has_header).with_delimiter(delimiter))
         }

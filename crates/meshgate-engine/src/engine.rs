@@ -406,6 +406,25 @@ impl Engine {
         SystemSources { quality: Arc::clone(&self.quality), audit: self.audit.clone() }
     }
 
+    /// `view` with the Delta versions `references` pin, opened now; `state`'s catalog
+    /// becomes that view when there are any.
+    async fn with_delta_pins(
+        &self,
+        view: MeshView,
+        state: &SessionState,
+        default_schema: Option<&str>,
+        references: &[TableReference],
+    ) -> Result<MeshView, EngineError> {
+        let pins = crate::delta_pins::pinned_versions(&view, default_schema, references).await?;
+        if pins.is_empty() {
+            return Ok(view);
+        }
+        let view = view.with_pins(pins);
+        let catalog = CatalogWithSystem::new(view.clone(), self.system_sources());
+        state.catalog_list().register_catalog(self.snapshot.catalog_name().to_owned(), Arc::new(catalog));
+        Ok(view)
+    }
+
     /// A session whose only catalog is the principal's governed view of the mesh.
     fn session_for(&self, view: &MeshView) -> SessionState {
         let catalogs = Arc::new(MemoryCatalogProviderList::new());
@@ -547,7 +566,9 @@ impl Engine {
         if let Statement::Statement(inner) = &mut statement {
             balance_boolean_chains(inner.as_mut());
         }
-        for reference in state.resolve_table_references(&statement)? {
+        let references = state.resolve_table_references(&statement)?;
+        let view = self.with_delta_pins(view, &state, default_schema, &references).await?;
+        for reference in references {
             self.check_table(&view, &state, &reference)?;
         }
         if let Statement::Explain(explain) = &statement {
@@ -606,6 +627,7 @@ impl Engine {
         settings.apply_time_zone(&mut state);
         state.mark_start_execution();
         let (plan, tables) = decode_substrait(plan)?;
+        let view = self.with_delta_pins(view, &state, None, &tables).await?;
         // Hidden products fail exactly like missing ones, as in SQL.
         for reference in &tables {
             self.check_table(&view, &state, reference)?;

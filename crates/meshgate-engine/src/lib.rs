@@ -5,6 +5,7 @@ mod balance;
 mod complexity;
 mod contracts;
 mod date_diff;
+mod delta_pins;
 mod engine;
 mod error;
 mod functions;

@@ -21,6 +21,9 @@ pub struct ProductRead {
     pub domain: String,
     pub product: String,
     pub version: String,
+    /// For a Delta product: the Delta version read (the current one, or the one a
+    /// `@v=`/`@ts=` pin named).
+    pub delta_version: Option<u64>,
     /// Columns read, by the names the principal sees, in the product's order.
     pub columns: Vec<String>,
     /// The columns read that are served masked.
@@ -36,8 +39,9 @@ pub(crate) fn product_reads(plan: &LogicalPlan, policy: &PolicySet, principal: &
     // (not every column the table has).
     let pruned = pruned_projections(plan);
     let plan = &pruned;
-    // (domain, product, version) → the table and the column names read
-    let mut scans: BTreeMap<(String, String, String), (Arc<dyn TableProvider>, Vec<String>)> = BTreeMap::new();
+    // (domain, product, version, Delta version) → the table and the column names read
+    type Key = (String, String, String, Option<u64>);
+    let mut scans: BTreeMap<Key, (Arc<dyn TableProvider>, Vec<String>)> = BTreeMap::new();
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node
             && let Ok(provider) = source_as_provider(&scan.source)
@@ -50,14 +54,15 @@ pub(crate) fn product_reads(plan: &LogicalPlan, policy: &PolicySet, principal: &
                 }
                 None => schema.fields().iter().map(|f| f.name().clone()).collect(),
             };
-            let product = &table.product().product;
-            let key = (product.domain.clone(), product.name.clone(), product.version.clone());
+            let entry = table.product();
+            let product = &entry.product;
+            let key = (product.domain.clone(), product.name.clone(), product.version.clone(), entry.delta_version);
             scans.entry(key).or_insert_with(|| (Arc::clone(&provider), Vec::new())).1.extend(names);
         }
         Ok(TreeNodeRecursion::Continue)
     });
     let mut reads = Vec::with_capacity(scans.len());
-    for ((domain, product, version), (provider, mut columns)) in scans {
+    for ((domain, product, version, delta_version), (provider, mut columns)) in scans {
         let Some(table) = provider.downcast_ref::<GovernedTable>() else { continue };
         let decision = policy.decide(principal, table.product());
         // In the product's order, once each.
@@ -81,7 +86,7 @@ pub(crate) fn product_reads(plan: &LogicalPlan, policy: &PolicySet, principal: &
         }
         rules.sort();
         rules.dedup();
-        reads.push(ProductRead { domain, product, version, columns, masked, rules });
+        reads.push(ProductRead { domain, product, version, delta_version, columns, masked, rules });
     }
     reads
 }

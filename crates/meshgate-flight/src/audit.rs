@@ -71,6 +71,7 @@ pub(crate) fn planned(audit: &Audit, query: &Query) -> Planned {
             domain: read.domain.clone(),
             product: read.product.clone(),
             version: read.version.clone(),
+            delta_version: read.delta_version,
             columns: read.columns.clone(),
             masked: read.masked.clone(),
             rules: read.rules.clone(),

@@ -2,6 +2,7 @@
 //! [`crate::GovernedTable`]. Forbidden products are absent, exactly like products
 //! that do not exist; so are domains with nothing visible.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -18,11 +19,28 @@ pub struct MeshView {
     snapshot: Arc<MeshSnapshot>,
     policy: Arc<PolicySet>,
     principal: Arc<Principal>,
+    /// Delta versions the statement pins, by (domain, table name as written):
+    /// opened before planning ([`MeshSnapshot::delta_pin`]), read like any product.
+    pins: Arc<BTreeMap<(String, String), Arc<ProductEntry>>>,
 }
 
 impl MeshView {
     pub fn new(snapshot: Arc<MeshSnapshot>, policy: Arc<PolicySet>, principal: Arc<Principal>) -> Self {
-        Self { snapshot, policy, principal }
+        Self { snapshot, policy, principal, pins: Arc::default() }
+    }
+
+    /// This view with the pinned Delta versions a statement names.
+    pub fn with_pins(mut self, pins: BTreeMap<(String, String), Arc<ProductEntry>>) -> Self {
+        self.pins = Arc::new(pins);
+        self
+    }
+
+    /// The entry a table name reads: a pinned Delta version, or the snapshot's.
+    fn entry(&self, domain: &str, name: &str) -> Option<&Arc<ProductEntry>> {
+        match self.pins.get(&(domain.to_owned(), name.to_owned())) {
+            Some(pinned) => Some(pinned),
+            None => self.snapshot.product(domain, name),
+        }
     }
 
     pub fn snapshot(&self) -> &Arc<MeshSnapshot> {
@@ -39,7 +57,7 @@ impl MeshView {
 
     /// The product if this principal may read it.
     pub fn product(&self, domain: &str, name: &str) -> Option<&Arc<ProductEntry>> {
-        self.snapshot.product(domain, name).filter(|entry| self.policy.can_read(&self.principal, &entry.product))
+        self.entry(domain, name).filter(|entry| self.policy.can_read(&self.principal, &entry.product))
     }
 
     /// Visible products of a domain, sorted by name.
@@ -72,7 +90,7 @@ impl MeshView {
 
     /// The product as a governed table, if visible.
     pub fn table(&self, domain: &str, name: &str) -> Result<Option<Arc<crate::GovernedTable>>> {
-        let Some(entry) = self.snapshot.product(domain, name) else { return Ok(None) };
+        let Some(entry) = self.entry(domain, name) else { return Ok(None) };
         Ok(self.policy.governed_table(&self.principal, entry)?.map(Arc::new))
     }
 }

@@ -1,13 +1,11 @@
-//! The last check before a plan runs: every scan of product files must sit under a
-//! [`BarrierExec`]. Anything else fails the query closed.
+//! The last check before a plan runs: every scan of product data (files, Delta
+//! tables) must sit under a [`BarrierExec`]. Anything else fails the query closed.
 
 use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
-use datafusion::datasource::physical_plan::FileScanConfig;
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
-use meshgate_catalog::ProductScanExec;
+use meshgate_catalog::reads_product_data;
 
 use crate::barrier::BarrierExec;
 
@@ -15,10 +13,47 @@ pub fn verify_plan(plan: &Arc<dyn ExecutionPlan>) -> Result<()> {
     if plan.is::<BarrierExec>() {
         return Ok(());
     }
-    let reads_files = plan.is::<ProductScanExec>()
-        || plan.downcast_ref::<DataSourceExec>().is_some_and(|source| source.data_source().is::<FileScanConfig>());
-    if reads_files {
+    if reads_product_data(plan.as_ref()) {
         return Err(DataFusionError::External(Box::new(crate::PolicyError::Unverified)));
     }
     plan.children().into_iter().try_for_each(verify_plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use datafusion::catalog::TableProvider;
+    use datafusion::execution::runtime_env::RuntimeEnv;
+    use datafusion::prelude::{SessionConfig, SessionContext};
+    use meshgate_catalog::{MeshSnapshot, ProductScanExec, load_mesh_str};
+
+    use super::*;
+
+    /// The demo's Delta table (testdata/data/supply/stock_movements).
+    async fn delta_scan() -> Arc<dyn ExecutionPlan> {
+        let table = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/data/supply/stock_movements");
+        let table = std::fs::canonicalize(table).unwrap().display().to_string();
+        let text = format!(
+            "domains:\n  d:\n    owner: a@b.c\n    products:\n      - {{ name: m, location: '{table}', format: delta }}\n"
+        );
+        let config = load_mesh_str(&text, Path::new("/")).unwrap();
+        let snapshot = MeshSnapshot::load(config, SessionConfig::new(), Arc::new(RuntimeEnv::default())).await.unwrap();
+        let entry = snapshot.product("d", "m").unwrap();
+        entry.table.scan(&SessionContext::new().state(), None, &[], None).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_delta_scan_outside_a_barrier_fails_the_plan() {
+        let product_scan = delta_scan().await;
+        assert!(product_scan.is::<ProductScanExec>());
+        let unverified = |plan: &Arc<dyn ExecutionPlan>| matches!(verify_plan(plan), Err(DataFusionError::External(e)) if e.to_string() == crate::PolicyError::Unverified.to_string());
+        assert!(unverified(&product_scan));
+        // The Delta scan itself, without the product's wrapper, is refused too.
+        let delta = Arc::clone(product_scan.children()[0]);
+        assert!(delta.name().starts_with("DeltaScan"), "{}", delta.name());
+        assert!(unverified(&delta));
+        let barrier: Arc<dyn ExecutionPlan> = Arc::new(BarrierExec::new("d.m".into(), delta, None));
+        assert!(verify_plan(&barrier).is_ok());
+    }
 }

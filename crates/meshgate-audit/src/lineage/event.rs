@@ -134,8 +134,9 @@ impl RunEvent {
 fn input(namespace: &str, read: &ProductRead) -> Value {
     let fields: Vec<Value> = read.columns.iter().map(|column| json!({ "name": column })).collect();
     let mut facets = Map::new();
-    if !read.version.is_empty() {
-        facets.insert("version".into(), facet(VERSION_FACET, json!({ "datasetVersion": read.version })));
+    let version = read.version_read();
+    if !version.is_empty() {
+        facets.insert("version".into(), facet(VERSION_FACET, json!({ "datasetVersion": version })));
     }
     facets.insert("schema".into(), facet(SCHEMA_FACET, json!({ "fields": fields })));
     json!({ "namespace": namespace, "name": format!("{}.{}", read.domain, read.product), "facets": facets })
@@ -191,6 +192,7 @@ mod tests {
                 domain: "sales".into(),
                 product: "orders".into(),
                 version: "1.0.0".into(),
+                delta_version: None,
                 columns: vec!["o_orderkey".into(), "o_totalprice".into()],
                 masked: vec!["o_totalprice".into()],
                 rules: vec!["readers".into()],
@@ -252,6 +254,15 @@ mod tests {
         assert_eq!(lineage["o_totalprice"]["inputFields"][0]["transformations"][0]["masking"], true);
         assert!(lineage.get("twice").is_none());
         assert!(event["run"].get("facets").is_none());
+    }
+
+    #[test]
+    fn a_delta_read_names_its_delta_version() {
+        let mut read = planned().products.remove(0);
+        read.delta_version = Some(42);
+        assert_eq!(input("meshgate://mesh", &read)["facets"]["version"]["datasetVersion"], "1.0.0+delta.42");
+        read.version = "1.0.0+build.7".into();
+        assert_eq!(input("meshgate://mesh", &read)["facets"]["version"]["datasetVersion"], "1.0.0+build.7.delta.42");
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub enum Format {
     Parquet,
     Csv { has_header: bool, delimiter: u8 },
     Ndjson,
+    /// A Delta Lake table (its location is the table's root, holding `_delta_log/`).
+    Delta,
 }
 
 impl Format {
@@ -95,6 +97,7 @@ impl Format {
             Format::Parquet => "parquet",
             Format::Csv { .. } => "csv",
             Format::Ndjson => "ndjson",
+            Format::Delta => "delta",
         }
     }
 }

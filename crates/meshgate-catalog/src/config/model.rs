@@ -116,6 +116,8 @@ pub enum FormatName {
     Csv,
     #[serde(alias = "json")]
     Ndjson,
+    /// A Delta Lake table: its log names the files of each version.
+    Delta,
 }
 
 /// CSV reading options.

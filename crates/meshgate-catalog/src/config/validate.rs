@@ -173,6 +173,11 @@ impl<'a> Validator<'a> {
             }
             (FormatName::Parquet, None) => Format::Parquet,
             (FormatName::Ndjson, None) => Format::Ndjson,
+            (FormatName::Delta, None) => Format::Delta,
+        };
+        let location = match location {
+            Some(url) if format == Format::Delta => self.delta_location(&path, &spec, url),
+            other => other,
         };
         let odcs = spec.contract.as_ref().map(|file| {
             read_contract(&base_dir.join(file), &spec.name, &format!("{path}.contract"), &mut *self.errors)
@@ -254,6 +259,29 @@ impl<'a> Validator<'a> {
             schema,
             contract,
         })
+    }
+
+    /// A Delta table's location is the table's root folder; its partitions come from
+    /// its log, and it must be on a store that can list (`_delta_log/`).
+    fn delta_location(&mut self, path: &str, spec: &super::model::ProductSpec, mut url: Url) -> Option<Url> {
+        if !spec.partitions.is_empty() {
+            self.error(format!("{path}.partitions"), "a Delta table's partitions come from its log; leave them out");
+        }
+        if matches!(url.scheme(), "http" | "https") {
+            self.error(
+                format!("{path}.location"),
+                format!(
+                    "format: delta needs a store that can list its _delta_log folder; {} locations cannot (use file, s3, gs or az)",
+                    url.scheme()
+                ),
+            );
+            return None;
+        }
+        if !url.path().ends_with('/') {
+            let folder = format!("{}/", url.path());
+            url.set_path(&folder);
+        }
+        Some(url)
     }
 
     fn location(&mut self, path: &str, text: &str, base_dir: &Path) -> Option<Url> {

@@ -19,6 +19,8 @@ pub(crate) async fn file_snapshot(ctx: &SessionContext, product: &Product) -> Re
         let state = ctx.state();
         let extension = extension(product);
         let files: Vec<_> = url.list_all_files(&state, store.as_ref(), extension).await?.try_collect().await?;
+        // A Delta table's log is not data (its checkpoints are Parquet files too).
+        let files: Vec<_> = files.into_iter().filter(|meta| !meta.location.as_ref().contains("_delta_log/")).collect();
         Ok::<_, datafusion::error::DataFusionError>(files)
     };
     let files = listed.await.map_err(|error| super::checks::message(&error))?;
@@ -38,6 +40,7 @@ fn extension(product: &Product) -> &'static str {
         Format::Parquet => ".parquet",
         Format::Csv { .. } => ".csv",
         Format::Ndjson => ".json",
+        Format::Delta => ".parquet",
     }
 }
 

@@ -48,7 +48,7 @@ pub(super) fn rows(view: &MeshView, sources: &SystemSources) -> Result<RecordBat
             continue;
         }
         let products: Vec<String> =
-            record.products.iter().map(|p| format!("{}.{}@{}", p.domain, p.product, p.version)).collect();
+            record.products.iter().map(|p| format!("{}.{}@{}", p.domain, p.product, p.version_read())).collect();
         let count = |value: u64| Cell::Int(Some(i64::try_from(value).unwrap_or(i64::MAX)));
         rows.push(vec![
             Cell::Time(record.time_ms()),
