@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """meshgate benchmarks: TPC-H through meshgate vs in-process DataFusion and DuckDB,
-bulk export, point-query latency and concurrency, server memory.
+bulk export, point-query latency and concurrency, the cost of governance and of the
+audit log and lineage, server memory.
 
 Run it through benches/run.sh (which sets up the Python venv); see benches/README.md.
 Progress goes to stderr; the report (markdown) goes to stdout and to
@@ -29,11 +30,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from meshbench import compare, data, governance  # noqa: E402
+from meshbench import audit, compare, data, governance  # noqa: E402
 from meshbench.data import log  # noqa: E402
 
 ENGINES = ("meshgate", "datafusion", "duckdb")
-PHASES = ("tpch", "export", "latency", "governance")
+PHASES = ("tpch", "export", "latency", "governance", "audit")
 EXPORT_SQL = "SELECT * FROM sales.lineitem"
 POINT_SQL = "SELECT * FROM customers.nation WHERE n_nationkey = 7"
 CONCURRENCY = (1, 8, 32)
@@ -42,6 +43,7 @@ TARGETS = {
     "tpch_geomean_ratio": 1.15,  # geometric mean of meshgate/DataFusion at SF1, at most
     "export_vs_datafusion": 0.80,  # meshgate export throughput / DataFusion's, at least
     "point_p50_ms": 3.0,  # point-query p50 through ADBC, below
+    "audit_p50_overhead": 0.03,  # point-query p50 with audit log and lineage file / without, minus 1, below
 }
 
 
@@ -51,7 +53,7 @@ TARGETS = {
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="benches/run.sh",
-        description="meshgate benchmarks (TPC-H, bulk export, latency, memory).",
+        description="meshgate benchmarks (TPC-H, bulk export, latency, governance and audit overhead, memory).",
     )
     p.add_argument("--sf", default="1", help="TPC-H scale factor (default 1)")
     p.add_argument("--runs", type=int, default=3, help="timed runs per measurement, after one warm-up (default 3)")
@@ -569,6 +571,9 @@ def render(res: dict) -> str:
     if "governance" in res:
         L.extend(governance.render(res["governance"], fmt))
 
+    if "audit" in res:
+        L.extend(audit.render(res["audit"], fmt))
+
     if "server" in res:
         s = res["server"]
         L.append("## Server memory and CPU")
@@ -632,6 +637,12 @@ def targets(res: dict, sf: str) -> list[dict]:
         p50 = lt["single"]["meshgate"]["p50_ms"]
         out.append({"target": f"point query p50 < {TARGETS['point_p50_ms']:g} ms",
                     "measured": f"{p50:.2f} ms", "met": "yes" if p50 < TARGETS["point_p50_ms"] else "**no**"})
+    ad = res.get("audit")
+    if ad and ad.get("point_ratio"):
+        over = ad["point_ratio"]["p50_ms"] - 1
+        out.append({"target": f"audit log + lineage: point query p50 overhead < {TARGETS['audit_p50_overhead']:.0%}",
+                    "measured": f"{over:+.1%} (TPC-H geometric mean {fmt(ad.get('geomean_ratio'), '.3f')}×)",
+                    "met": "yes" if over < TARGETS["audit_p50_overhead"] else "**no**"})
     return out
 
 
@@ -680,7 +691,7 @@ def main(argv=None) -> int:
     data_dir, generator = prepare_data(args)
     mesh = os.path.join(data_dir, "mesh.yaml")
 
-    need_server = "meshgate" in args.engines or "latency" in args.phases or "governance" in args.phases
+    need_server = "meshgate" in args.engines or {"latency", "governance", "audit"} & set(args.phases)
     binary = None
     if need_server:
         binary = args.meshgate or data.build_meshgate(REPO)
@@ -746,6 +757,10 @@ def main(argv=None) -> int:
                 elif phase == "governance":
                     res["governance"] = governance.phase_governance(
                         args, server.uri, load_query, median, geomean, first_line, log)
+                elif phase == "audit":
+                    res["audit"] = audit.phase_audit(
+                        args, binary, mesh, base, POINT_SQL, load_query=load_query, latency_stats=_latency_stats,
+                        median=median, geomean=geomean, first_line=first_line, log=log)
             except Exception as e:  # noqa: BLE001
                 traceback.print_exc()
                 res["errors"].append(f"phase {phase}: {first_line(e)}")
@@ -774,6 +789,7 @@ def main(argv=None) -> int:
         for k, c in q["checks"].items():
             if not c["ok"]:
                 res["errors"].append(f"{qid.upper()} {k}: results differ: {c['detail']}")
+    res["errors"] += [f"audit phase: {e}" for e in res.get("audit", {}).get("errors", [])]
     if "export" in res and not res["export"].get("rows_agree", True):
         res["errors"].append("export: row counts differ between readers")
 

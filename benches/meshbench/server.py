@@ -35,12 +35,15 @@ def _cpu_seconds(pid: int) -> float | None:
 
 
 class Server:
-    """meshgate serve --config CONFIG --bind 127.0.0.1:0, ready once it prints its address."""
+    """meshgate serve --config CONFIG --bind 127.0.0.1:0 [EXTRA_ARGS], ready once it prints
+    its address."""
 
-    def __init__(self, binary: str, config: str, log_path: str, ready_timeout: float = 300.0):
+    def __init__(self, binary: str, config: str, log_path: str, ready_timeout: float = 300.0,
+                 extra_args: list[str] | tuple[str, ...] = ()):
         self.binary = binary
         self.config = config
         self.log_path = log_path
+        self.extra_args = list(extra_args)
         self.ready_timeout = ready_timeout
         self.proc: subprocess.Popen | None = None
         self.uri: str | None = None
@@ -51,7 +54,7 @@ class Server:
     def start(self) -> str:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [self.binary, "serve", "--config", self.config, "--bind", "127.0.0.1:0"],
+            [self.binary, "serve", "--config", self.config, "--bind", "127.0.0.1:0", *self.extra_args],
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,
