@@ -68,10 +68,16 @@ async fn get_tables_lists_every_product_with_its_schema() {
     let ticket = info.endpoint[0].ticket.clone().unwrap();
     let batches: Vec<_> = client.do_get(ticket).await.unwrap().try_collect().await.unwrap();
     let text = pretty_format_batches(&batches).unwrap().to_string();
-    for product in ["orders", "lineitem", "customer", "nation", "region", "part", "partsupp", "supplier"] {
+    let products = ["orders", "lineitem", "customer", "nation", "region", "part", "partsupp", "supplier", "stock_movements"];
+    for product in products {
         assert!(text.contains(product), "{product} missing from\n{text}");
     }
-    assert_eq!(rows(&batches), 8);
+    // The products, plus the six mesh_catalog system tables.
+    let system = ["products", "columns", "quality_results", "lineage", "query_log", "usage"];
+    for table in system {
+        assert!(text.contains("mesh_catalog") && text.contains(table), "{table} missing from\n{text}");
+    }
+    assert_eq!(rows(&batches), products.len() + system.len());
     assert!(batches[0].column(4).null_count() == 0, "include_schema fills table_schema");
 }
 
