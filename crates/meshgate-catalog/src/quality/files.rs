@@ -9,7 +9,8 @@ use datafusion::execution::context::SessionContext;
 use futures::TryStreamExt;
 
 use super::result::FileSnapshot;
-use crate::config::{Format, Product};
+use crate::config::Product;
+use crate::snapshot::file_extension;
 
 /// Lists the product's data files now.
 pub(crate) async fn file_snapshot(ctx: &SessionContext, product: &Product) -> Result<FileSnapshot, String> {
@@ -17,7 +18,7 @@ pub(crate) async fn file_snapshot(ctx: &SessionContext, product: &Product) -> Re
         let url = ListingTableUrl::parse(product.location.as_str())?;
         let store = ctx.runtime_env().object_store(url.object_store())?;
         let state = ctx.state();
-        let extension = extension(product);
+        let extension = file_extension(product);
         let files: Vec<_> = url.list_all_files(&state, store.as_ref(), extension).await?.try_collect().await?;
         // A Delta table's log is not data (its checkpoints are Parquet files too).
         let files: Vec<_> = files.into_iter().filter(|meta| !meta.location.as_ref().contains("_delta_log/")).collect();
@@ -29,19 +30,6 @@ pub(crate) async fn file_snapshot(ctx: &SessionContext, product: &Product) -> Re
         bytes: files.iter().map(|meta| meta.size).sum(),
         newest: files.iter().map(|meta| SystemTime::from(meta.last_modified)).max(),
     })
-}
-
-/// The extension the product's listing reads (any, for a location naming one file).
-fn extension(product: &Product) -> &'static str {
-    if !product.location.path().ends_with('/') {
-        return "";
-    }
-    match product.format {
-        Format::Parquet => ".parquet",
-        Format::Csv { .. } => ".csv",
-        Format::Ndjson => ".json",
-        Format::Delta => ".parquet",
-    }
 }
 
 /// Seconds since the epoch of a date or timestamp value (timestamps without a zone

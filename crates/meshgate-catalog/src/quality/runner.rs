@@ -53,22 +53,17 @@ impl ProductChecks {
             true => value == 1.0,
             false => check.expect.holds(value),
         });
-        CheckResult {
-            check: check.name.clone(),
-            kind: check.kind(),
-            severity: check.severity,
-            description: check.description.clone(),
-            columns: check.columns(),
-            expectation: check.expectation_text(),
-            measured,
-            passed,
-            error,
-            ..self.result(started, files.unwrap_or_default())
-        }
+        CheckResult { measured, passed, error, ..self.check_result(check, started, files.unwrap_or_default()) }
     }
 
     /// The result of `check` when it could not run.
     pub fn failed(&self, check: &Check, error: String) -> CheckResult {
+        let started = (SystemTime::now(), Instant::now());
+        CheckResult { error: Some(error), ..self.check_result(check, started, FileSnapshot::default()) }
+    }
+
+    /// A result of `check` describing it, not yet measured.
+    fn check_result(&self, check: &Check, started: (SystemTime, Instant), files: FileSnapshot) -> CheckResult {
         CheckResult {
             check: check.name.clone(),
             kind: check.kind(),
@@ -76,8 +71,7 @@ impl ProductChecks {
             description: check.description.clone(),
             columns: check.columns(),
             expectation: check.expectation_text(),
-            error: Some(error),
-            ..self.result((SystemTime::now(), Instant::now()), FileSnapshot::default())
+            ..self.result(started, files)
         }
     }
 

@@ -11,6 +11,7 @@ use meshgate_policy::MeshView;
 
 use super::SystemSources;
 use super::rows::{Cell, Rows, text, text_list, texts, time};
+use super::sight::Sight;
 
 static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
@@ -48,7 +49,7 @@ pub(super) fn schema() -> SchemaRef {
 
 pub(super) async fn rows(view: &MeshView, sources: &SystemSources) -> Result<RecordBatch> {
     let mut rows = Rows::new(schema());
-    let steward = view.policy().is_steward(view.principal());
+    let mut sight = Sight::new(view);
     for entry in view.all_versions() {
         let product = &entry.product;
         let current = view.snapshot().product(&product.domain, &product.name).is_some_and(|c| Arc::ptr_eq(c, entry));
@@ -59,13 +60,7 @@ pub(super) async fn rows(view: &MeshView, sources: &SystemSources) -> Result<Rec
             _ => Some(format!("{}@{}", product.name, product.version)),
         };
         // Figures about the whole product are not for someone some rows are hidden from.
-        let whole = steward
-            || table_name
-                .as_ref()
-                .map(|name| view.table(&product.domain, name))
-                .transpose()?
-                .flatten()
-                .is_some_and(|table| !table.hides_rows());
+        let whole = sight.version(&product.domain, &product.name, &product.version)?.is_some_and(|seen| seen.whole);
         let inventory = if whole { view.snapshot().inventory(entry).await } else { None };
         let count = |value: Option<u64>| Cell::Int(value.and_then(|v| i64::try_from(v).ok()));
         let problem = entry.table.refusal().map(|problem| problem.to_string());
