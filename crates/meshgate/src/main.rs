@@ -5,6 +5,7 @@ mod cli;
 mod contracts;
 mod load;
 mod policy;
+mod reload;
 mod serve;
 
 use std::process::ExitCode;

@@ -4,16 +4,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::execution::runtime_env::RuntimeEnv;
-use meshgate_catalog::ConfigErrors;
-use meshgate_catalog::quality::{QualityBook, QualityTask};
-use meshgate_flight::{Authenticator, Current, MeshFlightSqlService, ServerOptions, Serving, TicketSigner};
+use meshgate_catalog::quality::QualityBook;
+use meshgate_flight::{MeshFlightSqlService, ServerOptions, TicketSigner};
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
-use crate::load::{Tuning, demo_config, load_engine};
+use crate::load::demo_config;
+use crate::reload::{Loader, Reloader};
 
 /// Environment variable holding the secret tickets and bearer tokens are signed with;
 /// replicas that share it can redeem each other's. Without it a random secret is used.
@@ -43,29 +41,32 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     // Quality results outlive reloads; each snapshot's checks run in the background.
-    let quality = Arc::new(QualityBook::new());
-    let serving = match load_serving(&config, &runtime, &args.tuning(), &secret, &quality, &audit).await {
+    let loader = Loader {
+        config: config.clone(),
+        runtime,
+        tuning: args.tuning(),
+        secret: secret.clone(),
+        quality: Arc::new(QualityBook::new()),
+        audit: audit.clone(),
+    };
+    let serving = match loader.load().await {
         Ok(serving) => serving,
         Err(errors) => {
             eprint!("meshgate: {} is not valid\n{errors}", config.display());
             return ExitCode::from(2);
         }
     };
-    let checks = QualityTask::start(Arc::clone(&quality), Arc::clone(serving.engine.snapshot()));
-    let current = Current::new(serving);
-    let signer = TicketSigner::new(secret.clone(), Duration::from_secs(args.ticket_ttl_secs));
-    let service = match MeshFlightSqlService::new(current.clone(), signer, args.service_options(audit.clone())) {
-        Ok(service) => service,
-        Err(error) => {
-            eprintln!("meshgate: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    let tuning = args.tuning();
-    let audit_of_reloads = audit.clone();
-    let reloads =
-        Reloads { current, config: config.clone(), runtime, tuning, secret, quality, audit: audit_of_reloads, checks };
-    tokio::spawn(reload_on_hangup(reloads));
+    let reloader = Reloader::start(loader, serving);
+    let signer = TicketSigner::new(secret, Duration::from_secs(args.ticket_ttl_secs));
+    let service =
+        match MeshFlightSqlService::new(reloader.current().clone(), signer, args.service_options(audit.clone())) {
+            Ok(service) => service,
+            Err(error) => {
+                eprintln!("meshgate: {error}");
+                return ExitCode::from(2);
+            }
+        };
+    reloader.reload_on_hangup();
     let listener = match TcpListener::bind(args.bind).await {
         Ok(listener) => listener,
         Err(error) => {
@@ -132,73 +133,6 @@ fn open_audit(args: &ServeArgs) -> Result<meshgate_audit::Audit, meshgate_audit:
         tracing::warn!(lines = rebuilt.malformed, "audit log lines that are not records were skipped");
     }
     Ok(audit)
-}
-
-/// Loads the mesh, its policies and its users; logs what was loaded.
-async fn load_serving(
-    config: &Path,
-    runtime: &Arc<RuntimeEnv>,
-    tuning: &Tuning,
-    secret: &[u8],
-    quality: &Arc<QualityBook>,
-    audit: &meshgate_audit::Audit,
-) -> Result<Serving, ConfigErrors> {
-    let engine = load_engine(config, Arc::clone(runtime), tuning).await?;
-    let engine = Arc::new(engine.with_quality(Arc::clone(quality)).with_audit(audit.clone()));
-    let auth = Arc::new(Authenticator::from_config(engine.snapshot().config(), engine.policy().attributes(), secret)?);
-    let snapshot = engine.snapshot();
-    for entry in snapshot.products() {
-        if let Some(problem) = entry.table.health().problem() {
-            tracing::warn!(product = %entry.product.qualified_name(), "{problem}");
-        }
-    }
-    let products = snapshot.products().count();
-    tracing::info!(config = %config.display(), domains = snapshot.domain_names().count(), products, "mesh loaded");
-    Ok(Serving { engine, auth })
-}
-
-/// On SIGHUP, reloads the mesh file, descriptors, policies and users. A reload with
-/// any error is refused whole: the previous configuration keeps serving.
-async fn reload_on_hangup(reloads: Reloads) {
-    #[cfg(unix)]
-    {
-        let Reloads { current, config, runtime, tuning, secret, quality, audit, mut checks } = reloads;
-        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; reload by restarting");
-            return;
-        };
-        while hangup.recv().await.is_some() {
-            tracing::info!(config = %config.display(), "SIGHUP: reloading the configuration");
-            match load_serving(&config, &runtime, &tuning, &secret, &quality, &audit).await {
-                Ok(serving) => {
-                    // The previous snapshot's checks stop; the new one's start.
-                    let next = QualityTask::start(Arc::clone(&quality), Arc::clone(serving.engine.snapshot()));
-                    current.replace(serving);
-                    drop(std::mem::replace(&mut checks, next));
-                    tracing::info!("reloaded; new queries use the new configuration");
-                }
-                Err(errors) => {
-                    tracing::error!("reload refused, the previous configuration keeps serving:\n{errors}");
-                }
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = reloads;
-}
-
-/// What reloading needs: the serving state to replace, how to load the next one,
-/// and the quality checks of the one serving now.
-struct Reloads {
-    current: Current,
-    config: PathBuf,
-    runtime: Arc<RuntimeEnv>,
-    tuning: Tuning,
-    secret: Vec<u8>,
-    quality: Arc<QualityBook>,
-    /// The recorded queries the system tables read.
-    audit: meshgate_audit::Audit,
-    checks: QualityTask,
 }
 
 async fn shutdown_signal() {
