@@ -12,6 +12,7 @@ mod flight_service;
 mod frames;
 mod keys;
 mod metadata;
+mod metrics;
 mod panic_guard;
 mod parameters;
 mod results;
@@ -36,6 +37,7 @@ pub mod proto {
 pub use audit::PURPOSE_HEADER;
 pub use auth::{Authenticator, hash_password};
 pub use error::FlightError;
+pub use metrics::Metrics;
 pub use server::{ServerOptions, serve};
 pub use service::{MeshFlightSqlService, ServiceOptions};
 pub use serving::{Current, Serving};
