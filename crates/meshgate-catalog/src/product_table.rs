@@ -1,7 +1,9 @@
 //! `ProductTable`: a data product as a DataFusion table. It scans the product's
-//! files through a listing table and refuses to scan an unhealthy product.
+//! files through a listing table and refuses to scan an unhealthy product. A
+//! product whose store was unavailable is opened again in the background
+//! (`recovery`) and, once readable, serves from the same table.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -16,11 +18,17 @@ use crate::health::Health;
 use crate::plain_strings::plain_string_reads;
 use crate::scan_exec::ProductScanExec;
 
-/// A product's table. `inner` reads the files; `health` says whether it may.
+/// A product's table: what its files were found to be when last opened.
 #[derive(Debug)]
 pub struct ProductTable {
     qualified_name: Arc<str>,
     location: Arc<str>,
+    opened: RwLock<Arc<Opened>>,
+}
+
+/// `inner` reads the files; `health` says whether it may.
+#[derive(Debug)]
+struct Opened {
     schema: SchemaRef,
     inner: Option<Arc<dyn TableProvider>>,
     health: Health,
@@ -34,18 +42,38 @@ impl ProductTable {
         inner: Option<Arc<dyn TableProvider>>,
         health: Health,
     ) -> Self {
-        Self { qualified_name: qualified_name.into(), location: location.into(), schema, inner, health }
+        let opened = RwLock::new(Arc::new(Opened { schema, inner, health }));
+        Self { qualified_name: qualified_name.into(), location: location.into(), opened }
     }
 
-    pub fn health(&self) -> &Health {
-        &self.health
+    fn opened(&self) -> Arc<Opened> {
+        match self.opened.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Takes what `reopened` (the same product, opened again) found; scans planned
+    /// before keep reading what they started with.
+    pub(crate) fn take_opened(&self, reopened: &ProductTable) {
+        let opened = reopened.opened();
+        match self.opened.write() {
+            Ok(mut guard) => *guard = opened,
+            Err(poisoned) => *poisoned.into_inner() = opened,
+        }
+    }
+
+    /// Whether the product could not be opened or read.
+    pub fn health(&self) -> Health {
+        self.opened().health.clone()
     }
 
     /// The error a query on this product fails with, if it cannot be read now.
     /// A store that was unreachable at load time is tried again at each query.
     pub fn refusal(&self) -> Option<ProductError> {
-        match (&self.health, &self.inner) {
-            (_, None) => Some(self.health.problem().cloned().unwrap_or_else(|| ProductError {
+        let opened = self.opened();
+        match (&opened.health, &opened.inner) {
+            (health, None) => Some(health.problem().cloned().unwrap_or_else(|| ProductError {
                 product: self.qualified_name.to_string(),
                 kind: ProblemKind::Unavailable,
                 detail: "its files could not be opened".into(),
@@ -55,11 +83,11 @@ impl ProductTable {
         }
     }
 
-    fn readable(&self) -> Result<&Arc<dyn TableProvider>> {
+    fn readable(&self) -> Result<Arc<dyn TableProvider>> {
         if let Some(problem) = self.refusal() {
             return Err(DataFusionError::External(Box::new(problem)));
         }
-        self.inner.as_ref().ok_or_else(|| DataFusionError::Internal("product table without a reader".into()))
+        self.opened().inner.clone().ok_or_else(|| DataFusionError::Internal("product table without a reader".into()))
     }
 
     fn wrap(&self, plan: Arc<dyn ExecutionPlan>) -> Arc<dyn ExecutionPlan> {
@@ -71,7 +99,7 @@ impl ProductTable {
 #[async_trait]
 impl TableProvider for ProductTable {
     fn schema(&self) -> SchemaRef {
-        Arc::clone(&self.schema)
+        Arc::clone(&self.opened().schema)
     }
 
     fn table_type(&self) -> TableType {
@@ -95,7 +123,7 @@ impl TableProvider for ProductTable {
     }
 
     fn supports_filters_pushdown(&self, filters: &[&Expr]) -> Result<Vec<TableProviderFilterPushDown>> {
-        match &self.inner {
+        match &self.opened().inner {
             Some(inner) => inner.supports_filters_pushdown(filters),
             None => Ok(vec![TableProviderFilterPushDown::Unsupported; filters.len()]),
         }

@@ -217,7 +217,7 @@ fn version_key(version: &str) -> Vec<u64> {
     version.split(['-', '+']).next().unwrap_or_default().split('.').map(|part| part.parse().unwrap_or(0)).collect()
 }
 
-async fn open_product(ctx: &SessionContext, product: Product) -> ProductEntry {
+pub(crate) async fn open_product(ctx: &SessionContext, product: Product) -> ProductEntry {
     let state = ctx.state();
     if product.format == Format::Delta {
         return crate::delta::open_product(&state, product).await;

@@ -118,6 +118,10 @@ pub struct ServeArgs {
     /// counted; queries never wait for it.
     #[arg(long, env = "MESHGATE_LINEAGE_URL", value_parser = parse_lineage_url)]
     pub lineage_url: Option<String>,
+    /// Reload only on SIGHUP: do not watch the mesh file, descriptor folders, policy
+    /// and contract files for changes (watched by default).
+    #[arg(long, env = "MESHGATE_NO_WATCH")]
+    pub no_watch: bool,
 }
 
 impl ServeArgs {

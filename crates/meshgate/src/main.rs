@@ -7,6 +7,7 @@ mod load;
 mod policy;
 mod reload;
 mod serve;
+mod watch;
 
 use std::process::ExitCode;
 

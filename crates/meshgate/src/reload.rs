@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::execution::runtime_env::RuntimeEnv;
-use meshgate_catalog::ConfigErrors;
+use meshgate_catalog::{Backoff, ConfigErrors, RecoveryTask};
 use meshgate_catalog::quality::{QualityBook, QualityTask};
 use meshgate_flight::{Authenticator, Current, Serving};
 
@@ -51,14 +51,20 @@ impl Loader {
     }
 }
 
-/// The background work of the snapshot serving now; dropping it stops it.
+/// The background work of the snapshot serving now: its quality checks and the
+/// retries of its unavailable products. Dropping it stops both.
 struct Background {
     _checks: QualityTask,
+    _recovery: RecoveryTask,
 }
 
 impl Background {
     fn start(quality: &Arc<QualityBook>, serving: &Serving) -> Self {
-        Self { _checks: QualityTask::start(Arc::clone(quality), Arc::clone(serving.engine.snapshot())) }
+        let snapshot = serving.engine.snapshot();
+        Self {
+            _checks: QualityTask::start(Arc::clone(quality), Arc::clone(snapshot)),
+            _recovery: RecoveryTask::start(Arc::clone(snapshot), Backoff::default()),
+        }
     }
 }
 

@@ -67,6 +67,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             }
         };
     reloader.reload_on_hangup();
+    if args.no_watch {
+        tracing::info!("not watching the configuration (--no-watch): reload with SIGHUP");
+    } else if let Err(error) = crate::watch::start(Arc::clone(&reloader), &config) {
+        tracing::warn!(%error, "cannot watch the configuration; reload with SIGHUP");
+    }
     let listener = match TcpListener::bind(args.bind).await {
         Ok(listener) => listener,
         Err(error) => {
