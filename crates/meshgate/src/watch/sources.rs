@@ -70,7 +70,12 @@ impl Sources {
         if self.files.contains(&path) || self.folders.contains(&path) {
             return true;
         }
-        path.parent().is_some_and(|parent| self.folders.contains(parent)) && is_yaml(&path)
+        let Some(parent) = path.parent() else { return false };
+        (self.folders.contains(parent) && is_yaml(&path))
+            // A Kubernetes ConfigMap or Secret volume updates its files by pointing its
+            // `..data` link at a new folder: the files' own paths see no event.
+            || (path.file_name().is_some_and(|name| name == "..data")
+                && self.files.iter().chain(&self.folders).any(|file| file.parent() == Some(parent)))
     }
 
     /// The folders to watch: each file's folder, each descriptor folder and the folder
@@ -155,7 +160,10 @@ mod tests {
         ] {
             assert!(sources.touches(&root.join(touched)), "{touched}");
         }
-        for untouched in ["data/orders/part-0.parquet", "domains/sales/products/notes.txt", "other.yaml"] {
+        // The mesh is in a Kubernetes ConfigMap volume.
+        assert!(sources.touches(&root.join("..data")));
+        for untouched in ["data/orders/part-0.parquet", "domains/sales/products/notes.txt", "other.yaml", "data/..data"]
+        {
             assert!(!sources.touches(&root.join(untouched)), "{untouched}");
         }
         let folders = sources.folders_to_watch();
