@@ -3,7 +3,8 @@
 //! read; then they serve from the same snapshot, without a reload. Only
 //! unavailability is retried (a store that cannot be reached, a location without
 //! files yet): files that differ from the declared schema or cannot be decoded need
-//! a change to the data or the descriptor, which a reload picks up.
+//! a change to the data or the descriptor, which a reload picks up. A recovered
+//! product's quality checks run again at once.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use crate::config::Format;
 use crate::error::ProblemKind;
+use crate::quality::{QualityBook, check_now};
 use crate::snapshot::{MeshSnapshot, ProductEntry, open_product};
 
 /// How long to wait before each attempt: `first`, doubling up to `max`, each wait
@@ -44,7 +46,9 @@ impl Drop for RecoveryTask {
 }
 
 impl RecoveryTask {
-    pub fn start(snapshot: Arc<MeshSnapshot>, backoff: Backoff) -> Self {
+    /// Starts retrying `snapshot`'s unavailable products; the checks of those that
+    /// recover are recorded in `quality`.
+    pub fn start(snapshot: Arc<MeshSnapshot>, backoff: Backoff, quality: Arc<QualityBook>) -> Self {
         let handle = tokio::spawn(async move {
             let mut retries = JoinSet::new();
             for entry in snapshot.all_versions().filter(|entry| retried(entry)) {
@@ -52,7 +56,12 @@ impl RecoveryTask {
                     product = %entry.product.qualified_name(),
                     "unavailable: opening it again in the background until it can be read"
                 );
-                retries.spawn(reopen_until_readable(Arc::clone(&snapshot), Arc::clone(entry), backoff));
+                let (snapshot, entry, quality) = (Arc::clone(&snapshot), Arc::clone(entry), Arc::clone(&quality));
+                retries.spawn(async move {
+                    if reopen_until_readable(&snapshot, &entry, backoff).await {
+                        check_now(&quality, &snapshot, &entry).await;
+                    }
+                });
             }
             while retries.join_next().await.is_some() {}
         });
@@ -67,7 +76,8 @@ fn retried(entry: &ProductEntry) -> bool {
         && entry.table.health().problem().is_some_and(|problem| problem.kind == ProblemKind::Unavailable)
 }
 
-async fn reopen_until_readable(snapshot: Arc<MeshSnapshot>, entry: Arc<ProductEntry>, backoff: Backoff) {
+/// Opens `entry` again until its store answers; whether it can be read now.
+async fn reopen_until_readable(snapshot: &MeshSnapshot, entry: &ProductEntry, backoff: Backoff) -> bool {
     let name = entry.product.qualified_name();
     let mut wait = backoff.first;
     loop {
@@ -82,12 +92,12 @@ async fn reopen_until_readable(snapshot: Arc<MeshSnapshot>, entry: Arc<ProductEn
             Some(problem) => {
                 entry.table.take_opened(&reopened.table);
                 tracing::warn!(product = %name, "its store is reachable again, but {problem}");
-                return;
+                return false;
             }
             None => {
                 entry.table.take_opened(&reopened.table);
                 tracing::info!(product = %name, "recovered: its store is readable again");
-                return;
+                return true;
             }
         }
     }
@@ -111,10 +121,11 @@ mod tests {
 
     use super::*;
     use crate::load_mesh_str;
+    use crate::quality::QualityStatus;
 
     async fn snapshot(root: &Path) -> Arc<MeshSnapshot> {
         let text = format!(
-            "domains:\n  d:\n    owner: a@b.c\n    products:\n      - {{ name: late, location: '{}/late/', format: csv }}\n      - {{ name: drifted, location: '{}/drifted/', format: csv, schema: [{{ name: x, type: int64 }}] }}\n",
+            "domains:\n  d:\n    owner: a@b.c\n    products:\n      - {{ name: late, location: '{}/late/', format: csv, quality: [{{ type: row_count, min: 1 }}] }}\n      - {{ name: drifted, location: '{}/drifted/', format: csv, schema: [{{ name: x, type: int64 }}] }}\n",
             root.display(),
             root.display()
         );
@@ -135,8 +146,14 @@ mod tests {
         assert_eq!(drifted.table.refusal().unwrap().kind, ProblemKind::SchemaDrift);
         assert!(retried(&late) && !retried(drifted));
 
+        // While it cannot be read, its check fails.
+        let quality = Arc::new(QualityBook::new());
+        quality.sync(&snapshot);
+        check_now(&quality, &snapshot, &late).await;
+        assert_eq!(quality.status("d", "late").unwrap().status, QualityStatus::Degraded);
+
         let backoff = Backoff { first: Duration::from_millis(20), max: Duration::from_millis(200) };
-        let task = RecoveryTask::start(Arc::clone(&snapshot), backoff);
+        let task = RecoveryTask::start(Arc::clone(&snapshot), backoff, Arc::clone(&quality));
         std::fs::create_dir(dir.path().join("late")).unwrap();
         std::fs::write(dir.path().join("late/a.csv"), "n,s\n1,one\n2,two\n").unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -151,6 +168,11 @@ mod tests {
         let plan = late.table.scan(&ctx.state(), None, &[], None).await.unwrap();
         let batches = datafusion::physical_plan::collect(plan, ctx.task_ctx()).await.unwrap();
         assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+        // Its check runs again at once, on its data.
+        while quality.status("d", "late").unwrap().status != QualityStatus::Passing {
+            assert!(Instant::now() < deadline, "checks not run again: {:?}", quality.status("d", "late"));
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         drop(task);
     }
 

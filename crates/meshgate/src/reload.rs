@@ -63,7 +63,7 @@ impl Background {
         let snapshot = serving.engine.snapshot();
         Self {
             _checks: QualityTask::start(Arc::clone(quality), Arc::clone(snapshot)),
-            _recovery: RecoveryTask::start(Arc::clone(snapshot), Backoff::default()),
+            _recovery: RecoveryTask::start(Arc::clone(snapshot), Backoff::default(), Arc::clone(quality)),
         }
     }
 }

@@ -13,6 +13,7 @@ pub use book::{FRESHNESS_CHECK, Gate, HISTORY_PER_CHECK, QualityBook};
 pub use result::{CheckResult, FileSnapshot, FreshnessStatus, ProductKey, ProductQuality, QualityStatus};
 pub use runner::{ProductChecks, plan_contracts};
 pub use schedule::QualityTask;
+pub(crate) use schedule::check_now;
 
 #[cfg(test)]
 mod tests;

@@ -87,6 +87,19 @@ async fn keep_checking(
     }
 }
 
+/// Runs `entry`'s checks once now, outside its schedule: a product that has just
+/// become readable (its store came back) is judged on its data, not on the failures
+/// recorded while it could not be read.
+pub(crate) async fn check_now(book: &QualityBook, snapshot: &MeshSnapshot, entry: &Arc<ProductEntry>) {
+    if !entry.product.contract.has_checks() {
+        return;
+    }
+    match ProductChecks::new(snapshot, entry) {
+        Ok(checks) => run_all(book, &checks, &Semaphore::new(CONCURRENT_CHECKS)).await,
+        Err(error) => tracing::warn!(product = %entry.product.qualified_name(), %error, "cannot run quality checks"),
+    }
+}
+
 async fn run_all(book: &QualityBook, checks: &ProductChecks, permits: &Semaphore) {
     let product = &checks.entry().product;
     for check in checks.checks() {
