@@ -7,6 +7,7 @@ mod audit;
 pub mod auth;
 mod cancel;
 mod column_metadata;
+mod connection_limits;
 pub mod error;
 mod flight_service;
 mod frames;
@@ -24,6 +25,7 @@ mod session;
 mod sql_info;
 mod statement_route;
 mod tickets;
+pub mod tls;
 mod updates;
 mod warnings;
 mod xdbc_types;
@@ -35,6 +37,7 @@ pub mod proto {
 }
 
 pub use audit::PURPOSE_HEADER;
+pub use connection_limits::ConnectionLimits;
 pub use auth::{Authenticator, hash_password};
 pub use error::FlightError;
 pub use metrics::Metrics;

@@ -3,15 +3,17 @@
 use std::future::Future;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::interceptor::InterceptedService;
 
+use crate::connection_limits::ConnectionLimits;
 use crate::flight_service::MeshFlightService;
 use crate::panic_guard::CatchPanics;
 use crate::service::MeshFlightSqlService;
 use crate::statement_route::StatementDoGet;
+use crate::tls::TlsHandle;
 
 /// Transport settings.
 #[derive(Debug, Clone)]
@@ -19,11 +21,14 @@ pub struct ServerOptions {
     /// Largest gRPC message accepted or sent. Clients send bind batches as single
     /// messages, so this is well above tonic's 4 MiB default.
     pub max_message_bytes: usize,
+    /// TLS (and mutual TLS) when set; plaintext gRPC otherwise.
+    pub tls: Option<TlsHandle>,
+    pub limits: ConnectionLimits,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
-        Self { max_message_bytes: 64 * 1024 * 1024 }
+        Self { max_message_bytes: 64 * 1024 * 1024, tls: None, limits: ConnectionLimits::default() }
     }
 }
 
@@ -47,15 +52,26 @@ pub async fn serve(
         StatementDoGet::new(flight, statements, options.max_message_bytes),
         interceptor,
     ));
-    // The builder's `tcp_nodelay` applies only to listeners tonic binds itself; with
-    // our own listener each accepted socket is set here. Without it, small responses
-    // wait out Nagle's algorithm against delayed ACKs: ~40 ms on every call.
-    let incoming = TcpListenerStream::new(listener).map(|accepted| {
-        accepted.inspect(|stream| {
-            if let Err(error) = stream.set_nodelay(true) {
-                tracing::warn!(%error, "cannot set TCP_NODELAY");
-            }
-        })
-    });
-    tonic::transport::Server::builder().add_service(flight).serve_with_incoming_shutdown(incoming, shutdown).await
+    let router = options.limits.server_builder().add_service(flight);
+    match options.tls {
+        None => {
+            let incoming = TcpListenerStream::new(listener).map(|accepted| accepted.inspect(configure_socket));
+            router.serve_with_incoming_shutdown(incoming, shutdown).await
+        }
+        Some(tls) => {
+            let incoming = crate::tls::incoming(listener, tls, configure_socket);
+            router.serve_with_incoming_shutdown(incoming, shutdown).await
+        }
+    }
+}
+
+/// The builder's `tcp_nodelay` and `tcp_keepalive` apply only to listeners tonic binds
+/// itself; with our own listener each accepted socket is set here. Without
+/// TCP_NODELAY, small responses wait out Nagle's algorithm against delayed ACKs:
+/// ~40 ms on every call.
+fn configure_socket(stream: &TcpStream) {
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::warn!(%error, "cannot set TCP_NODELAY");
+    }
+    crate::connection_limits::set_tcp_keepalive(stream);
 }

@@ -60,6 +60,21 @@ pub struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "MESHGATE_BIND", default_value = "127.0.0.1:50051")]
     pub bind: SocketAddr,
+    /// PEM certificate chain (server certificate first): serve TLS, grpc+tls://.
+    /// Re-read on every reload (SIGHUP); connections already open are kept.
+    #[arg(long, env = "MESHGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "MESHGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// PEM CA certificates: every client must present a certificate they sign
+    /// (mutual TLS); auth.client_certificates can make it the caller's principal.
+    #[arg(long, env = "MESHGATE_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
+    /// Seconds after which a client connection is closed gracefully (HTTP/2 GOAWAY:
+    /// calls under way finish, the client reconnects for the next); 0: never.
+    #[arg(long, env = "MESHGATE_MAX_CONNECTION_AGE_SECS", default_value_t = 3600)]
+    pub max_connection_age_secs: u64,
     /// Seconds in-flight streams get to finish after SIGTERM/Ctrl-C before they are cancelled.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -150,6 +165,20 @@ impl ServeArgs {
             lineage_file: self.lineage_file.clone(),
             lineage_url: self.lineage_url.clone(),
         }
+    }
+
+    /// The TLS files, when --tls-cert is given (clap requires --tls-key with it).
+    pub fn tls_files(&self) -> Option<meshgate_flight::tls::TlsFiles> {
+        Some(meshgate_flight::tls::TlsFiles {
+            cert: self.tls_cert.clone()?,
+            key: self.tls_key.clone()?,
+            client_ca: self.tls_client_ca.clone(),
+        })
+    }
+
+    pub fn connection_limits(&self) -> meshgate_flight::ConnectionLimits {
+        let age = Some(std::time::Duration::from_secs(self.max_connection_age_secs)).filter(|age| !age.is_zero());
+        meshgate_flight::ConnectionLimits { max_connection_age: age, ..Default::default() }
     }
 
     pub fn runtime_options(&self) -> meshgate_engine::RuntimeOptions {

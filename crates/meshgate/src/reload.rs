@@ -9,6 +9,7 @@ use std::sync::Arc;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use meshgate_catalog::{Backoff, ConfigErrors, RecoveryTask};
 use meshgate_catalog::quality::{QualityBook, QualityTask};
+use meshgate_flight::tls::TlsHandle;
 use meshgate_flight::{Authenticator, Current, Serving};
 
 use crate::load::{Tuning, load_engine};
@@ -23,6 +24,8 @@ pub struct Loader {
     pub quality: Arc<QualityBook>,
     /// The recorded queries the system tables read.
     pub audit: meshgate_audit::Audit,
+    /// The Flight port's TLS certificates, re-read on every reload.
+    pub tls: Option<TlsHandle>,
 }
 
 impl Loader {
@@ -93,6 +96,7 @@ impl Reloader {
     /// previous configuration keeps serving and the errors are logged with their paths.
     pub async fn reload(&self, cause: &str) -> Result<(), ConfigErrors> {
         let mut background = self.background.lock().await;
+        self.reload_tls();
         tracing::info!(config = %self.loader.config().display(), "{cause}: reloading the configuration");
         match self.loader.load().await {
             Ok(serving) => {
@@ -107,6 +111,19 @@ impl Reloader {
                 tracing::error!("reload refused, the previous configuration keeps serving:\n{errors}");
                 self.current.record_reload_failure(errors.to_string());
                 Err(errors)
+            }
+        }
+    }
+
+    /// Re-reads the TLS certificate, key and client CA; on an error the ones in use stay
+    /// (counted as a refused reload).
+    fn reload_tls(&self) {
+        let Some(tls) = &self.loader.tls else { return };
+        match tls.reload() {
+            Ok(()) => tracing::info!(cert = %tls.cert_path().display(), "TLS certificates reloaded"),
+            Err(error) => {
+                tracing::error!("TLS certificates not reloaded, the previous ones stay in use: {error}");
+                self.current.record_reload_failure(error.to_string());
             }
         }
     }

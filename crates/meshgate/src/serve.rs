@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshgate_catalog::quality::QualityBook;
+use meshgate_flight::tls::TlsHandle;
 use meshgate_flight::{MeshFlightSqlService, ServerOptions, TicketSigner};
 use std::io::Write;
 use tokio::net::TcpListener;
@@ -21,6 +22,15 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let Some(config) = args.config.clone().or_else(demo_config) else {
         eprintln!("meshgate: no --config given and the demo mesh (testdata/mesh.yaml) was not found");
         return ExitCode::from(2);
+    };
+    // One rustls crypto provider (aws-lc-rs) for every TLS user in the process.
+    meshgate_flight::tls::install_crypto_provider();
+    let tls = match args.tls_files().map(TlsHandle::load).transpose() {
+        Ok(tls) => tls,
+        Err(error) => {
+            eprintln!("meshgate: TLS: {error}");
+            return ExitCode::from(2);
+        }
     };
     let runtime = match meshgate_engine::runtime(&args.runtime_options()) {
         Ok(runtime) => runtime,
@@ -48,6 +58,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         secret: secret.clone(),
         quality: Arc::new(QualityBook::new()),
         audit: audit.clone(),
+        tls: tls.clone(),
     };
     let serving = match loader.load().await {
         Ok(serving) => serving,
@@ -82,7 +93,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| args.bind.to_string());
     // The one line on stdout: scripts and tests wait for it to know the server is ready.
     let mut stdout = std::io::stdout().lock();
-    if writeln!(stdout, "meshgate listening on grpc://{address}").and_then(|()| stdout.flush()).is_err() {
+    let scheme = if tls.is_some() { "grpc+tls" } else { "grpc" };
+    if writeln!(stdout, "meshgate listening on {scheme}://{address}").and_then(|()| stdout.flush()).is_err() {
         tracing::warn!("cannot write the ready line to stdout");
     }
     tracing::info!(%address, "serving Flight SQL");
@@ -94,7 +106,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         }
     };
-    let server = meshgate_flight::serve(listener, service, ServerOptions::default(), shutdown);
+    let options = ServerOptions { tls, limits: args.connection_limits(), ..ServerOptions::default() };
+    let server = meshgate_flight::serve(listener, service, options, shutdown);
     tokio::pin!(server);
     let result = tokio::select! {
         result = &mut server => result,
