@@ -166,23 +166,46 @@ def test_a_broken_descriptor_is_refused_with_its_path_and_its_fix_is_picked_up(s
     server.stop(check=True)
 
 
-def test_a_ticket_issued_before_a_policy_is_tightened_is_governed_by_it(start_server, mesh_copy):
+def test_tickets_issued_before_a_policy_is_tightened_are_governed_by_it(start_server, mesh_copy):
     server = start_server(mesh_copy / "mesh.yaml", name="live-policy")
     ana = flight_client(server.uri, "ana")
-    sql = "SELECT count(*) AS n FROM supply.part"
-    info = ana.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(sql)))
-    ticket = info.endpoints[0].ticket
-    # The ticket is good now.
-    assert ana.do_get(ticket).read_all().column("n")[0].as_py() > 0
 
+    def ticket(sql):
+        info = ana.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(sql)))
+        return info.endpoints[0].ticket
+
+    names_sql = "SELECT p_name FROM supply.part ORDER BY p_partkey LIMIT 3"
+    count_sql = "SELECT count(*) AS n FROM supply.part"
+    names, counted = ticket(names_sql), ticket(count_sql)
+    # Both tickets are good now.
+    plain = ana.do_get(names).read_all().column("p_name").to_pylist()
+    assert len(plain) == 3 and "(hidden)" not in plain
+    assert ana.do_get(counted).read_all().column("n")[0].as_py() > 0
+
+    # Part names are masked for analysts: the names ticket comes back masked.
     supply = mesh_copy / "domains/supply/policies/supply.yaml"
-    land(supply, supply.read_text() + """
+    original = supply.read_text()
+    mask = (
+        "columns:\n"
+        "  - { id: part-names-hidden, products: [part], select: [p_name], action: { mask: redact, value: \"(hidden)\" },"
+        " when: \"'analyst' in principal.groups\" }\n"
+    )
+    assert original.count("columns:\n") == 1
+    masked_policy = original.replace("columns:\n", mask)
+    land(supply, masked_policy)
+    poll(lambda: flight_sql_query(ana, names_sql).column("p_name").to_pylist() == ["(hidden)"] * 3
+         or fail("names not masked yet"), "the mask to apply to new queries")
+    assert ana.do_get(names).read_all().column("p_name").to_pylist() == ["(hidden)"] * 3
+
+    # Parts are then forbidden to analysts: the count ticket is refused as if the
+    # product did not exist.
+    land(supply, masked_policy + """
 grants:
   - { id: parts-hidden-from-analysts, effect: forbid, products: [part], when: "'analyst' in principal.groups" }
 """)
-    poll_error(lambda: flight_sql_query(ana, sql), "the forbid to apply to new queries")
+    poll_error(lambda: flight_sql_query(ana, count_sql), "the forbid to apply to new queries")
     with pytest.raises(Exception) as refused:
-        ana.do_get(ticket).read_all()
+        ana.do_get(counted).read_all()
     assert flight_grpc_code(refused.value) == "NOT_FOUND", refused.value
     assert "supply.part" in server_message(refused.value)
     ana.close()
