@@ -27,6 +27,6 @@ pub use engine::{
 pub use error::EngineError;
 pub use lineage::ColumnSource;
 pub use reads::ProductRead;
-pub use runtime::{RuntimeOptions, parse_byte_size, runtime};
+pub use runtime::{RuntimeOptions, memory_peak, parse_byte_size, runtime};
 pub use substrait::substrait_version;
 pub use system::{SYSTEM_SCHEMA, SystemSources, SystemTable};

@@ -1,13 +1,18 @@
 //! The execution runtime shared by every query: a memory pool with a limit and
 //! spilling to disk for large sorts, aggregations and joins.
 
+use std::fmt;
 use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use datafusion::common::Result as DataFusionResult;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
-use datafusion::execution::memory_pool::{FairSpillPool, MemoryPool, TrackConsumersPool, UnboundedMemoryPool};
+use datafusion::execution::memory_pool::{
+    FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool, UnboundedMemoryPool,
+};
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 
 use crate::error::EngineError;
@@ -35,7 +40,8 @@ impl Default for RuntimeOptions {
 }
 
 /// Builds the runtime: a fair spilling pool under the limit (reporting its largest
-/// consumers when exhausted) and a disk manager for spill files.
+/// consumers when exhausted) that remembers its peak, and a disk manager for spill
+/// files.
 pub fn runtime(options: &RuntimeOptions) -> Result<Arc<RuntimeEnv>, EngineError> {
     let pool: Arc<dyn MemoryPool> = match options.memory_limit {
         Some(limit) => {
@@ -43,6 +49,7 @@ pub fn runtime(options: &RuntimeOptions) -> Result<Arc<RuntimeEnv>, EngineError>
         }
         None => Arc::new(UnboundedMemoryPool::default()),
     };
+    let pool: Arc<dyn MemoryPool> = Arc::new(PeakMemoryPool::new(pool));
     let disk = match &options.spill_dir {
         Some(dir) => DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
         None => DiskManagerBuilder::default(),
@@ -55,6 +62,80 @@ pub fn runtime(options: &RuntimeOptions) -> Result<Arc<RuntimeEnv>, EngineError>
         .with_object_list_cache_ttl(Some(options.listing_ttl))
         .build_arc()
         .map_err(|error| EngineError::Internal(format!("cannot build the query runtime: {error}")))
+}
+
+/// The most memory the runtime's queries ever held at once, in bytes; `None` for a
+/// runtime [`runtime`] did not build.
+pub fn memory_peak(runtime: &RuntimeEnv) -> Option<usize> {
+    runtime.memory_pool.as_ref().downcast_ref::<PeakMemoryPool>().map(PeakMemoryPool::peak)
+}
+
+/// A memory pool that counts what it hands out and remembers the most it held at once
+/// (atomics only: reservations never wait on it); everything else is the inner pool's.
+#[derive(Debug)]
+struct PeakMemoryPool {
+    inner: Arc<dyn MemoryPool>,
+    reserved: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+impl PeakMemoryPool {
+    fn new(inner: Arc<dyn MemoryPool>) -> Self {
+        Self { inner, reserved: AtomicUsize::new(0), peak: AtomicUsize::new(0) }
+    }
+
+    fn peak(&self) -> usize {
+        self.peak.load(Ordering::Relaxed)
+    }
+
+    fn grown(&self, additional: usize) {
+        let now = self.reserved.fetch_add(additional, Ordering::Relaxed).saturating_add(additional);
+        self.peak.fetch_max(now, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Display for PeakMemoryPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.inner, f)
+    }
+}
+
+impl MemoryPool for PeakMemoryPool {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn register(&self, consumer: &MemoryConsumer) {
+        self.inner.register(consumer);
+    }
+
+    fn unregister(&self, consumer: &MemoryConsumer) {
+        self.inner.unregister(consumer);
+    }
+
+    fn grow(&self, reservation: &MemoryReservation, additional: usize) {
+        self.inner.grow(reservation, additional);
+        self.grown(additional);
+    }
+
+    fn shrink(&self, reservation: &MemoryReservation, shrink: usize) {
+        self.inner.shrink(reservation, shrink);
+        self.reserved.fetch_sub(shrink, Ordering::Relaxed);
+    }
+
+    fn try_grow(&self, reservation: &MemoryReservation, additional: usize) -> DataFusionResult<()> {
+        self.inner.try_grow(reservation, additional)?;
+        self.grown(additional);
+        Ok(())
+    }
+
+    fn reserved(&self) -> usize {
+        self.inner.reserved()
+    }
+
+    fn memory_limit(&self) -> MemoryLimit {
+        self.inner.memory_limit()
+    }
 }
 
 /// Parses a byte size such as `512MiB`, `1GiB`, `2G` or `1048576`.
@@ -77,6 +158,26 @@ pub fn parse_byte_size(text: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_pool_remembers_its_peak() {
+        let runtime = runtime(&RuntimeOptions { memory_limit: Some(1 << 20), ..Default::default() }).unwrap();
+        assert_eq!(memory_peak(&runtime), Some(0));
+        let first = MemoryConsumer::new("first").register(&runtime.memory_pool);
+        let second = MemoryConsumer::new("second").register(&runtime.memory_pool);
+        first.try_grow(1000).unwrap();
+        second.grow(500);
+        first.shrink(600);
+        second.try_grow(100).unwrap();
+        assert_eq!(runtime.memory_pool.reserved(), 1000);
+        assert_eq!(memory_peak(&runtime), Some(1500));
+        // A refused reservation is not counted.
+        assert!(first.try_grow(2 << 20).is_err());
+        drop((first, second));
+        assert_eq!(runtime.memory_pool.reserved(), 0);
+        assert_eq!(memory_peak(&runtime), Some(1500));
+        assert_eq!(memory_peak(&RuntimeEnvBuilder::new().build().unwrap()), None);
+    }
 
     #[test]
     fn sizes_parse() {

@@ -7,13 +7,15 @@
 //! does.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use meshgate_audit::{Audit, OutputColumn, Planned, QueryAudit, QueryEnd, QueryStart, SourceColumn, Statement};
 use meshgate_engine::{Engine, Query};
 use meshgate_policy::{AttrValue, Principal};
-use tonic::Status;
+use tonic::{Code, Status};
 
 use crate::error::{FlightError, code_name, to_status};
+use crate::metrics::{Metrics, ProductLabels};
 use crate::proto::StatementPayload;
 use crate::service::MeshFlightSqlService;
 
@@ -98,30 +100,47 @@ pub(crate) fn planned(audit: &Audit, query: &Query) -> Planned {
     Planned { products, outputs }
 }
 
+/// Every query ends here, whether it ran or not: its record goes to the audit log
+/// and lineage, its figures to the metrics (outcome and `code`, the time since it
+/// arrived, the products it read).
+pub(crate) fn end(
+    query: QueryAudit,
+    end: QueryEnd,
+    code: Code,
+    elapsed: Duration,
+    reads: &[ProductLabels],
+    metrics: &Metrics,
+) {
+    metrics.query_ended(end.outcome, code, elapsed, reads);
+    query.end(end);
+}
+
 /// How a query that never ran ended: refused by the gateway or failed, by code.
-pub(crate) fn end_before_running(query: QueryAudit, status: &Status) {
+fn end_before_running(query: QueryAudit, status: &Status, started: Instant, metrics: &Metrics) {
     let code = code_name(status.code());
-    query.end(QueryEnd {
+    let ending = QueryEnd {
         rows: 0,
         bytes: 0,
         outcome: meshgate_audit::Outcome::before_running(code),
         error_code: Some(code.to_owned()),
         error: Some(status.message().to_owned()),
-    });
+    };
+    end(query, ending, status.code(), started.elapsed(), &[], metrics);
 }
 
 impl MeshFlightSqlService {
-    /// Records `statement`, which planning refused with `error`, and returns the
-    /// status the call ends with.
+    /// Records `statement`, which planning (begun at `started`) refused with `error`,
+    /// and returns the status the call ends with.
     pub(crate) fn refused(
         &self,
         engine: &Engine,
         principal: &Arc<Principal>,
         statement: &StatementPayload,
         error: &FlightError,
+        started: Instant,
     ) -> Status {
         let status = to_status(error);
-        end_before_running(begin(self.audit(), engine, principal, statement, None), &status);
+        end_before_running(begin(self.audit(), engine, principal, statement, None), &status, started, self.metrics());
         status
     }
 }

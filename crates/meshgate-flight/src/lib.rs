@@ -40,7 +40,7 @@ pub use audit::PURPOSE_HEADER;
 pub use connection_limits::ConnectionLimits;
 pub use auth::{Authenticator, hash_password};
 pub use error::FlightError;
-pub use metrics::Metrics;
+pub use metrics::{Metrics, ProductState, product_states};
 pub use server::{ServerOptions, serve};
 pub use service::{MeshFlightSqlService, ServiceOptions};
 pub use serving::{Current, Serving};

@@ -21,6 +21,7 @@ use tonic::{Code, Status};
 use crate::cancel::{Running, until_cancelled};
 use crate::error::{FlightError, code_name, to_status};
 use crate::frames::FrameEncoder;
+use crate::metrics::{Metrics, ProductLabels};
 
 /// Target size of one encoded Flight message.
 const MAX_FLIGHT_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
@@ -77,15 +78,16 @@ fn to_wire(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Flight
     Ok(RecordBatch::try_new(Arc::clone(schema), columns)?)
 }
 
-/// Queries whose streams are open right now.
-static ACTIVE_QUERIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
 /// What one query did, logged when its stream ends (finished, failed or dropped).
 /// The line also says how many queries are still running and how much of the
 /// memory pool all of them hold: when a client goes away mid-stream, its query stops
-/// and its memory returns. The same end goes to the audit log and lineage.
+/// and its memory returns. The same end goes to the audit log, lineage and the
+/// metrics.
 pub struct QueryLog {
     pool: Arc<dyn MemoryPool>,
+    metrics: Arc<Metrics>,
+    /// The products planning found the query reads.
+    reads: std::sync::OnceLock<Vec<ProductLabels>>,
     principal: String,
     sql: String,
     started: Instant,
@@ -103,10 +105,18 @@ pub struct QueryLog {
 }
 
 impl QueryLog {
-    pub fn new(principal: &str, sql: &str, pool: Arc<dyn MemoryPool>, audit: QueryAudit) -> Arc<Self> {
-        ACTIVE_QUERIES.fetch_add(1, Ordering::Relaxed);
+    pub fn new(
+        principal: &str,
+        sql: &str,
+        pool: Arc<dyn MemoryPool>,
+        audit: QueryAudit,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
+        metrics.stream_opened();
         Arc::new(Self {
             pool,
+            metrics,
+            reads: std::sync::OnceLock::new(),
             principal: principal.to_owned(),
             sql: sql.to_owned(),
             started: Instant::now(),
@@ -137,12 +147,18 @@ impl QueryLog {
 
     /// The query is planned: what it reads (lineage's START event).
     pub fn planned(&self, planned: Planned) {
+        let reads = planned
+            .products
+            .iter()
+            .map(|read| [read.domain.clone(), read.product.clone(), read.version.clone()])
+            .collect();
+        let _ = self.reads.set(reads);
         if let Some(audit) = self.audit.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
             audit.planned(planned);
         }
     }
 
-    /// Hands the query's end to the audit log and lineage.
+    /// Hands the query's end to the audit log, lineage and the metrics.
     fn record(&mut self, outcome: &str) {
         let Some(audit) = self.audit.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner).take() else {
             return;
@@ -156,18 +172,20 @@ impl QueryLog {
             "failed" => Outcome::Failed,
             _ => Outcome::Cancelled,
         };
-        let (error_code, error) = match (outcome, ending) {
-            (Outcome::Ok, _) => (None, None),
-            (_, Some(status)) => (Some(code_name(status.code())), Some(status.message().to_owned())),
-            (_, None) => (Some(code_name(Code::Cancelled)), Some("the client stopped reading the results".to_owned())),
+        let (code, error) = match (outcome, ending) {
+            (Outcome::Ok, _) => (Code::Ok, None),
+            (_, Some(status)) => (status.code(), Some(status.message().to_owned())),
+            (_, None) => (Code::Cancelled, Some("the client stopped reading the results".to_owned())),
         };
-        audit.end(QueryEnd {
+        let end = QueryEnd {
             rows: self.rows.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             outcome,
-            error_code: error_code.map(str::to_owned),
+            error_code: (outcome != Outcome::Ok).then(|| code_name(code).to_owned()),
             error,
-        });
+        };
+        let reads = self.reads.get().map(Vec::as_slice).unwrap_or_default();
+        crate::audit::end(audit, end, code, self.started.elapsed(), reads, &self.metrics);
     }
 }
 
@@ -182,7 +200,7 @@ impl Drop for QueryLog {
         } else {
             "cancelled"
         };
-        let active = ACTIVE_QUERIES.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+        let active = self.metrics.stream_closed();
         tracing::info!(
             principal = %self.principal,
             duration_ms = self.started.elapsed().as_millis() as u64,
@@ -223,6 +241,7 @@ impl Results {
         let batches = until_cancelled(batches, running).inspect(move |batch| match batch {
             Ok(batch) => {
                 rows_log.rows.fetch_add(batch.num_rows() as u64, Ordering::Relaxed);
+                rows_log.metrics.rows_sent(batch.num_rows() as u64);
             }
             Err(FlightError::Cancelled) => rows_log.cancelled.store(true, Ordering::Relaxed),
             Err(_) => {}
@@ -286,7 +305,9 @@ fn logged<T: Send + 'static>(
         .map(move |item| {
             match &item {
                 Ok(item) => {
-                    log.bytes.fetch_add(size(item) as u64, Ordering::Relaxed);
+                    let bytes = size(item) as u64;
+                    log.bytes.fetch_add(bytes, Ordering::Relaxed);
+                    log.metrics.bytes_sent(bytes);
                 }
                 Err(status) => log.fail(status),
             }

@@ -1,6 +1,7 @@
 //! Serving the Flight SQL service over gRPC.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::{TcpListener, TcpStream};
@@ -41,7 +42,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
     // Every RPC, Handshake and DoGet included, passes the authenticator first.
-    let interceptor = crate::auth::interceptor(service.current().clone());
+    let interceptor = crate::auth::interceptor(service.current().clone(), Arc::clone(service.metrics()));
     let statements = service.clone();
     let flight = FlightServiceServer::new(MeshFlightService(service))
         .max_decoding_message_size(options.max_message_bytes)

@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow::datatypes::{Schema, SchemaRef};
 use arrow::ipc::writer::IpcWriteOptions;
@@ -39,6 +39,7 @@ use crate::column_metadata;
 use crate::error::{FlightError, to_status};
 use crate::keys::{foreign_keys_schema, no_foreign_keys, primary_keys, primary_keys_schema};
 use crate::metadata;
+use crate::metrics::Metrics;
 use crate::parameters;
 use crate::proto::{Purpose, StatementPayload};
 use crate::results::{QueryLog, Results, flight_stream, wire_schema};
@@ -63,11 +64,18 @@ pub struct ServiceOptions {
     pub partition_min_rows: usize,
     /// Where every query is recorded (audit log, query log and usage, lineage).
     pub audit: meshgate_audit::Audit,
+    /// What queries and authentication are counted in (`/metrics`).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for ServiceOptions {
     fn default() -> Self {
-        Self { view_types: false, partition_min_rows: 100_000, audit: meshgate_audit::Audit::default() }
+        Self {
+            view_types: false,
+            partition_min_rows: 100_000,
+            audit: meshgate_audit::Audit::default(),
+            metrics: Arc::default(),
+        }
     }
 }
 
@@ -108,6 +116,10 @@ impl MeshFlightSqlService {
         &self.options.audit
     }
 
+    pub(crate) fn metrics(&self) -> &Arc<Metrics> {
+        &self.options.metrics
+    }
+
     /// The call's settings (session options, then call headers).
     fn settings<T>(&self, request: &Request<T>, principal: &Arc<Principal>) -> Result<CallSettings, FlightError> {
         let visible = |schema: &str| {
@@ -142,10 +154,11 @@ impl MeshFlightSqlService {
         statement.time_zone = settings.time_zone.clone().unwrap_or_default();
         statement.declared_purpose = purpose_header(request.metadata()).unwrap_or_default();
         let descriptor = request.into_inner();
+        let started = Instant::now();
         let engine = self.engine();
         let query = match plan_statement(&engine, principal, &statement).await {
             Ok(query) => query,
-            Err(error) => return Err(self.refused(&engine, principal, &statement, &error)),
+            Err(error) => return Err(self.refused(&engine, principal, &statement, &error, started)),
         };
         let schema = parameters::result_schema(self.result_schema(&engine, principal, &query), &statement.parameters)?;
         let mut info = FlightInfo::new()
@@ -193,7 +206,7 @@ impl MeshFlightSqlService {
         let engine = self.engine();
         let audit = audit::begin(self.audit(), &engine, principal, &payload, purpose);
         let pool = Arc::clone(&engine.snapshot().runtime().memory_pool);
-        let log = QueryLog::new(&principal.name, &payload.sql, pool, audit);
+        let log = QueryLog::new(&principal.name, &payload.sql, pool, audit, Arc::clone(self.metrics()));
         let started = async {
             let query = plan_statement(&engine, principal, &payload).await?;
             log.planned(audit::planned(self.audit(), &query));
@@ -226,10 +239,11 @@ impl MeshFlightSqlService {
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
         let plan = substrait_bytes(request.plan)?;
         let statement = StatementPayload { substrait_plan: plan, prepared: true, ..Default::default() };
+        let started = Instant::now();
         let engine = self.engine();
         let query = plan_statement(&engine, principal, &statement)
             .await
-            .map_err(|error| self.refused(&engine, principal, &statement, &error))?;
+            .map_err(|error| self.refused(&engine, principal, &statement, &error, started))?;
         let dataset_schema = schema_bytes(&self.result_schema(&engine, principal, &query))?;
         let parameter_schema = schema_bytes(&Schema::new(query.parameter_fields().map_err(FlightError::from)?))?;
         let handle = self.signer.seal(statement, principal, Purpose::PreparedStatement);
@@ -457,6 +471,7 @@ impl FlightSqlService for MeshFlightSqlService {
         let principal = principal_of(&action)?;
         let settings = self.settings(&action, &principal)?;
         let default_schema = settings.schema.clone().unwrap_or_default();
+        let started = Instant::now();
         let engine = self.engine();
         let plan_settings = PlanSettings {
             default_schema: settings.schema,
@@ -473,7 +488,7 @@ impl FlightSqlService for MeshFlightSqlService {
         let query = engine
             .plan_with(&principal, &statement.sql, &plan_settings)
             .await
-            .map_err(|error| self.refused(&engine, &principal, &statement, &FlightError::from(error)))?;
+            .map_err(|error| self.refused(&engine, &principal, &statement, &FlightError::from(error), started))?;
         let dataset_schema = schema_bytes(&self.result_schema(&engine, &principal, &query))?;
         let parameter_schema = schema_bytes(&Schema::new(query.parameter_fields().map_err(FlightError::from)?))?;
         let statement = StatementPayload { declared_purpose: String::new(), prepared: false, ..statement };

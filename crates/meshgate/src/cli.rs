@@ -75,6 +75,14 @@ pub struct ServeArgs {
     /// calls under way finish, the client reconnects for the next); 0: never.
     #[arg(long, env = "MESHGATE_MAX_CONNECTION_AGE_SECS", default_value_t = 3600)]
     pub max_connection_age_secs: u64,
+    /// Address of the HTTP side: /healthz, /readyz, /metrics and the catalog web page
+    /// (port 0 picks a free port). Off when unset.
+    #[arg(long, env = "MESHGATE_HTTP_BIND")]
+    pub http_bind: Option<SocketAddr>,
+    /// Put /metrics behind the same credentials as the rest of the HTTP side (open by
+    /// default, like /healthz and /readyz).
+    #[arg(long, env = "MESHGATE_HTTP_METRICS_AUTH")]
+    pub http_metrics_auth: bool,
     /// Seconds in-flight streams get to finish after SIGTERM/Ctrl-C before they are cancelled.
     #[arg(long, default_value_t = 10)]
     pub shutdown_grace_secs: u64,
@@ -150,12 +158,22 @@ impl ServeArgs {
         }
     }
 
-    pub fn service_options(&self, audit: meshgate_audit::Audit) -> meshgate_flight::ServiceOptions {
+    pub fn service_options(
+        &self,
+        audit: meshgate_audit::Audit,
+        metrics: std::sync::Arc<meshgate_flight::Metrics>,
+    ) -> meshgate_flight::ServiceOptions {
         meshgate_flight::ServiceOptions {
             view_types: self.view_types,
             partition_min_rows: self.partition_min_rows,
             audit,
+            metrics,
         }
+    }
+
+    /// The HTTP side's settings; `flight_uri` is the Flight address as announced.
+    pub fn http_options(&self, flight_uri: String) -> meshgate_http::HttpOptions {
+        meshgate_http::HttpOptions { metrics_auth: self.http_metrics_auth, flight_uri: Some(flight_uri) }
     }
 
     pub fn audit_options(&self) -> meshgate_audit::AuditOptions {

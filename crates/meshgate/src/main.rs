@@ -3,6 +3,7 @@
 mod check;
 mod cli;
 mod contracts;
+mod http;
 mod load;
 mod policy;
 mod reload;

@@ -11,6 +11,7 @@ use std::io::Write;
 use tokio::net::TcpListener;
 
 use crate::cli::ServeArgs;
+use crate::http::HttpSide;
 use crate::load::demo_config;
 use crate::reload::{Loader, Reloader};
 
@@ -69,14 +70,15 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     };
     let reloader = Reloader::start(loader, serving);
     let signer = TicketSigner::new(secret, Duration::from_secs(args.ticket_ttl_secs));
-    let service =
-        match MeshFlightSqlService::new(reloader.current().clone(), signer, args.service_options(audit.clone())) {
-            Ok(service) => service,
-            Err(error) => {
-                eprintln!("meshgate: {error}");
-                return ExitCode::from(2);
-            }
-        };
+    let metrics = Arc::new(meshgate_flight::Metrics::new());
+    let options = args.service_options(audit.clone(), Arc::clone(&metrics));
+    let service = match MeshFlightSqlService::new(reloader.current().clone(), signer, options) {
+        Ok(service) => service,
+        Err(error) => {
+            eprintln!("meshgate: {error}");
+            return ExitCode::from(2);
+        }
+    };
     reloader.reload_on_hangup();
     if args.no_watch {
         tracing::info!("not watching the configuration (--no-watch): reload with SIGHUP");
@@ -87,6 +89,13 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Ok(listener) => listener,
         Err(error) => {
             eprintln!("meshgate: cannot listen on {}: {error}", args.bind);
+            return ExitCode::from(2);
+        }
+    };
+    let http = match HttpSide::bind(args.http_bind).await {
+        Ok(http) => http,
+        Err(error) => {
+            eprintln!("meshgate: {error}");
             return ExitCode::from(2);
         }
     };
@@ -106,6 +115,14 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             let _ = stop_rx.wait_for(|stop| *stop).await;
         }
     };
+    if let Some(http) = http {
+        let mut stop_rx = stop_rx.clone();
+        let stopped = async move {
+            let _ = stop_rx.wait_for(|stop| *stop).await;
+        };
+        let options = args.http_options(format!("{scheme}://{address}"));
+        http.start(reloader.current().clone(), metrics, options, stopped, &mut stdout);
+    }
     let options = ServerOptions { tls, limits: args.connection_limits(), ..ServerOptions::default() };
     let server = meshgate_flight::serve(listener, service, options, shutdown);
     tokio::pin!(server);

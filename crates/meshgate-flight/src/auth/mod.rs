@@ -18,6 +18,7 @@ use meshgate_policy::{AttrType, Principal};
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
+use crate::metrics::Metrics;
 use crate::serving::Current;
 
 use basic::Users;
@@ -37,6 +38,49 @@ pub enum AuthError {
 impl From<AuthError> for Status {
     fn from(error: AuthError) -> Self {
         Status::unauthenticated(error.to_string())
+    }
+}
+
+/// Why credentials were refused, counted in the metrics by [`Refusal::reason`]. The
+/// caller only ever sees the [`AuthError`] it maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No credentials, and anonymous access is off.
+    Missing,
+    /// An `authorization` header that is not readable text or names an unknown scheme.
+    BadHeader,
+    /// Basic credentials that match no user.
+    BadBasic,
+    /// A meshgate bearer token that is forged, expired or no longer honoured.
+    BadToken,
+    /// A bearer JWT that does not verify (or JWTs are not configured).
+    BadJwt,
+}
+
+impl Refusal {
+    /// The metrics label: `missing`, `bad_header`, `bad_basic`, `bad_token`, `bad_jwt`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Refusal::Missing => "missing",
+            Refusal::BadHeader => "bad_header",
+            Refusal::BadBasic => "bad_basic",
+            Refusal::BadToken => "bad_token",
+            Refusal::BadJwt => "bad_jwt",
+        }
+    }
+
+    /// What the caller is told.
+    pub fn error(self) -> AuthError {
+        match self {
+            Refusal::Missing => AuthError::Missing,
+            _ => AuthError::Invalid,
+        }
+    }
+}
+
+impl From<Refusal> for Status {
+    fn from(refusal: Refusal) -> Self {
+        refusal.error().into()
     }
 }
 
@@ -103,11 +147,18 @@ impl Authenticator {
     }
 
     /// The principal behind a call's `authorization` header, and its credential.
-    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Authenticated, AuthError> {
+    pub fn authenticate(&self, metadata: &MetadataMap) -> Result<Authenticated, Refusal> {
         let header = match metadata.get("authorization") {
             None => None,
-            Some(value) => Some(value.to_str().map_err(|_| AuthError::Invalid)?.trim()),
+            Some(value) => Some(value.to_str().map_err(|_| Refusal::BadHeader)?),
         };
+        self.authenticate_header(header)
+    }
+
+    /// The principal behind an `authorization` header's value (HTTP requests use this
+    /// too), and its credential.
+    pub fn authenticate_header(&self, header: Option<&str>) -> Result<Authenticated, Refusal> {
+        let header = header.map(str::trim);
         let (scheme, credentials) = match header {
             None => ("", ""),
             Some(header) => header.split_once(' ').map(|(s, c)| (s, c.trim())).unwrap_or((header, "")),
@@ -115,22 +166,22 @@ impl Authenticator {
         let no_credentials = header.is_none()
             || (scheme.eq_ignore_ascii_case("bearer") && (credentials.is_empty() || credentials == "None"));
         if no_credentials {
-            let (principal, credential) = self.anonymous.as_ref().ok_or(AuthError::Missing)?;
+            let (principal, credential) = self.anonymous.as_ref().ok_or(Refusal::Missing)?;
             let grant = self.tokens.grant(Origin::Anonymous, credential.clone(), None);
             return Ok(Authenticated { principal: Arc::clone(principal), grant });
         }
         if scheme.eq_ignore_ascii_case("basic") {
-            let (principal, credential) = self.users.verify(credentials).ok_or(AuthError::Invalid)?;
+            let (principal, credential) = self.users.verify(credentials).ok_or(Refusal::BadBasic)?;
             return Ok(Authenticated { principal, grant: self.tokens.grant(Origin::Basic, credential, None) });
         }
         if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(AuthError::Invalid);
+            return Err(Refusal::BadHeader);
         }
         if TokenSigner::is_token(credentials) {
-            return self.resolve(credentials).ok_or(AuthError::Invalid);
+            return self.resolve(credentials).ok_or(Refusal::BadToken);
         }
-        let (jwt, credential) = self.jwt.as_ref().ok_or(AuthError::Invalid)?;
-        let (principal, expires_at_ms) = jwt.verify(credentials).ok_or(AuthError::Invalid)?;
+        let (jwt, credential) = self.jwt.as_ref().ok_or(Refusal::BadJwt)?;
+        let (principal, expires_at_ms) = jwt.verify(credentials).ok_or(Refusal::BadJwt)?;
         let grant = self.tokens.grant(Origin::Jwt, credential.clone(), Some(expires_at_ms));
         Ok(Authenticated { principal: Arc::new(principal), grant })
     }
@@ -166,10 +217,15 @@ impl Authenticator {
 
 /// A tonic interceptor: authenticates the call with the current authenticator and
 /// hands the principal (and the [`Authenticated`] call) to the service through the
-/// request's extensions.
-pub fn interceptor(current: Current) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
+/// request's extensions. Refusals are counted in `metrics` by reason.
+pub fn interceptor(
+    current: Current,
+    metrics: Arc<Metrics>,
+) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |mut request: Request<()>| {
-        let authenticated = current.get().auth.authenticate(request.metadata())?;
+        let authenticated = current.get().auth.authenticate(request.metadata()).inspect_err(|refusal| {
+            metrics.auth_refused(*refusal);
+        })?;
         request.extensions_mut().insert(Arc::clone(&authenticated.principal));
         request.extensions_mut().insert(authenticated);
         Ok(request)
@@ -247,10 +303,29 @@ mod tests {
         let rotated = format!("{{ name: ana, password_hash: '{rotated}', groups: [analyst] }}");
         assert_eq!(
             authenticator(&users(&rotated, &hash)).authenticate(&call(Some(&token))).unwrap_err(),
-            AuthError::Invalid
+            Refusal::BadToken
         );
         let removed = authenticator(&format!("{{ users: [ {{ name: sam, password_hash: '{hash}' }} ] }}"));
-        assert_eq!(removed.authenticate(&call(Some(&token))).unwrap_err(), AuthError::Invalid);
+        assert_eq!(removed.authenticate(&call(Some(&token))).unwrap_err(), Refusal::BadToken);
+    }
+
+    #[test]
+    fn refusals_say_why_and_clients_see_only_missing_or_invalid() {
+        let hash = hash_password("pw").unwrap();
+        let auth = authenticator(&format!("{{ users: [ {{ name: ana, password_hash: '{hash}' }} ] }}"));
+        let refusal = |header: Option<&str>| auth.authenticate(&call(header)).unwrap_err();
+        assert_eq!(refusal(None), Refusal::Missing);
+        assert_eq!(refusal(Some("Bearer ")), Refusal::Missing);
+        assert_eq!(refusal(Some(&basic("ana", "wrong"))), Refusal::BadBasic);
+        assert_eq!(refusal(Some("Digest abc")), Refusal::BadHeader);
+        assert_eq!(refusal(Some("Bearer eyJhbGciOiJIUzI1NiJ9.e30.c2ln")), Refusal::BadJwt);
+        let token = auth.issue_token(&auth.authenticate(&call(Some(&basic("ana", "pw")))).unwrap());
+        let forged = format!("{}{}", &token[..token.len() - 1], if token.ends_with('A') { 'B' } else { 'A' });
+        assert_eq!(refusal(Some(&format!("Bearer {forged}"))), Refusal::BadToken);
+        assert_eq!(Refusal::Missing.error(), AuthError::Missing);
+        for invalid in [Refusal::BadHeader, Refusal::BadBasic, Refusal::BadToken, Refusal::BadJwt] {
+            assert_eq!(invalid.error(), AuthError::Invalid);
+        }
     }
 
     #[test]
@@ -273,7 +348,7 @@ mod tests {
         let demoted = authenticator("{ anonymous: { name: guest } }");
         assert!(demoted.authenticate(&call(Some(&token))).unwrap().principal.groups.is_empty());
         for other in ["{}", "{ anonymous: { name: visitor, groups: [public] } }"] {
-            assert_eq!(authenticator(other).authenticate(&call(Some(&token))).unwrap_err(), AuthError::Invalid);
+            assert_eq!(authenticator(other).authenticate(&call(Some(&token))).unwrap_err(), Refusal::BadToken);
         }
     }
 }
