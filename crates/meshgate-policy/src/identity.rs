@@ -1,6 +1,7 @@
 //! The mesh file's `auth` section: configured users (with their principals), the
-//! anonymous principal if enabled, and JWT settings. Credentials are checked by the
-//! protocol layer; this module only turns configuration into principals.
+//! anonymous principal if enabled, JWT settings and the client-certificate rules.
+//! Credentials are checked by the protocol layer; this module only turns
+//! configuration into principals.
 
 use std::collections::BTreeMap;
 
@@ -17,13 +18,67 @@ pub struct AuthSpec {
     pub users: Vec<UserSpec>,
     pub anonymous: Option<AnonymousSpec>,
     pub jwt: Option<JwtSpec>,
+    pub client_certificates: Option<ClientCertificatesSpec>,
 }
 
-/// No users, no anonymous access, no JWT; tokens live an hour.
+/// No users, no anonymous access, no JWT, no principals from client certificates;
+/// tokens live an hour.
 impl Default for AuthSpec {
     fn default() -> Self {
-        Self { token_ttl_secs: 3600, users: Vec::new(), anonymous: None, jwt: None }
+        Self { token_ttl_secs: 3600, users: Vec::new(), anonymous: None, jwt: None, client_certificates: None }
     }
+}
+
+/// Principals from verified client certificates (mutual TLS): a name is read from the
+/// certificate, then becomes a configured user (`users: true`) or the principal of the
+/// first rule whose pattern matches the whole name.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertificatesSpec {
+    #[serde(default)]
+    pub name_from: CertificateName,
+    #[serde(default)]
+    pub users: bool,
+    #[serde(default)]
+    pub rules: Vec<CertificateRuleSpec>,
+}
+
+/// Which of a certificate's names is the principal's name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateName {
+    /// The subject's common name (CN).
+    #[default]
+    SubjectCn,
+    /// A DNS name among the subject alternative names.
+    SanDns,
+    /// An e-mail address (rfc822Name) among the subject alternative names.
+    SanEmail,
+    /// A URI (a SPIFFE ID, say) among the subject alternative names.
+    SanUri,
+}
+
+impl CertificateName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CertificateName::SubjectCn => "subject_cn",
+            CertificateName::SanDns => "san_dns",
+            CertificateName::SanEmail => "san_email",
+            CertificateName::SanUri => "san_uri",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateRuleSpec {
+    /// A regular expression the whole name must match.
+    #[serde(rename = "match")]
+    pub pattern: String,
+    #[serde(default)]
+    pub groups: Vec<String>,
+    #[serde(default)]
+    pub attributes: BTreeMap<String, serde_norway::Value>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::execution::runtime_env::RuntimeEnv;
-use meshgate_catalog::{Backoff, ConfigErrors, RecoveryTask};
 use meshgate_catalog::quality::{QualityBook, QualityTask};
+use meshgate_catalog::{Backoff, ConfigError, ConfigErrors, RecoveryTask};
 use meshgate_flight::tls::TlsHandle;
 use meshgate_flight::{Authenticator, Current, Serving};
 
@@ -38,6 +38,12 @@ impl Loader {
             engine.policy().attributes(),
             &self.secret,
         )?);
+        if auth.maps_client_certificates() && !self.tls.as_ref().is_some_and(TlsHandle::requires_client_certificates) {
+            return Err(ConfigErrors(vec![ConfigError::new(
+                "auth.client_certificates",
+                "clients present no certificates: start meshgate serve with --tls-client-ca",
+            )]));
+        }
         let snapshot = engine.snapshot();
         for entry in snapshot.products() {
             if let Some(problem) = entry.table.health().problem() {

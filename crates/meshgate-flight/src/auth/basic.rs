@@ -80,6 +80,11 @@ impl Users {
         user.filter(|_| matches).map(|user| (Arc::clone(&user.principal), user.credential.clone()))
     }
 
+    /// The principal of the user called `name`, whatever their password.
+    pub fn principal(&self, name: &str) -> Option<Arc<Principal>> {
+        self.by_name.get(name).map(|user| Arc::clone(&user.principal))
+    }
+
     /// The principal configured now for a token issued to `name` from `credential`:
     /// `None` when the user is gone or their password hash changed.
     pub fn current(&self, name: &str, credential: &[u8]) -> Option<Arc<Principal>> {

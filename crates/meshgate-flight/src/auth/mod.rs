@@ -1,10 +1,12 @@
 //! Authentication on every Flight RPC: Basic credentials (checked against argon2
 //! hashes), bearer JWTs from an identity provider, anonymous access when configured,
-//! and the bearer tokens the handshake answers any of them with. A token is resolved
+//! verified client certificates (mutual TLS) mapped to principals, and the bearer
+//! tokens the handshake answers any of them with. A token is resolved
 //! against the current configuration on every call, so it never outlives or outranks
 //! the credential it came from. Every failure looks the same.
 
 mod basic;
+mod certificate;
 mod jwt;
 mod token;
 
@@ -20,9 +22,11 @@ use tonic::{Request, Status};
 
 use crate::metrics::Metrics;
 use crate::serving::Current;
+use crate::tls::{PeerCertificate, TlsConnectInfo};
 
 use basic::Users;
 pub use basic::hash_password;
+use certificate::CertificateMapping;
 use jwt::JwtVerifier;
 use token::{Grant, Origin, TokenSigner};
 
@@ -55,6 +59,9 @@ pub enum Refusal {
     BadToken,
     /// A bearer JWT that does not verify (or JWTs are not configured).
     BadJwt,
+    /// A client certificate no `auth.client_certificates` entry maps, and no other
+    /// credentials.
+    UnmappedCertificate,
 }
 
 impl Refusal {
@@ -66,6 +73,7 @@ impl Refusal {
             Refusal::BadBasic => "bad_basic",
             Refusal::BadToken => "bad_token",
             Refusal::BadJwt => "bad_jwt",
+            Refusal::UnmappedCertificate => "unmapped_certificate",
         }
     }
 
@@ -93,6 +101,8 @@ pub struct Authenticator {
     /// The verifier and the credential fingerprint of its settings.
     jwt: Option<(JwtVerifier, Vec<u8>)>,
     tokens: TokenSigner,
+    /// Principals from client certificates (`auth.client_certificates`).
+    certificates: Option<CertificateMapping>,
 }
 
 /// A call's principal and the credential behind it, so that a token issued for the
@@ -137,13 +147,17 @@ impl Authenticator {
             let credential = tokens.credential(&[b"jwt", verifier.settings()]);
             Some((verifier, credential))
         });
+        let certificates = spec
+            .client_certificates
+            .as_ref()
+            .map(|spec| CertificateMapping::from_spec(spec, attributes, &tokens, &mut errors));
         if spec.token_ttl_secs == 0 {
             errors.push(ConfigError::new("auth.token_ttl_secs", "must be at least 1"));
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        Ok(Self { users, anonymous, jwt, tokens })
+        Ok(Self { users, anonymous, jwt, tokens, certificates })
     }
 
     /// The principal behind a call's `authorization` header, and its credential.
@@ -159,12 +173,8 @@ impl Authenticator {
     /// too), and its credential.
     pub fn authenticate_header(&self, header: Option<&str>) -> Result<Authenticated, Refusal> {
         let header = header.map(str::trim);
-        let (scheme, credentials) = match header {
-            None => ("", ""),
-            Some(header) => header.split_once(' ').map(|(s, c)| (s, c.trim())).unwrap_or((header, "")),
-        };
-        let no_credentials = header.is_none()
-            || (scheme.eq_ignore_ascii_case("bearer") && (credentials.is_empty() || credentials == "None"));
+        let (scheme, credentials) = header.map_or(("", ""), scheme_and_credentials);
+        let no_credentials = header.is_none_or(without_credentials);
         if no_credentials {
             let (principal, credential) = self.anonymous.as_ref().ok_or(Refusal::Missing)?;
             let grant = self.tokens.grant(Origin::Anonymous, credential.clone(), None);
@@ -200,6 +210,10 @@ impl Authenticator {
                 let (principal, credential) = self.anonymous.as_ref()?;
                 (*credential == grant.credential && principal.name == claimed.name).then(|| Arc::clone(principal))?
             }
+            Origin::Certificate => {
+                let (principal, credential) = self.certificates.as_ref()?.principal(&claimed.name, &self.users)?;
+                (credential == grant.credential).then_some(principal)?
+            }
             Origin::Jwt => {
                 let (_, credential) = self.jwt.as_ref()?;
                 (*credential == grant.credential).then(|| Arc::new(claimed))?
@@ -208,11 +222,50 @@ impl Authenticator {
         Some(Authenticated { principal, grant })
     }
 
+    /// A call on a connection that may have presented a verified client certificate.
+    /// Credentials in the `authorization` header decide when there are any; without
+    /// them, a certificate is mapped by `auth.client_certificates` (refused, like any
+    /// invalid credential, when nothing maps it); otherwise as [`Self::authenticate`].
+    pub fn authenticate_call(
+        &self,
+        metadata: &MetadataMap,
+        certificate: Option<&PeerCertificate>,
+    ) -> Result<Authenticated, Refusal> {
+        let credentials = match metadata.get("authorization").map(|value| value.to_str()) {
+            None => false,
+            Some(Ok(header)) => !without_credentials(header),
+            Some(Err(_)) => true, // refused by `authenticate`
+        };
+        if let (false, Some(mapping), Some(certificate)) = (credentials, &self.certificates, certificate) {
+            let (principal, credential) = mapping.map(certificate, &self.users).ok_or(Refusal::UnmappedCertificate)?;
+            return Ok(Authenticated { principal, grant: self.tokens.grant(Origin::Certificate, credential, None) });
+        }
+        self.authenticate(metadata)
+    }
+
+    /// Whether `auth.client_certificates` is configured (it needs `--tls-client-ca`).
+    pub fn maps_client_certificates(&self) -> bool {
+        self.certificates.is_some()
+    }
+
     /// A signed bearer token for an authenticated call: the same credential, login
     /// time and expiry (a token presented at the handshake is renewed, never extended).
     pub fn issue_token(&self, authenticated: &Authenticated) -> String {
         self.tokens.issue(&authenticated.principal, &authenticated.grant)
     }
+}
+
+/// Whether an `authorization` header carries no credentials: the Bearer scheme with
+/// nothing (or the `None` some clients send) after it.
+fn without_credentials(header: &str) -> bool {
+    let (scheme, credentials) = scheme_and_credentials(header);
+    scheme.eq_ignore_ascii_case("bearer") && (credentials.is_empty() || credentials == "None")
+}
+
+/// `Scheme credentials` split at the first space.
+fn scheme_and_credentials(header: &str) -> (&str, &str) {
+    let header = header.trim();
+    header.split_once(' ').map(|(scheme, credentials)| (scheme, credentials.trim())).unwrap_or((header, ""))
 }
 
 /// A tonic interceptor: authenticates the call with the current authenticator and
@@ -223,9 +276,13 @@ pub fn interceptor(
     metrics: Arc<Metrics>,
 ) -> impl FnMut(Request<()>) -> Result<Request<()>, Status> + Clone {
     move |mut request: Request<()>| {
-        let authenticated = current.get().auth.authenticate(request.metadata()).inspect_err(|refusal| {
-            metrics.auth_refused(*refusal);
-        })?;
+        let connection = request.extensions().get::<TlsConnectInfo>();
+        let certificate = connection.and_then(|connection| connection.client_certificate.clone());
+        let serving = current.get();
+        let authenticated =
+            serving.auth.authenticate_call(request.metadata(), certificate.as_deref()).inspect_err(|refusal| {
+                metrics.auth_refused(*refusal);
+            })?;
         request.extensions_mut().insert(Arc::clone(&authenticated.principal));
         request.extensions_mut().insert(authenticated);
         Ok(request)
@@ -350,5 +407,73 @@ mod tests {
         for other in ["{}", "{ anonymous: { name: visitor, groups: [public] } }"] {
             assert_eq!(authenticator(other).authenticate(&call(Some(&token))).unwrap_err(), Refusal::BadToken);
         }
+    }
+
+    fn certificate(cn: &str) -> PeerCertificate {
+        PeerCertificate { subject_cn: vec![cn.to_owned()], ..PeerCertificate::default() }
+    }
+
+    #[test]
+    fn a_certificate_principal_and_its_token_follow_the_configuration_of_the_moment() {
+        let hash = hash_password("pw").unwrap();
+        let config = |users: &str, rules: &str| {
+            format!(
+                "{{ users: [ {users} ], client_certificates: {{ users: true, rules: [ {rules} ] }} }}",
+                users = users.replace("HASH", &hash)
+            )
+        };
+        let ana = "{ name: ana, password_hash: 'HASH', groups: [analyst] }";
+        let auth = authenticator(&config(ana, "{ match: 'svc-[a-z]+', groups: [ml], attributes: { segment: A } }"));
+        let call_with = |auth: &Authenticator, header: Option<&str>, cn: &str| {
+            auth.authenticate_call(&call(header), Some(&certificate(cn)))
+        };
+
+        // A user's name becomes the user; a rule's match a principal of that name.
+        assert_eq!(call_with(&auth, None, "ana").unwrap().principal.groups, ["analyst"]);
+        let trainer = call_with(&auth, None, "svc-trainer").unwrap();
+        assert_eq!(
+            (trainer.principal.name.as_str(), &trainer.principal.groups[..]),
+            ("svc-trainer", &["ml".to_owned()][..])
+        );
+        assert_eq!(trainer.principal.attributes.get("segment"), Some(&AttrValue::Utf8("A".into())));
+        // The pattern matches the whole name; what nothing maps is refused.
+        for unmapped in ["x-svc-trainer", "svc-trainer2", "carl"] {
+            assert_eq!(call_with(&auth, None, unmapped).unwrap_err(), Refusal::UnmappedCertificate, "{unmapped}");
+        }
+        // Credentials in the header decide; an empty bearer is none.
+        assert_eq!(call_with(&auth, Some(&basic("ana", "pw")), "svc-trainer").unwrap().principal.name, "ana");
+        assert_eq!(call_with(&auth, Some(&basic("ana", "no")), "svc-trainer").unwrap_err(), Refusal::BadBasic);
+        assert_eq!(call_with(&auth, Some("Bearer None"), "svc-trainer").unwrap().principal.name, "svc-trainer");
+
+        // Its token takes the rule's groups of the moment, and ends with the rule or user.
+        let token = format!("Bearer {}", auth.issue_token(&trainer));
+        let ana_token = format!("Bearer {}", auth.issue_token(&call_with(&auth, None, "ana").unwrap()));
+        assert_eq!(auth.authenticate(&call(Some(&token))).unwrap().principal.name, "svc-trainer");
+        let regrouped = authenticator(&config(ana, "{ match: 'svc-[a-z]+', groups: [analyst] }"));
+        assert_eq!(regrouped.authenticate(&call(Some(&token))).unwrap().principal.groups, ["analyst"]);
+        let narrowed = authenticator(&config(ana, "{ match: 'svc-[a-z]+-prod' }"));
+        assert_eq!(narrowed.authenticate(&call(Some(&token))).unwrap_err(), Refusal::BadToken);
+        assert_eq!(narrowed.authenticate(&call(Some(&ana_token))).unwrap().principal.name, "ana");
+        let without_ana = authenticator(&config("", "{ match: '.*' }"));
+        assert_eq!(without_ana.authenticate(&call(Some(&ana_token))).unwrap_err(), Refusal::BadToken);
+        // Without client_certificates a certificate is no credential.
+        assert_eq!(
+            authenticator("{}").authenticate_call(&call(None), Some(&certificate("ana"))).unwrap_err(),
+            Refusal::Missing
+        );
+    }
+
+    #[test]
+    fn the_name_comes_from_the_configured_part_of_the_certificate() {
+        let auth = authenticator(
+            "{ client_certificates: { name_from: san_email, rules: [ { match: '.*@ml[.]example[.]com' } ] } }",
+        );
+        let mut certificate = certificate("ml@ml.example.com");
+        assert_eq!(auth.authenticate_call(&call(None), Some(&certificate)).unwrap_err(), Refusal::UnmappedCertificate);
+        certificate.san_email = vec!["ops@example.com".into(), "trainer@ml.example.com".into()];
+        assert_eq!(
+            auth.authenticate_call(&call(None), Some(&certificate)).unwrap().principal.name,
+            "trainer@ml.example.com"
+        );
     }
 }

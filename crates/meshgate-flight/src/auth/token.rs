@@ -32,6 +32,8 @@ pub(super) enum Origin {
     Jwt,
     /// No credentials, where anonymous access is configured.
     Anonymous,
+    /// A verified client certificate mapped by `auth.client_certificates`.
+    Certificate,
 }
 
 /// The credential behind a call, as a token issued for the call records it.
@@ -97,7 +99,7 @@ impl TokenSigner {
     pub fn issue(&self, principal: &Principal, grant: &Grant) -> String {
         let (groups, attributes) = match grant.origin {
             Origin::Jwt => (principal.groups.clone(), principal.attributes.iter().map(encode_attribute).collect()),
-            Origin::Basic | Origin::Anonymous => Default::default(),
+            Origin::Basic | Origin::Anonymous | Origin::Certificate => Default::default(),
         };
         let token = AccessToken {
             name: principal.name.clone(),
@@ -136,6 +138,7 @@ impl TokenSigner {
             TokenOrigin::Basic => Origin::Basic,
             TokenOrigin::Jwt => Origin::Jwt,
             TokenOrigin::Anonymous => Origin::Anonymous,
+            TokenOrigin::Certificate => Origin::Certificate,
             TokenOrigin::Unspecified => return None,
         };
         let now = now_ms();
@@ -164,6 +167,7 @@ impl From<Origin> for TokenOrigin {
             Origin::Basic => TokenOrigin::Basic,
             Origin::Jwt => TokenOrigin::Jwt,
             Origin::Anonymous => TokenOrigin::Anonymous,
+            Origin::Certificate => TokenOrigin::Certificate,
         }
     }
 }

@@ -36,6 +36,10 @@ pub enum TlsError {
     ClientCa { path: PathBuf, reason: String },
     #[error("the key in {} does not fit the certificate in {} ({reason})", key.display(), cert.display())]
     KeyMismatch { cert: PathBuf, key: PathBuf, reason: String },
+    /// The crypto provider offers no protocol version rustls accepts (not expected
+    /// with aws-lc-rs).
+    #[error("the TLS crypto provider cannot be used: {0}")]
+    Provider(String),
 }
 
 /// Where the server's certificate chain, its key and (for mutual TLS) the CA that
@@ -112,7 +116,7 @@ fn server_config(files: &TlsFiles) -> Result<ServerConfig, TlsError> {
     let key = files::private_key(&files.key)?;
     let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|error| TlsError::Read { path: files.cert.clone(), reason: error.to_string() })?;
+        .map_err(|error| TlsError::Provider(error.to_string()))?;
     let builder = match &files.client_ca {
         None => builder.with_no_client_auth(),
         Some(path) => {
