@@ -49,7 +49,7 @@ TESTDATA = REPO_ROOT / "testdata"
 DATA = TESTDATA / "data"
 DEMO_CONFIG = TESTDATA / "mesh.yaml"
 
-READY_RE = re.compile(r"^meshgate listening on (grpc://127\.0\.0\.1:(\d+))$")
+READY_RE = re.compile(r"^meshgate listening on (grpc(?:\+tls)?://127\.0\.0\.1:(\d+))$")  # grpc+tls: --tls-cert
 START_TIMEOUT = float(os.environ.get("MESHGATE_TEST_START_TIMEOUT", "120"))
 STOP_TIMEOUT = float(os.environ.get("MESHGATE_TEST_STOP_TIMEOUT", "30"))
 
