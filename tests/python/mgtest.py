@@ -6,7 +6,8 @@ sys.path because it has no __init__.py).
 Contents:
 - paths of the repository and the demo mesh, and the system tables every principal is
   listed (`SYSTEM_SCHEMA`, `SYSTEM_TABLES`, `with_system_schema`, `with_system_tables`),
-- `Server`: starts `meshgate serve`, waits for its ready line, stops it with SIGTERM,
+- `Server`: starts `meshgate serve`, waits for its ready line (and with --http-bind the
+  HTTP line: `server.http_uri`), stops it with SIGTERM,
 - a hand-written protobuf encoder for Flight SQL commands (no protobuf package needed),
 - `flight_sql_query` / `flight_command`: run commands with plain pyarrow.flight,
 - `duckdb_expected`: the same SQL computed by DuckDB directly on the demo files,
@@ -50,6 +51,8 @@ DATA = TESTDATA / "data"
 DEMO_CONFIG = TESTDATA / "mesh.yaml"
 
 READY_RE = re.compile(r"^meshgate listening on (grpc(?:\+tls)?://127\.0\.0\.1:(\d+))$")  # grpc+tls: --tls-cert
+# The second stdout line, printed only with --http-bind (or MESHGATE_HTTP_BIND).
+HTTP_READY_RE = re.compile(r"^meshgate http on (http://127\.0\.0\.1:\d+)$")
 START_TIMEOUT = float(os.environ.get("MESHGATE_TEST_START_TIMEOUT", "120"))
 STOP_TIMEOUT = float(os.environ.get("MESHGATE_TEST_STOP_TIMEOUT", "30"))
 
@@ -150,6 +153,7 @@ class Server:
         self.proc: subprocess.Popen | None = None
         self.uri: str | None = None
         self.port: int | None = None
+        self.http_uri: str | None = None  # http://127.0.0.1:PORT with --http-bind, else None
         self._stdout_lines: list[str] = []
         self._lines: queue.Queue = queue.Queue()
         self._stderr_file = None
@@ -212,9 +216,30 @@ class Server:
             )
         self.uri = m.group(1)
         self.port = int(m.group(2))
+        if "--http-bind" in self.extra_args or any(a.startswith("--http-bind=") for a in self.extra_args) \
+                or self.extra_env.get("MESHGATE_HTTP_BIND"):
+            self.http_uri = self._http_line(timeout, argv)
         forget_bearers(self.uri)  # a new process on a reused port signs with a new key
         _LIVE_SERVERS.append(self)
         return self
+
+    def _http_line(self, timeout: float, argv: list[str]) -> str:
+        """The HTTP side's address, from the line after the ready line."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            line = ""
+        m = HTTP_READY_RE.match((line or "").rstrip("\r\n"))
+        if not m:
+            self._kill()
+            raise ServerStartError(
+                f"{self.name}: second stdout line is not the HTTP line: {line!r} ({argv})\n"
+                f"--- stderr ---\n{self.stderr_text()[-8000:]}",
+                self.proc.returncode if self.proc else None,
+                "".join(self._stdout_lines),
+                self.stderr_text(),
+            )
+        return m.group(1)
 
     def _pump_stdout(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
