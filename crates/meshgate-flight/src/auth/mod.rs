@@ -113,6 +113,19 @@ pub struct Authenticated {
     grant: Grant,
 }
 
+impl Authenticated {
+    /// Who is calling.
+    pub fn principal(&self) -> &Arc<Principal> {
+        &self.principal
+    }
+
+    /// When the credential behind the call stops being valid, in ms since the Unix
+    /// epoch (a token issued for the call expires then too).
+    pub fn expires_at_ms(&self) -> u64 {
+        self.grant.expires_at_ms
+    }
+}
+
 impl Authenticator {
     /// Builds from the mesh file's `auth` section; every mistake is reported by path.
     pub fn from_config(
