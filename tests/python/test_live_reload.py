@@ -251,6 +251,44 @@ def test_a_new_domain_folder_is_watched_after_the_reload_that_adds_it(start_serv
     server.stop(check=True)
 
 
+def test_a_descriptor_folder_removed_and_restored_is_watched_again(start_server, mesh_copy):
+    server = start_server(mesh_copy / "mesh.yaml", name="live-folder")
+    stella = flight_client(server.uri, "stella")
+    folder = mesh_copy / SALES_PRODUCTS
+    kept = folder.with_name("products.kept")
+    shutil.copytree(folder, kept)
+    orders = count(stella, "sales.orders")
+
+    mark = len(server.stderr_text())
+    shutil.rmtree(folder)
+    log = wait_for_log(server, "reload refused", mark)
+    assert "domains.sales.products_dir" in log, log
+    assert count(stella, "sales.orders") == orders
+
+    # Restored (a new folder under the old name): served again, and watched again.
+    mark = len(server.stderr_text())
+    os.rename(kept, folder)
+    wait_for_log(server, "reloaded", mark)
+    land(folder / "geo.yaml", descriptor("geo", "customers/nation"))
+    assert poll(lambda: count(stella, "sales.geo"), "sales.geo in the restored folder") == 25
+    assert count(stella, "sales.orders") == orders
+
+    # Swapped for a new folder in one go, as deployments do (mv old aside, mv new in).
+    fresh = folder.with_name("products.fresh")
+    shutil.copytree(folder, fresh)
+    (fresh / "geo.yaml").unlink()
+    mark = len(server.stderr_text())
+    os.rename(folder, folder.with_name("products.old"))
+    os.rename(fresh, folder)
+    wait_for_log(server, "reloaded", mark)
+    gone = poll_error(lambda: count(stella, "sales.geo"), "sales.geo to be gone with the old folder")
+    assert flight_grpc_code(gone) == "NOT_FOUND", gone
+    land(folder / "regions.yaml", descriptor("regions", "customers/region"))
+    assert poll(lambda: count(stella, "sales.regions"), "sales.regions in the swapped-in folder") == 5
+    stella.close()
+    server.stop(check=True)
+
+
 def test_no_watch_reloads_only_on_sighup(start_server, mesh_copy):
     # Two servers on the same files: the watching one tells when a change has been seen.
     watching = start_server(mesh_copy / "mesh.yaml", name="live-watching")

@@ -90,19 +90,15 @@ impl Watch {
         }
     }
 
-    /// Watches exactly the folders `sources` needs.
+    /// Watches exactly the folders `sources` needs. Every one is watched afresh: a
+    /// folder removed and created again under the same name is a new folder.
     fn rewatch(&mut self, sources: &Sources) {
-        let wanted = sources.folders_to_watch();
-        for gone in self.watched.difference(&wanted) {
+        for old in std::mem::take(&mut self.watched) {
             // A folder that was removed is no longer watched anyway.
-            let _ = self.watcher.unwatch(gone);
+            let _ = self.watcher.unwatch(&old);
         }
         let mut watched = BTreeSet::new();
-        for folder in wanted {
-            if self.watched.contains(&folder) {
-                watched.insert(folder);
-                continue;
-            }
+        for folder in sources.folders_to_watch() {
             match self.watcher.watch(&folder, RecursiveMode::NonRecursive) {
                 Ok(()) => {
                     tracing::debug!(folder = %folder.display(), "watching");
