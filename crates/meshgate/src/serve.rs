@@ -99,6 +99,9 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Listening for SIGTERM and Ctrl-C before saying so: a stop right after the ready
+    // line is a graceful one.
+    let stop_requested = shutdown_signal();
     let address = listener.local_addr().map(|a| a.to_string()).unwrap_or_else(|_| args.bind.to_string());
     // The one line on stdout: scripts and tests wait for it to know the server is ready.
     let mut stdout = std::io::stdout().lock();
@@ -128,7 +131,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     tokio::pin!(server);
     let result = tokio::select! {
         result = &mut server => result,
-        () = shutdown_signal() => {
+        () = stop_requested => {
             tracing::info!(grace_secs = args.shutdown_grace_secs, "shutting down: no new calls, in-flight streams may finish");
             let _ = stop_tx.send(true);
             match tokio::time::timeout(Duration::from_secs(args.shutdown_grace_secs), &mut server).await {
@@ -170,25 +173,44 @@ fn open_audit(args: &ServeArgs) -> Result<meshgate_audit::Audit, meshgate_audit:
     Ok(audit)
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not
+/// when the future is first polled, so no signal is missed in between.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
-        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(error) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
-                let _ = ctrl_c.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt());
+        let terminate = signal(SignalKind::terminate());
+        async move {
+            let terminated = async {
+                match terminate {
+                    Ok(mut terminate) => {
+                        terminate.recv().await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+                        std::future::pending::<()>().await;
+                    }
+                }
+            };
+            let interrupted = async {
+                match interrupt {
+                    Ok(mut interrupt) => {
+                        interrupt.recv().await;
+                    }
+                    Err(_) => {
+                        let _ = tokio::signal::ctrl_c().await;
+                    }
+                }
+            };
+            tokio::select! {
+                () = terminated => {}
+                () = interrupted => {}
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = terminate.recv() => {}
         }
     }
     #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
