@@ -1,10 +1,11 @@
 //! The server's Prometheus metrics, recorded by the Flight service and rendered by
 //! the HTTP side (`/metrics`).
 //!
-//! What queries do is recorded as it happens, with atomics only: a query's end is
-//! one counter of a series resolved once per (outcome, code), one histogram
-//! observation and one count per product it read; rows and bytes are added as they
-//! are sent. What the server holds (reloads, memory, spill files, each product's
+//! What queries do is recorded as it happens, never waiting on a scrape: a query's
+//! end is one atomic counter (its (outcome, code) series is resolved once), one
+//! histogram observation and one count per product it read (the product's series is
+//! found under a shared read lock, written only by the product's first query); rows
+//! and bytes are atomic adds as they are sent. What the server holds (reloads, memory, spill files, each product's
 //! health and freshness) is read from the serving snapshot when `/metrics` is
 //! scraped ([`scrape`]), so a scrape never touches the query path.
 
