@@ -26,7 +26,7 @@ use arrow_flight::{
     HandshakeResponse, IpcMessage, SchemaAsIpc, Ticket,
 };
 use datafusion::common::stats::Precision;
-use futures::{Stream, TryStreamExt, stream};
+use futures::{Stream, StreamExt, TryStreamExt, stream};
 use meshgate_engine::{Engine, PlanSettings};
 use meshgate_policy::Principal;
 use prost::Message;
@@ -369,7 +369,18 @@ impl FlightSqlService for MeshFlightSqlService {
         let header =
             format!("Bearer {token}").parse().map_err(|_| Status::internal("cannot encode the bearer token"))?;
         let response = HandshakeResponse { protocol_version: 0, payload: token.into_bytes().into() };
-        let mut response = Response::new(Box::pin(stream::once(async { Ok(response) })) as _);
+        // The call ends once the client has finished sending (at most 10 s later): ended
+        // while the client still sends, it would be reset, and some clients (pyarrow's
+        // ClientAuthHandler) then lose the answer they had not read yet.
+        let mut incoming = request.into_inner();
+        let client_done = async move {
+            let drain = async { while let Ok(Some(_)) = incoming.message().await {} };
+            let _ = tokio::time::timeout(Duration::from_secs(10), drain).await;
+            None
+        };
+        let answer =
+            stream::once(async { Ok(response) }).chain(stream::once(client_done).filter_map(std::future::ready));
+        let mut response = Response::new(Box::pin(answer) as _);
         response.metadata_mut().insert("authorization", header);
         Ok(response)
     }
