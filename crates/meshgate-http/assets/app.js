@@ -35,6 +35,15 @@ function append(el, children) {
 const numberFormat = new Intl.NumberFormat();
 const fmtNumber = (n) => (n === null || n === undefined ? "—" : numberFormat.format(n));
 
+// A freshness check measures the newest data's age in seconds.
+function fmtAge(seconds) {
+  const steps = [[365.25 * 86400, "years"], [86400, "days"], [3600, "h"], [60, "min"]];
+  for (const [size, unit] of steps) {
+    if (seconds >= size) return `${numberFormat.format(Math.round((seconds / size) * 10) / 10)} ${unit}`;
+  }
+  return `${numberFormat.format(Math.round(seconds))} s`;
+}
+
 function fmtBytes(n) {
   if (n === null || n === undefined) return "—";
   const units = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -302,7 +311,8 @@ function quality(results) {
     h("td", {}, r.severity),
     h("td", {}, h("span", { class: `badge badge-${r.passed ? "pass" : r.severity === "error" ? "fail" : "warn"}` },
       r.passed ? "passed" : "failed"), r.error ? h("div", { class: "hint" }, r.error) : null),
-    h("td", { class: "num" }, r.measured === null ? "—" : fmtNumber(r.measured)),
+    h("td", { class: "num", title: r.measured === null ? "" : String(r.measured) },
+      r.measured === null ? "—" : r.kind === "freshness" ? fmtAge(r.measured) : fmtNumber(r.measured)),
     h("td", {}, r.expectation),
     h("td", { title: absolute(r.ran_at) }, fmtWhen(r.ran_at))));
   return section("Quality checks", "quality-title",
