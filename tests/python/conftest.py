@@ -35,6 +35,13 @@ __all__ = ["Server", "flight_sql_query", "duckdb_expected", "adbc_query"]
 STEWARD = "stella"  # the demo user who sees every row and column unmasked
 
 
+@pytest.fixture(scope="module")
+def moto_endpoint():
+    """An S3-compatible server on loopback for the module's tests: its endpoint URL."""
+    with mgtest.s3_server() as endpoint:
+        yield endpoint
+
+
 @pytest.fixture(scope="session")
 def repo_root():
     return REPO_ROOT

@@ -23,6 +23,7 @@ Contents:
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import math
 import os
@@ -107,6 +108,29 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def s3_server(port: int | None = None):
+    """An S3-compatible server (moto's standalone one) on loopback, on `port` or a free
+    one; yields its endpoint URL and stops it on exit."""
+    from moto.server import ThreadedMotoServer
+
+    port = port or free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def s3_client(endpoint: str, access_key: str, secret: str):
+    """A boto3 S3 client for `endpoint` with these credentials."""
+    import boto3
+
+    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=access_key,
+                        aws_secret_access_key=secret, region_name="us-east-1")
 
 
 class ServerStartError(AssertionError):

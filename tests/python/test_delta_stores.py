@@ -13,7 +13,7 @@ from mgtest import (
     adbc_connect,
     flight_client,
     flight_sql_query,
-    free_port,
+    s3_client,
     run_meshgate,
     with_open_governance,
     write_yaml,
@@ -27,24 +27,8 @@ ENV = {"MESHGATE_TEST_KEY": ACCESS_KEY, "MESHGATE_TEST_SECRET": SECRET}
 
 
 @pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def delta_on_s3(moto_endpoint, start_server, tmp_path_factory):
-    import boto3
-
-    s3 = boto3.client("s3", endpoint_url=moto_endpoint, aws_access_key_id=ACCESS_KEY,
-                      aws_secret_access_key=SECRET, region_name="us-east-1")
+    s3 = s3_client(moto_endpoint, ACCESS_KEY, SECRET)
     s3.create_bucket(Bucket=BUCKET)
     files = sorted(p for p in TABLE.rglob("*") if p.is_file())
     assert any(p.parent.name == "_delta_log" for p in files), f"no Delta log under {TABLE}"

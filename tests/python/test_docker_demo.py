@@ -25,6 +25,7 @@ from mgtest import (
     flight_sql_query,
     free_port,
     meshgate_bin_path,
+    s3_client,
 )
 
 DOCKER = REPO_ROOT / "docker"
@@ -84,24 +85,13 @@ def test_image_command_line_serves_healthz(start_server):
 
 
 @pytest.fixture(scope="module")
-def demo_bucket():
-    import boto3
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
-        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=KEY,
-                          aws_secret_access_key=SECRET, region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        # What the compose file's seed service does: testdata/data → s3://meshgate-demo/data/
-        for path in sorted(p for p in DATA.rglob("*") if p.is_file()):
-            s3.upload_file(str(path), BUCKET, f"data/{path.relative_to(DATA).as_posix()}")
-        yield endpoint
-    finally:
-        server.stop()
+def demo_bucket(moto_endpoint):
+    s3 = s3_client(moto_endpoint, KEY, SECRET)
+    s3.create_bucket(Bucket=BUCKET)
+    # What the compose file's seed service does: testdata/data → s3://meshgate-demo/data/
+    for path in sorted(p for p in DATA.rglob("*") if p.is_file()):
+        s3.upload_file(str(path), BUCKET, f"data/{path.relative_to(DATA).as_posix()}")
+    return moto_endpoint
 
 
 def _sorted(table: pa.Table) -> pa.Table:

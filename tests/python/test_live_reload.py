@@ -32,6 +32,8 @@ from mgtest import (
     flight_grpc_code,
     flight_sql_query,
     free_port,
+    s3_client,
+    s3_server,
     server_message,
     with_open_governance,
     write_yaml,
@@ -320,9 +322,6 @@ SECRET = "meshgate-secret-" + uuid.uuid4().hex
 
 
 def test_a_product_whose_store_was_down_at_start_recovers_when_it_comes_back(start_server, tmp_path):
-    import boto3
-    from moto.server import ThreadedMotoServer
-
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     config = write_yaml(tmp_path / "mesh.yaml", with_open_governance({
@@ -358,11 +357,8 @@ def test_a_product_whose_store_was_down_at_start_recovers_when_it_comes_back(sta
     assert count(client, "crm.local_nation") == 25
 
     mark = len(server.stderr_text())
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    moto.start()
-    try:
-        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=ACCESS_KEY,
-                          aws_secret_access_key=SECRET, region_name="us-east-1")
+    with s3_server(port):
+        s3 = s3_client(endpoint, ACCESS_KEY, SECRET)
         s3.create_bucket(Bucket=BUCKET)
         for file in sorted((DATA / "customers/nation").glob("*.parquet")):
             s3.upload_file(str(file), BUCKET, f"nation/{file.name}")
@@ -375,5 +371,3 @@ def test_a_product_whose_store_was_down_at_start_recovers_when_it_comes_back(sta
         assert "reloading" not in log
         client.close()
         server.stop(check=True)
-    finally:
-        moto.stop()

@@ -21,10 +21,10 @@ from mgtest import (
     flight_client,
     flight_command,
     flight_sql_query,
-    free_port,
     load_contract,
     product_line,
     run_meshgate,
+    s3_client,
     with_open_governance,
     write_yaml,
 )
@@ -37,29 +37,8 @@ CONTRACT = load_contract()
 
 
 @pytest.fixture(scope="module")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
 def s3_bucket(moto_endpoint):
-    import boto3
-
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET,
-        region_name="us-east-1",
-    )
+    s3 = s3_client(moto_endpoint, ACCESS_KEY, SECRET)
     s3.create_bucket(Bucket=BUCKET)
     files = sorted(CUSTOMER_DIR.glob("*.parquet"))
     assert files, f"no demo customer files in {CUSTOMER_DIR}"
