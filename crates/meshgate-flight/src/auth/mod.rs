@@ -119,10 +119,10 @@ impl Authenticated {
         &self.principal
     }
 
-    /// When the credential behind the call stops being valid, in ms since the Unix
-    /// epoch (a token issued for the call expires then too).
-    pub fn expires_at_ms(&self) -> u64 {
-        self.grant.expires_at_ms
+    /// How long the credential behind the call stays valid from now (a token issued
+    /// for the call expires then too); zero once it has expired.
+    pub fn remaining(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.grant.expires_at_ms.saturating_sub(crate::tickets::now_ms()))
     }
 }
 

@@ -8,7 +8,7 @@
 //! configuration (`Authenticator::authenticate`): only a JWT-born token carries groups
 //! and attributes, the others take them from the configuration of the moment.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,6 +19,7 @@ use sha2::Sha256;
 
 use crate::proto::attribute_value::Value;
 use crate::proto::{AccessToken, AttributeValue, TokenOrigin};
+use crate::tickets::now_ms;
 
 /// `mgt1.` tokens carried the principal alone and are no longer accepted.
 const PREFIX: &str = "mgt2.";
@@ -199,10 +200,6 @@ fn derive(secret: &[u8], purpose: &[u8]) -> Vec<u8> {
 
 fn keyed(secret: &[u8]) -> Hmac<Sha256> {
     <Hmac<Sha256> as Mac>::new_from_slice(secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"))
-}
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
 
 #[cfg(test)]

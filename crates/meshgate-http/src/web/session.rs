@@ -11,7 +11,6 @@
 //! meshgate never answers) and, when the browser names an origin, from this one.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
 use axum::body::Bytes;
@@ -122,7 +121,7 @@ pub async fn login(State(state): State<HttpState>, headers: HeaderMap, body: Byt
     };
     let serving = state.current.get();
     let authenticated = authenticate(&state, &serving, Some(&authorization))?;
-    let max_age_secs = authenticated.expires_at_ms().saturating_sub(now_ms()) / 1000;
+    let max_age_secs = authenticated.remaining().as_secs();
     if max_age_secs == 0 {
         return Err(AuthError::Invalid.into());
     }
@@ -180,10 +179,6 @@ fn same_site_json(headers: &HeaderMap) -> Result<(), ApiError> {
         }
     }
     Ok(())
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|elapsed| elapsed.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
