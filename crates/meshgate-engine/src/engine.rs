@@ -35,6 +35,7 @@ use crate::error::EngineError;
 use crate::lineage::{ColumnSource, column_sources};
 use crate::partitions::independent_partitions;
 use crate::plan_cache::PlanCache;
+use crate::point_in_time::rewrite_point_in_time;
 use crate::reads::{ProductRead, product_reads};
 use crate::sql_guard::{check_statement, is_url_table, rewrite_show_schemas};
 use crate::substrait::{decode_substrait, substrait_to_plan};
@@ -78,6 +79,8 @@ pub struct PlanSettings {
     pub time_zone: Option<String>,
     /// The call's own timeout; the engine's applies whichever is shorter.
     pub timeout: Option<Duration>,
+    /// Products carry the provenance columns `_source_file` and `_source_row`.
+    pub provenance: bool,
 }
 
 impl PlanSettings {
@@ -282,6 +285,55 @@ impl Query {
             return Err(EngineError::PartitioningChanged);
         }
         Ok(with_deadline(physical.execute(index, state.task_ctx())?, self.deadline))
+    }
+
+    /// Checks that the result can be read as `count` shards (docs/ml.md) and returns
+    /// the fingerprint of the driving product's files the shards divide; each shard's
+    /// ticket carries it, so a shard read after the files changed is refused.
+    pub async fn shard_fingerprint(&self, count: usize) -> Result<Vec<u8>, EngineError> {
+        let (plan, state) = self.shardable()?;
+        let driving = crate::shards::driving_product(plan)
+            .ok_or_else(|| EngineError::NotShardable("it reads no product".into()))?;
+        let physical = physical_within(state, plan, self.deadline).await?;
+        let (sharded, fingerprint) = crate::shards::shard(&physical, &driving, 0, count)?;
+        verify_plan(&sharded)?;
+        Ok(fingerprint)
+    }
+
+    /// Executes shard `index` of `count`, refused when the driving product's files no
+    /// longer match `fingerprint`. The sharded plan is verified like any other.
+    pub async fn execute_shard(
+        self,
+        index: usize,
+        count: usize,
+        fingerprint: &[u8],
+    ) -> Result<SendableRecordBatchStream, EngineError> {
+        let (plan, state) = self.shardable()?;
+        let driving = crate::shards::driving_product(plan)
+            .ok_or_else(|| EngineError::NotShardable("it reads no product".into()))?;
+        let physical = physical_within(state, plan, self.deadline).await?;
+        let (sharded, current) = crate::shards::shard(&physical, &driving, index, count)?;
+        if current != fingerprint {
+            return Err(EngineError::ShardsChanged(driving));
+        }
+        verify_plan(&sharded)?;
+        Ok(with_deadline(execute_stream(sharded, state.task_ctx())?, self.deadline))
+    }
+
+    fn shardable(&self) -> Result<(&LogicalPlan, &SessionState), EngineError> {
+        let QueryKind::Plan { plan, state } = &self.kind else {
+            return Err(EngineError::NotShardable("EXPLAIN output is one result".into()));
+        };
+        crate::shards::check_unordered(plan)?;
+        Ok((plan, state))
+    }
+
+    /// The logical plan (none for a rendered EXPLAIN).
+    pub(crate) fn logical(&self) -> Option<&LogicalPlan> {
+        match &self.kind {
+            QueryKind::Plan { plan, .. } => Some(plan),
+            QueryKind::Rendered(_) => None,
+        }
     }
 
     /// Stops the query after `limit` if that comes before the engine's own timeout
@@ -542,12 +594,12 @@ impl Engine {
         started: Instant,
     ) -> Result<Query, EngineError> {
         let default_schema = settings.default_schema.as_deref();
-        let key = PlanCache::key(principal, default_schema, settings.time_zone.as_deref(), sql);
+        let key = PlanCache::key(principal, default_schema, settings, sql);
         if let Some((plan, mut state)) = self.plans.get(&key) {
             state.mark_start_execution();
             return Ok(self.planned(principal, plan, state, started));
         }
-        let view = self.view(Arc::clone(principal));
+        let view = self.view(Arc::clone(principal)).with_provenance(settings.provenance);
         let mut state = self.session_for(&view);
         if let Some(schema) = default_schema {
             state.config_mut().options_mut().catalog.default_schema = schema.to_owned();
@@ -560,6 +612,15 @@ impl Engine {
         let dialect = state.config().options().sql_parser.dialect;
         let mut statement = state.sql_to_statement(sql, &dialect).map_err(EngineError::from)?;
         number_question_marks(&mut statement);
+        match &mut statement {
+            Statement::Statement(inner) => rewrite_point_in_time(inner.as_mut(), sql, &view)?,
+            Statement::Explain(explain) => {
+                if let Statement::Statement(inner) = explain.statement.as_mut() {
+                    rewrite_point_in_time(inner.as_mut(), sql, &view)?;
+                }
+            }
+            _ => {}
+        }
         rewrite_show_schemas(&mut statement)?;
         check_statement(&statement, sql)?;
         check_supported_statement(&mut statement)?;

@@ -46,6 +46,13 @@ pub enum EngineError {
     /// example after a reload): the client must run the statement again.
     #[error("the result is partitioned differently now; run the statement again")]
     PartitioningChanged,
+    /// A query asked for as shards that cannot be read that way (docs/ml.md).
+    #[error("this query cannot be read as shards: {0}")]
+    NotShardable(String),
+    /// A shard ticket whose driving product's files changed since the shards were
+    /// described: reading it would mix two versions of the data.
+    #[error("the files of {0} changed since the shards were planned; plan the shards again")]
+    ShardsChanged(String),
     /// A bug or an unexpected state inside meshgate; details are logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),

@@ -24,6 +24,7 @@ pub(crate) fn register_dialect(state: &mut SessionState, catalog: &str) -> Resul
     ))?;
     state.register_udf(DateDiff::udf())?;
     state.register_udf(RegexpExtract::udf())?;
+    state.register_udf(crate::split_hash::SplitHash::udf())?;
     state.register_udf(SessionValue::udf("current_database", &["current_catalog"], Some(catalog)))?;
     Ok(())
 }

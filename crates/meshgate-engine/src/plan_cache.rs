@@ -20,13 +20,15 @@ pub(crate) struct PlanCache {
     plans: Mutex<HashMap<Key, (LogicalPlan, SessionState)>>,
 }
 
-/// Principal, default schema, time zone, SQL.
-type Key = (String, Option<String>, Option<String>, String);
+/// Principal, default schema, time zone, provenance, SQL.
+type Key = (String, Option<String>, Option<String>, bool, String);
 
 impl PlanCache {
-    pub fn key(principal: &Principal, default_schema: Option<&str>, time_zone: Option<&str>, sql: &str) -> Key {
-        // Debug quotes every name, so two different principals never share a key.
-        (format!("{principal:?}"), default_schema.map(str::to_owned), time_zone.map(str::to_owned), sql.to_owned())
+    pub fn key(principal: &Principal, default_schema: Option<&str>, settings: &crate::PlanSettings, sql: &str) -> Key {
+        // Debug quotes every name, so two different principals (or purposes) never
+        // share a key.
+        let time_zone = settings.time_zone.clone();
+        (format!("{principal:?}"), default_schema.map(str::to_owned), time_zone, settings.provenance, sql.to_owned())
     }
 
     pub fn get(&self, key: &Key) -> Option<(LogicalPlan, SessionState)> {

@@ -20,13 +20,21 @@ const SET_SESSION_OPTIONS: &str = "SetSessionOptions";
 const GET_SESSION_OPTIONS: &str = "GetSessionOptions";
 const CLOSE_SESSION: &str = "CloseSession";
 const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
+const TRAINING_SNAPSHOT: &str = "meshgate.training_snapshot";
 
 /// Actions served here, with their descriptions (for ListActions).
-pub const ACTIONS: [(&str, &str); 4] = [
-    (SET_SESSION_OPTIONS, "Set session options: catalog, schema, query_timeout_seconds, endpoints"),
+pub const ACTIONS: [(&str, &str); 5] = [
+    (
+        SET_SESSION_OPTIONS,
+        "Set session options: catalog, schema, query_timeout_seconds, endpoints, time_zone, purpose, shards, provenance",
+    ),
     (GET_SESSION_OPTIONS, "Get the session's options"),
     (CLOSE_SESSION, "Close the session"),
     (CANCEL_FLIGHT_INFO, "Cancel the queries behind a FlightInfo"),
+    (
+        TRAINING_SNAPSHOT,
+        "The products a query reads, their files now and a fingerprint of the governing rules (JSON {\"sql\": ...})",
+    ),
 ];
 
 type ActionStream = <MeshFlightSqlService as arrow_flight::flight_service_server::FlightService>::DoActionStream;
@@ -62,6 +70,10 @@ impl MeshFlightSqlService {
                     .map_err(|_| FlightError::BadRequest("CancelFlightInfo: the request cannot be decoded".into()))?;
                 let status = self.cancel(&body, &principal)?;
                 Ok(one_result(CancelFlightInfoResult::new(status).encode_to_vec()))
+            }
+            TRAINING_SNAPSHOT => {
+                let body = crate::training::snapshot(self, &request, &principal).await?;
+                Ok(one_result(body))
             }
             other => Err(FlightError::Unsupported(format!(
                 "action '{other}' is not supported by meshgate; supported actions: CreatePreparedStatement, \

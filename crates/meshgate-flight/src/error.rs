@@ -68,9 +68,10 @@ pub fn to_status(error: &FlightError) -> Status {
             | EngineError::Refused { .. }
             | EngineError::TooComplex(_)
             | EngineError::Unsupported { .. }
+            | EngineError::NotShardable(_)
             | EngineError::Execution(_) => (Code::InvalidArgument, engine.to_string()),
             EngineError::TableNotFound { .. } => (Code::NotFound, engine.to_string()),
-            EngineError::PartitioningChanged | EngineError::Degraded(_) => {
+            EngineError::PartitioningChanged | EngineError::ShardsChanged(_) | EngineError::Degraded(_) => {
                 (Code::FailedPrecondition, engine.to_string())
             }
             EngineError::TimedOut(_) => (Code::DeadlineExceeded, engine.to_string()),

@@ -25,6 +25,7 @@ mod session;
 mod sql_info;
 mod statement_route;
 mod tickets;
+mod training;
 pub mod tls;
 mod updates;
 mod warnings;

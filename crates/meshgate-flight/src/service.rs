@@ -46,9 +46,9 @@ use crate::updates;
 use crate::warnings;
 use crate::xdbc_types::xdbc_type_info;
 
-mod statements;
+pub(crate) mod statements;
 
-use statements::{plan_statement, purpose_header, schema_bytes, substrait_bytes};
+use statements::{acting_for, plan_statement, purpose_header, schema_bytes, substrait_bytes};
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
@@ -120,7 +120,11 @@ impl MeshFlightSqlService {
     }
 
     /// The call's settings (session options, then call headers).
-    fn settings<T>(&self, request: &Request<T>, principal: &Arc<Principal>) -> Result<CallSettings, FlightError> {
+    pub(crate) fn settings<T>(
+        &self,
+        request: &Request<T>,
+        principal: &Arc<Principal>,
+    ) -> Result<CallSettings, FlightError> {
         let visible = |schema: &str| {
             self.engine().view(Arc::clone(principal)).domain_names().iter().any(|domain| domain == schema)
         };
@@ -298,19 +302,21 @@ impl FlightSqlService for MeshFlightSqlService {
             default_schema: settings.schema,
             time_zone: settings.time_zone,
             timeout: settings.query_timeout,
+            provenance: settings.provenance,
         };
         let statement = StatementPayload {
             sql: request.query,
             default_schema,
-            declared_purpose: purpose_header(action.metadata()).unwrap_or_default(),
+            declared_purpose: settings.purpose.unwrap_or_default(),
             prepared: true,
             ..Default::default()
         };
+        let acting = acting_for(&principal, &statement.declared_purpose);
         let query = engine
-            .plan_with(&principal, &statement.sql, &plan_settings)
+            .plan_with(&acting, &statement.sql, &plan_settings)
             .await
             .map_err(|error| self.refused(&engine, &principal, &statement, &FlightError::from(error), started))?;
-        let dataset_schema = schema_bytes(&self.result_schema(&engine, &principal, &query))?;
+        let dataset_schema = schema_bytes(&self.result_schema(&engine, &acting, &query))?;
         let parameter_schema = schema_bytes(&Schema::new(query.parameter_fields().map_err(FlightError::from)?))?;
         let statement = StatementPayload { declared_purpose: String::new(), prepared: false, ..statement };
         let handle = self.signer.seal(statement, &principal, Purpose::PreparedStatement);

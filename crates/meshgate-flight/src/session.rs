@@ -16,6 +16,9 @@
 //! | `query_timeout_seconds` | number > 0 | stops a query after that long (never beyond the server's limit) |
 //! | `endpoints` | `single` or `partitioned` | one endpoint, or one per independent partition |
 //! | `time_zone` | an IANA name, `UTC` or an offset | the zone TIMESTAMPTZ values, `now()` and `to_timestamp` take |
+//! | `purpose` | text | what the queries are for: `principal.purpose` in policies, recorded in the audit log |
+//! | `shards` | 1 to 1024 | a result is described as that many shards (docs/ml.md) |
+//! | `provenance` | boolean | products carry `_source_file` and `_source_row` columns |
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -48,12 +51,20 @@ pub const ENDPOINTS_HEADER: &str = "x-meshgate-endpoints";
 const SCHEMA_HEADER: &str = "x-meshgate-schema";
 const TIMEOUT_HEADER: &str = "x-meshgate-query-timeout-seconds";
 const TIME_ZONE_HEADER: &str = "x-meshgate-time-zone";
+const SHARDS_HEADER: &str = "x-meshgate-shards";
+const PROVENANCE_HEADER: &str = "x-meshgate-provenance";
 
 const CATALOG: &str = "catalog";
 const SCHEMA: &str = "schema";
 const QUERY_TIMEOUT: &str = "query_timeout_seconds";
 const ENDPOINTS: &str = "endpoints";
 const TIME_ZONE: &str = "time_zone";
+const PURPOSE: &str = "purpose";
+const SHARDS: &str = "shards";
+const PROVENANCE: &str = "provenance";
+
+/// The most shards a result may be read as.
+pub const MAX_SHARDS: u32 = 1024;
 
 /// How a result is split into endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -88,6 +99,12 @@ pub struct CallSettings {
     pub endpoints: Endpoints,
     /// The time zone (the server's when `None`).
     pub time_zone: Option<String>,
+    /// What the call is for (`principal.purpose`).
+    pub purpose: Option<String>,
+    /// Read the result as this many shards (`None`: endpoints decide).
+    pub shards: Option<u32>,
+    /// Products carry the provenance columns.
+    pub provenance: bool,
 }
 
 /// Reads and writes sessions.
@@ -138,6 +155,9 @@ impl Sessions {
             query_timeout: Some(Duration::from_millis(state.query_timeout_ms)).filter(|t| !t.is_zero()),
             endpoints: Endpoints::parse(&state.endpoints).unwrap_or_default(),
             time_zone: Some(state.time_zone).filter(|zone| !zone.is_empty()),
+            purpose: Some(state.purpose).filter(|purpose| !purpose.is_empty()),
+            shards: Some(state.shards).filter(|shards| *shards > 0),
+            provenance: state.provenance,
         };
         let metadata = request.metadata();
         if let Some(value) = header(metadata, SCHEMA_HEADER)? {
@@ -162,6 +182,19 @@ impl Sessions {
         }
         if let Some(value) = header(metadata, ENDPOINTS_HEADER)? {
             settings.endpoints = Endpoints::parse(value.trim()).ok_or_else(|| bad_header(ENDPOINTS_HEADER))?;
+        }
+        if let Some(value) = header(metadata, crate::audit::PURPOSE_HEADER)? {
+            settings.purpose = crate::audit::declared_purpose(Some(value));
+        }
+        if let Some(value) = header(metadata, SHARDS_HEADER)? {
+            settings.shards = Some(parse_shards(value).ok_or_else(|| {
+                FlightError::BadRequest(format!(
+                    "call header {SHARDS_HEADER} must be a whole number from 1 to {MAX_SHARDS}, not '{value}'"
+                ))
+            })?);
+        }
+        if let Some(value) = header(metadata, PROVENANCE_HEADER)? {
+            settings.provenance = parse_flag(value).ok_or_else(|| bad_header(PROVENANCE_HEADER))?;
         }
         Ok(settings)
     }
@@ -232,6 +265,46 @@ impl Sessions {
                     }
                     Some(_) => Err(ErrorValue::InvalidValue),
                 },
+                PURPOSE => match value {
+                    None => {
+                        state.purpose.clear();
+                        Ok(())
+                    }
+                    Some(OptionValue::StringValue(purpose)) => {
+                        state.purpose = crate::audit::declared_purpose(Some(&purpose)).unwrap_or_default();
+                        Ok(())
+                    }
+                    Some(_) => Err(ErrorValue::InvalidValue),
+                },
+                SHARDS => match value {
+                    None => {
+                        state.shards = 0;
+                        Ok(())
+                    }
+                    Some(OptionValue::Int64Value(shards)) => u32::try_from(shards)
+                        .ok()
+                        .filter(|shards| (1..=MAX_SHARDS).contains(shards))
+                        .map(|shards| state.shards = shards)
+                        .ok_or(ErrorValue::InvalidValue),
+                    Some(OptionValue::StringValue(shards)) => {
+                        parse_shards(&shards).map(|shards| state.shards = shards).ok_or(ErrorValue::InvalidValue)
+                    }
+                    Some(_) => Err(ErrorValue::InvalidValue),
+                },
+                PROVENANCE => match value {
+                    None => {
+                        state.provenance = false;
+                        Ok(())
+                    }
+                    Some(OptionValue::BoolValue(flag)) => {
+                        state.provenance = flag;
+                        Ok(())
+                    }
+                    Some(OptionValue::StringValue(flag)) => {
+                        parse_flag(&flag).map(|flag| state.provenance = flag).ok_or(ErrorValue::InvalidValue)
+                    }
+                    Some(_) => Err(ErrorValue::InvalidValue),
+                },
                 _ => Err(ErrorValue::InvalidName),
             };
             if let Err(error) = outcome {
@@ -263,6 +336,19 @@ impl Sessions {
         if !state.time_zone.is_empty() {
             options.insert(TIME_ZONE.to_owned(), string(&state.time_zone));
         }
+        if !state.purpose.is_empty() {
+            options.insert(PURPOSE.to_owned(), string(&state.purpose));
+        }
+        if state.shards > 0 {
+            let shards = SessionOptionValue { option_value: Some(OptionValue::Int64Value(i64::from(state.shards))) };
+            options.insert(SHARDS.to_owned(), shards);
+        }
+        if state.provenance {
+            options.insert(
+                PROVENANCE.to_owned(),
+                SessionOptionValue { option_value: Some(OptionValue::BoolValue(true)) },
+            );
+        }
         options
     }
 
@@ -281,6 +367,20 @@ impl Sessions {
             self.closed.insert(state.id.clone(), state.expires_at_ms);
         }
         format!("{SESSION_COOKIE}=; Max-Age=0")
+    }
+}
+
+/// A shard count: a whole number from 1 to [`MAX_SHARDS`].
+fn parse_shards(value: &str) -> Option<u32> {
+    value.trim().parse::<u32>().ok().filter(|shards| (1..=MAX_SHARDS).contains(shards))
+}
+
+/// `true`/`false` (also `1`/`0`, `yes`/`no`, `on`/`off`).
+fn parse_flag(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
     }
 }
 

@@ -22,11 +22,19 @@ pub struct MeshView {
     /// Delta versions the statement pins, by (domain, table name as written):
     /// opened before planning ([`MeshSnapshot::delta_pin`]), read like any product.
     pins: Arc<BTreeMap<(String, String), Arc<ProductEntry>>>,
+    /// Products carry the provenance columns (docs/ml.md).
+    provenance: bool,
 }
 
 impl MeshView {
     pub fn new(snapshot: Arc<MeshSnapshot>, policy: Arc<PolicySet>, principal: Arc<Principal>) -> Self {
-        Self { snapshot, policy, principal, pins: Arc::default() }
+        Self { snapshot, policy, principal, pins: Arc::default(), provenance: false }
+    }
+
+    /// This view with every product carrying the provenance columns.
+    pub fn with_provenance(mut self, provenance: bool) -> Self {
+        self.provenance = provenance;
+        self
     }
 
     /// This view with the pinned Delta versions a statement names.
@@ -91,7 +99,9 @@ impl MeshView {
     /// The product as a governed table, if visible.
     pub fn table(&self, domain: &str, name: &str) -> Result<Option<Arc<crate::GovernedTable>>> {
         let Some(entry) = self.entry(domain, name) else { return Ok(None) };
-        Ok(self.policy.governed_table(&self.principal, entry)?.map(Arc::new))
+        let Some(table) = self.policy.governed_table(&self.principal, entry)? else { return Ok(None) };
+        let table = if self.provenance { table.with_provenance()? } else { table };
+        Ok(Some(Arc::new(table)))
     }
 }
 

@@ -257,8 +257,8 @@ impl Parser<'_> {
     }
 
     fn attr_type(&self, attr: &str) -> Result<AttrType, String> {
-        if attr == "name" {
-            return Ok(AttrType::Utf8);
+        if let Some(ty) = crate::principal::built_in_attribute(attr) {
+            return Ok(ty);
         }
         if attr == "groups" {
             return Err("principal.groups is a list: write '<group>' in principal.groups".into());

@@ -36,6 +36,8 @@ pub struct GovernedTable {
     /// The row filter keeps every row: no row is hidden from this principal.
     all_rows: bool,
     outputs: Vec<Output>,
+    /// The scan also yields the provenance columns (`_source_file`, `_source_row`).
+    provenance: bool,
 }
 
 impl GovernedTable {
@@ -46,7 +48,33 @@ impl GovernedTable {
         all_rows: bool,
         outputs: Vec<Output>,
     ) -> Self {
-        Self { entry, schema, filter, all_rows, outputs }
+        Self { entry, schema, filter, all_rows, outputs, provenance: false }
+    }
+
+    /// This table with the provenance columns after its own: where each row was read
+    /// (docs/ml.md). They say nothing a row filter or mask hides: the file and position
+    /// of a row the principal sees anyway.
+    pub fn with_provenance(mut self) -> Result<Self> {
+        use datafusion::arrow::datatypes::Schema;
+        let mut fields: Vec<_> = self.schema.fields().iter().cloned().collect();
+        let raw_columns = self.entry.table.schema().fields().len();
+        for (offset, field) in meshgate_catalog::provenance_fields().into_iter().enumerate() {
+            if self.schema.field_with_name(field.name()).is_ok() {
+                return datafusion::common::plan_err!(
+                    "provenance columns are not available for {}: it has a column named {} of its own",
+                    self.entry.product.qualified_name(),
+                    field.name()
+                );
+            }
+            // After the raw columns, where the provenance scan puts them.
+            let raw_index = raw_columns + offset;
+            let name = field.name().clone();
+            self.outputs.push(Output { expr: Expr::Column(name.as_str().into()), name, raw_index, unmasked: false });
+            fields.push(Arc::new(field));
+        }
+        self.schema = Arc::new(Schema::new_with_metadata(fields, self.schema.metadata().clone()));
+        self.provenance = true;
+        Ok(self)
     }
 
     fn unmasked(&self, name: &str) -> bool {
@@ -55,6 +83,17 @@ impl GovernedTable {
 
     pub fn product(&self) -> &ProductEntry {
         &self.entry
+    }
+
+    /// What governs this principal's reads, as text: the row filter and each column's
+    /// expression, attribute values bound. Two reads governed alike give the same
+    /// text; a changed policy changes it (training manifests fingerprint it).
+    pub fn rules_text(&self) -> String {
+        let mut text = format!("{}: rows where {}", self.entry.product.qualified_name(), self.filter);
+        for output in &self.outputs {
+            text.push_str(&format!("\n{} = {}", output.name, output.expr));
+        }
+        text
     }
 
     /// Whether the row filter may hide rows from this principal: then figures about
@@ -152,7 +191,10 @@ impl TableProvider for GovernedTable {
         }
         let raw_projection: Vec<usize> = raw_columns.into_iter().collect();
         let prunable: Vec<Expr> = filters.iter().filter(|f| self.prunable(f)).cloned().collect();
-        let source = self.entry.table.scan(state, Some(&raw_projection), &prunable, None).await?;
+        let mut source = self.entry.table.scan(state, Some(&raw_projection), &prunable, None).await?;
+        if self.provenance {
+            source = meshgate_catalog::with_provenance(source)?;
+        }
         let source_schema = DFSchema::try_from(source.schema().as_ref().clone())?;
         // A filter that keeps every row is left out: it would only blur the statistics.
         let filtered: Arc<dyn ExecutionPlan> = if self.all_rows {

@@ -28,6 +28,6 @@ pub use explain::render_physical;
 pub use governed_table::GovernedTable;
 pub use load::{configured_users, load_policies};
 pub use policy_set::{ColumnDecision, Decision, PolicySet};
-pub use principal::{AttrType, AttrValue, Principal};
+pub use principal::{AttrType, AttrValue, PURPOSE_ATTRIBUTE, Principal};
 pub use rules::{Action, PolicyTest};
 pub use verifier::verify_plan;

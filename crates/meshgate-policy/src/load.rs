@@ -36,6 +36,13 @@ pub fn load_policies(config: &MeshConfig, snapshot: &MeshSnapshot) -> Result<Pol
         None => GovernanceSpec::default(),
     };
     for (name, ty) in &governance.attributes {
+        if crate::principal::built_in_attribute(name).is_some() {
+            loader.error(
+                format!("governance.attributes.{name}"),
+                format!("'{name}' is built in (principal.{name} is always a utf8 attribute); remove it here"),
+            );
+            continue;
+        }
         match AttrType::parse(ty) {
             Some(ty) => {
                 loader.attributes.insert(name.clone(), ty);

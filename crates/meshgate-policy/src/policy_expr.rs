@@ -78,7 +78,7 @@ impl PolicyExpr {
                 && parts[0].value.eq_ignore_ascii_case("principal")
             {
                 let attr = parts[1].value.clone();
-                if attr != "name" && !attributes.contains_key(&attr) {
+                if crate::principal::built_in_attribute(&attr).is_none() && !attributes.contains_key(&attr) {
                     problem = Some(if attr == "groups" {
                         "principal.groups is a list: test group membership in a when: condition".to_owned()
                     } else {
@@ -117,7 +117,9 @@ impl PolicyExpr {
             let value = if attr == "name" {
                 ScalarValue::Utf8(principal.map(|p| p.name.clone()))
             } else {
-                let ty = attributes.get(attr).copied().unwrap_or(AttrType::Utf8);
+                let ty = crate::principal::built_in_attribute(attr)
+                    .or_else(|| attributes.get(attr).copied())
+                    .unwrap_or(AttrType::Utf8);
                 match principal.and_then(|p| p.attribute(attr)).filter(|v| v.attr_type() == ty) {
                     Some(value) => value.to_scalar(),
                     None => ScalarValue::try_from(ty.data_type())?,

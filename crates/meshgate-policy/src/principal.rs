@@ -119,6 +119,34 @@ impl Principal {
     pub fn attribute(&self, name: &str) -> Option<&AttrValue> {
         self.attributes.get(name)
     }
+
+    /// This principal acting for `purpose` (what the call says it is for): the built-in
+    /// utf8 attribute `principal.purpose`, which policies test like any other. `None`
+    /// leaves the principal without one.
+    pub fn with_purpose(mut self, purpose: Option<&str>) -> Self {
+        self.attributes.remove(PURPOSE_ATTRIBUTE);
+        if let Some(purpose) = purpose {
+            self.attributes.insert(PURPOSE_ATTRIBUTE.to_owned(), AttrValue::Utf8(purpose.to_owned()));
+        }
+        self
+    }
+
+    /// The purpose the principal acts for, if the call declared one.
+    pub fn purpose(&self) -> Option<&str> {
+        match self.attributes.get(PURPOSE_ATTRIBUTE) {
+            Some(AttrValue::Utf8(purpose)) => Some(purpose),
+            _ => None,
+        }
+    }
+}
+
+/// The built-in attribute a call's declared purpose travels in (utf8; never from
+/// configuration or credentials, only from the call).
+pub const PURPOSE_ATTRIBUTE: &str = "purpose";
+
+/// The type of a built-in attribute (`principal.name`, `principal.purpose`).
+pub fn built_in_attribute(name: &str) -> Option<AttrType> {
+    matches!(name, "name" | PURPOSE_ATTRIBUTE).then_some(AttrType::Utf8)
 }
 
 impl fmt::Display for Principal {

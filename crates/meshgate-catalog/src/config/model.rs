@@ -174,6 +174,9 @@ pub struct ColumnSpec {
 pub enum Role {
     EntityKey,
     EventTime,
+    /// When a feature row was computed: among rows with the same event time, the
+    /// latest created wins in point-in-time joins.
+    CreatedAt,
     Feature,
     Label,
 }
@@ -185,6 +188,7 @@ impl Role {
             Role::EventTime => "event_time",
             Role::Feature => "feature",
             Role::Label => "label",
+            Role::CreatedAt => "created_at",
         }
     }
 }

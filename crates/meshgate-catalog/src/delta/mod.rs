@@ -132,3 +132,19 @@ pub(crate) fn inventory(table: &DeltaTable) -> Result<Inventory, DeltaTableError
     }
     Ok(Inventory { files, bytes, last_modified_ms: newest, rows })
 }
+
+/// A Delta product's data files at the version it serves (paths relative to the
+/// table, as its log records them).
+pub(crate) fn files(table: &DeltaTable) -> Result<Vec<crate::files::ProductFile>, DeltaTableError> {
+    let loaded = table.snapshot()?;
+    Ok(loaded
+        .log_data()
+        .iter()
+        .map(|file| crate::files::ProductFile {
+            path: file.path().into_owned(),
+            size: u64::try_from(file.size()).unwrap_or(0),
+            modified_ms: file.modification_time(),
+            e_tag: None,
+        })
+        .collect())
+}

@@ -54,15 +54,17 @@ impl MeshFlightSqlService {
     ) -> Result<FlightInfo, Status> {
         statement.timeout_ms = settings.query_timeout.map(|t| t.as_millis() as u64).unwrap_or_default();
         statement.time_zone = settings.time_zone.clone().unwrap_or_default();
-        statement.declared_purpose = purpose_header(request.metadata()).unwrap_or_default();
+        statement.declared_purpose = settings.purpose.clone().unwrap_or_default();
+        statement.provenance = settings.provenance;
+        let acting = acting_for(principal, &statement.declared_purpose);
         let descriptor = request.into_inner();
         let started = Instant::now();
         let engine = self.engine();
-        let query = match plan_statement(&engine, principal, &statement).await {
+        let query = match plan_statement(&engine, &acting, &statement).await {
             Ok(query) => query,
             Err(error) => return Err(self.refused(&engine, principal, &statement, &error, started)),
         };
-        let schema = parameters::result_schema(self.result_schema(&engine, principal, &query), &statement.parameters)?;
+        let schema = parameters::result_schema(self.result_schema(&engine, &acting, &query), &statement.parameters)?;
         let mut info = FlightInfo::new()
             .try_with_schema(&schema)
             .map_err(FlightError::from)?
@@ -71,6 +73,28 @@ impl MeshFlightSqlService {
         // One endpoint unless the client asked for several, the result splits into
         // independent partitions and is not known to be small. Locations stay empty
         // so clients reuse the connection.
+        if let Some(shards) = settings.shards {
+            if parameters::several_rows(&statement.parameters)? {
+                return Err(FlightError::BadRequest(
+                    "a statement bound to several parameter rows cannot be read as shards".into(),
+                )
+                .into());
+            }
+            let shard_files = match query.shard_fingerprint(shards as usize).await {
+                Ok(fingerprint) => fingerprint,
+                Err(error) => {
+                    let error = FlightError::from(error);
+                    return Err(self.refused(&engine, principal, &statement, &error, started));
+                }
+            };
+            for shard in 0..shards {
+                let payload = StatementPayload { shard, shards, shard_files: shard_files.clone(), ..statement.clone() };
+                let handle = self.signer.seal(payload, principal, Purpose::Ticket);
+                let ticket = Ticket::new(TicketStatementQuery { statement_handle: handle }.as_any().encode_to_vec());
+                info = info.with_endpoint(FlightEndpoint::new().with_ticket(ticket));
+            }
+            return Ok(info);
+        }
         let mut endpoints: Vec<Option<(u32, u32)>> = vec![None];
         if settings.endpoints == Endpoints::Partitioned && !parameters::several_rows(&statement.parameters)? {
             let shape = query.shape().await.map_err(FlightError::from)?;
@@ -103,6 +127,19 @@ impl MeshFlightSqlService {
         purpose: Option<String>,
     ) -> Result<Results, Status> {
         let payload = self.signer.verify(handle, principal, Purpose::Ticket)?;
+        // The purpose the ticket was planned for governs; a DoGet may say it again, not
+        // change it (a ticket without one takes the DoGet's).
+        let purpose = match (payload.declared_purpose.as_str(), purpose) {
+            ("", purpose) => purpose,
+            (issued, Some(said)) if said != issued => {
+                return Err(FlightError::BadRequest(format!(
+                    "this ticket was issued for purpose '{issued}', not '{said}'; request a new ticket for that purpose"
+                ))
+                .into());
+            }
+            (issued, _) => Some(issued.to_owned()),
+        };
+        let acting = acting_for(principal, purpose.as_deref().unwrap_or_default());
         let running = self.cancellations.start(handle, payload.expires_at_ms)?;
         // One engine for the whole call, even if a reload swaps it meanwhile.
         let engine = self.engine();
@@ -110,14 +147,17 @@ impl MeshFlightSqlService {
         let pool = Arc::clone(&engine.snapshot().runtime().memory_pool);
         let log = QueryLog::new(&principal.name, &payload.sql, pool, audit, Arc::clone(self.metrics()));
         let started = async {
-            let query = plan_statement(&engine, principal, &payload).await?;
+            let query = plan_statement(&engine, &acting, &payload).await?;
             log.planned(audit::planned(self.audit(), &query));
             let warnings = query.warnings().to_vec();
             let schema =
-                parameters::result_schema(self.result_schema(&engine, principal, &query), &payload.parameters)?;
-            let batches = match payload.partitions {
-                0 => execute_rows(query, &engine, principal, &payload).await?,
-                count => query.execute_partition(payload.partition as usize, count as usize).await?,
+                parameters::result_schema(self.result_schema(&engine, &acting, &query), &payload.parameters)?;
+            let batches = match (payload.shards, payload.partitions) {
+                (0, 0) => execute_rows(query, &engine, &acting, &payload).await?,
+                (0, count) => query.execute_partition(payload.partition as usize, count as usize).await?,
+                (shards, _) => {
+                    query.execute_shard(payload.shard as usize, shards as usize, &payload.shard_files).await?
+                }
             };
             Ok::<_, FlightError>((batches, schema, warnings))
         }
@@ -158,6 +198,15 @@ impl MeshFlightSqlService {
     }
 }
 
+/// `principal` acting for the purpose a statement was issued for (none when empty):
+/// what policies see as `principal.purpose`.
+pub(crate) fn acting_for(principal: &Arc<Principal>, purpose: &str) -> Arc<Principal> {
+    if purpose.is_empty() && principal.purpose().is_none() {
+        return Arc::clone(principal);
+    }
+    Arc::new(Principal::clone(principal).with_purpose(Some(purpose).filter(|p| !p.is_empty())))
+}
+
 /// The call's `x-meshgate-purpose` header, if set.
 pub(super) fn purpose_header(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
     audit::declared_purpose(metadata.get(audit::PURPOSE_HEADER).and_then(|value| value.to_str().ok()))
@@ -175,6 +224,7 @@ pub(super) async fn plan_statement(
         default_schema: Some(statement.default_schema.clone()).filter(|s| !s.is_empty()),
         time_zone: Some(statement.time_zone.clone()).filter(|zone| !zone.is_empty()),
         timeout: Some(Duration::from_millis(statement.timeout_ms)).filter(|limit| !limit.is_zero()),
+        provenance: statement.provenance,
     };
     let query = if statement.substrait_plan.is_empty() {
         engine.plan_with(principal, &statement.sql, &settings).await?
