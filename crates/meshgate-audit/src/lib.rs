@@ -255,6 +255,7 @@ impl Audit {
                 redacted_sql: query.redacted.clone(),
                 planned: query.planned.clone(),
                 error,
+                purpose: query.purpose.clone(),
             });
         }
     }

@@ -19,6 +19,8 @@ use crate::record::ProductRead;
 
 pub const PRODUCER: &str = "https://github.com/meshgate/meshgate";
 const RUN_EVENT: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent";
+/// meshgate's own run facet: the purpose the query was run for (docs/ml.md).
+const PURPOSE_FACET: &str = "https://github.com/meshgate/meshgate/blob/main/docs/ml.md#purpose-run-facet";
 const SQL_FACET: &str = "https://openlineage.io/spec/facets/1-1-0/SQLJobFacet.json#/$defs/SQLJobFacet";
 const VERSION_FACET: &str =
     "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet";
@@ -85,6 +87,8 @@ pub struct RunEvent {
     pub planned: Option<std::sync::Arc<Planned>>,
     /// For a FAIL: the message.
     pub error: Option<String>,
+    /// What the call said the query is for (`principal.purpose`).
+    pub purpose: Option<String>,
 }
 
 /// The job a query runs as: its principal and the start of its fingerprint.
@@ -105,10 +109,16 @@ impl RunEvent {
         let namespace = format!("meshgate://{}", self.catalog);
         let job_name = job_name(&self.principal, &self.fingerprint);
         let mut run = json!({ "runId": self.run_id });
+        let mut run_facets = Map::new();
         if let Some(error) = &self.error {
-            run["facets"] = json!({
-                "errorMessage": facet(ERROR_FACET, json!({ "message": error, "programmingLanguage": "RUST" })),
-            });
+            let body = json!({ "message": error, "programmingLanguage": "RUST" });
+            run_facets.insert("errorMessage".into(), facet(ERROR_FACET, body));
+        }
+        if let Some(purpose) = &self.purpose {
+            run_facets.insert("meshgate_purpose".into(), facet(PURPOSE_FACET, json!({ "purpose": purpose })));
+        }
+        if !run_facets.is_empty() {
+            run["facets"] = Value::Object(run_facets);
         }
         let mut job = json!({ "namespace": namespace, "name": job_name });
         if let Some(sql) = &self.redacted_sql {
@@ -230,6 +240,7 @@ mod tests {
             redacted_sql: Some(Arc::from("SELECT o_orderkey AS k FROM sales.orders WHERE o_totalprice > ?")),
             planned: Some(Arc::new(planned())),
             error: error.map(str::to_owned),
+            purpose: Some("churn model".into()),
         }
         .to_json()
     }
@@ -253,7 +264,10 @@ mod tests {
         assert_eq!(lineage["k"]["inputFields"][0]["transformations"][0]["masking"], false);
         assert_eq!(lineage["o_totalprice"]["inputFields"][0]["transformations"][0]["masking"], true);
         assert!(lineage.get("twice").is_none());
-        assert!(event["run"].get("facets").is_none());
+        // No error facet on a COMPLETE; the purpose the query ran for, in meshgate's own facet.
+        assert!(event["run"]["facets"].get("errorMessage").is_none());
+        assert_eq!(event["run"]["facets"]["meshgate_purpose"]["purpose"], "churn model");
+        assert_eq!(event["run"]["facets"]["meshgate_purpose"]["_schemaURL"], PURPOSE_FACET);
     }
 
     #[test]
