@@ -31,6 +31,8 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$venv/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
   echo "$want" > "$stamp"
 fi
+# the meshgate Python package (python/), installed anew on every run: test_ml_loader uses it
+"$venv/bin/pip" install --no-deps --quiet --disable-pip-version-check ./python
 ./scripts/browser-deps.sh || echo "==> browser test dependencies missing: test_web_browser will fail" >&2
 export MESHGATE_BIN="$CARGO_TARGET_DIR/debug/meshgate"
 "$venv/bin/python" -m pytest -q -s -p no:cacheprovider -W "ignore:Cannot disable autocommit" tests/python
