@@ -114,17 +114,28 @@ fn find_scans(plan: &Arc<dyn ExecutionPlan>, product: &str, path: &mut Vec<usize
     if let Some(scan) = plan.downcast_ref::<ProductScanExec>()
         && scan.product() == product
     {
-        let input = scan.children()[0];
-        if input.downcast_ref::<DataSourceExec>().is_some_and(|s| s.data_source().is::<FileScanConfig>()) {
-            path.push(0);
-            found.push(path.clone());
-            path.pop();
-        }
+        // The file scan below it (the optimizer may have put a sort or projection
+        // between them; the path check covers those too).
+        path.push(0);
+        find_file_scan(scan.children()[0], path, found);
+        path.pop();
         return;
     }
     for (index, child) in plan.children().into_iter().enumerate() {
         path.push(index);
         find_scans(child, product, path, found);
+        path.pop();
+    }
+}
+
+fn find_file_scan(plan: &Arc<dyn ExecutionPlan>, path: &mut Vec<usize>, found: &mut Vec<Vec<usize>>) {
+    if plan.downcast_ref::<DataSourceExec>().is_some_and(|s| s.data_source().is::<FileScanConfig>()) {
+        found.push(path.clone());
+        return;
+    }
+    for (index, child) in plan.children().into_iter().enumerate() {
+        path.push(index);
+        find_file_scan(child, path, found);
         path.pop();
     }
 }
@@ -246,6 +257,11 @@ fn slice_files(
         digest.update(file.object_meta.location.as_ref().as_bytes());
         digest.update([0]);
         digest.update(file.object_meta.size.to_be_bytes());
+        // With the times and ETags, the digest tells nothing about sizes to whoever
+        // reads the (signed, not sealed) ticket.
+        digest.update(file.object_meta.last_modified.timestamp_millis().to_be_bytes());
+        digest.update(file.object_meta.e_tag.as_deref().unwrap_or_default().as_bytes());
+        digest.update([0]);
     }
     let total: u64 = files.iter().map(|file| file.object_meta.size).sum();
     let bound = |i: usize| (u128::from(total) * i as u128 / count as u128) as u64;

@@ -44,21 +44,23 @@ fn to_json(snapshot: &TrainingSnapshot) -> Value {
         .products
         .iter()
         .map(|product| {
-            let files: Vec<Value> = product
-                .files
-                .iter()
-                .map(|file| {
-                    let modified = timestamp_ms_to_datetime(file.modified_ms)
-                        .map(|at| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
-                    json!({"path": file.path, "size": file.size, "modified": modified, "e_tag": file.e_tag})
-                })
-                .collect();
+            let files: Option<Vec<Value>> = product.files.as_ref().map(|files| {
+                files
+                    .iter()
+                    .map(|file| {
+                        let modified = timestamp_ms_to_datetime(file.modified_ms)
+                            .map(|at| at.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string());
+                        json!({"path": file.path, "size": file.size, "modified": modified, "e_tag": file.e_tag})
+                    })
+                    .collect()
+            });
             json!({
                 "domain": product.domain,
                 "product": product.product,
                 "version": product.version,
                 "delta_version": product.delta_version,
                 "files": files,
+                "files_digest": product.files_digest,
             })
         })
         .collect();

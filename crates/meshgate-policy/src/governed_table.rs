@@ -54,8 +54,25 @@ impl GovernedTable {
     /// This table with the provenance columns after its own: where each row was read
     /// (docs/ml.md). They say nothing a row filter or mask hides: the file and position
     /// of a row the principal sees anyway.
+    ///
+    /// Refused where they would: row positions count the rows between, so not when a
+    /// row filter may hide rows from this principal; and file paths hold the values of
+    /// partition columns, so not when one of those is masked for them.
     pub fn with_provenance(mut self) -> Result<Self> {
         use datafusion::arrow::datatypes::Schema;
+        let name = self.entry.product.qualified_name();
+        if !self.all_rows {
+            return datafusion::common::plan_err!(
+                "provenance columns are not available for {name}: a row filter applies to you, and row positions \
+                 would tell how many rows it hides"
+            );
+        }
+        if let Some((column, _)) = self.entry.product.partitions.iter().find(|(column, _)| !self.unmasked(column)) {
+            return datafusion::common::plan_err!(
+                "provenance columns are not available for {name}: its file paths hold the values of {column}, \
+                 which is masked for you"
+            );
+        }
         let mut fields: Vec<_> = self.schema.fields().iter().cloned().collect();
         let raw_columns = self.entry.table.schema().fields().len();
         for (offset, field) in meshgate_catalog::provenance_fields().into_iter().enumerate() {

@@ -68,7 +68,18 @@ async fn get_tables_lists_every_product_with_its_schema() {
     let ticket = info.endpoint[0].ticket.clone().unwrap();
     let batches: Vec<_> = client.do_get(ticket).await.unwrap().try_collect().await.unwrap();
     let text = pretty_format_batches(&batches).unwrap().to_string();
-    let products = ["orders", "lineitem", "customer", "nation", "region", "part", "partsupp", "supplier", "stock_movements"];
+    let products = [
+        "orders",
+        "lineitem",
+        "customer_features",
+        "customer",
+        "nation",
+        "region",
+        "part",
+        "partsupp",
+        "supplier",
+        "stock_movements",
+    ];
     for product in products {
         assert!(text.contains(product), "{product} missing from\n{text}");
     }
