@@ -34,10 +34,21 @@ class MeshgateError(Exception):
         message: the server's message (or the client's, for client-side errors).
     """
 
-    def __init__(self, code: str, message: str):
-        super().__init__(f"{code}: {message}")
+    def __init__(self, code: str, message: str | None = None):
+        if message is None:
+            # one argument: a text that holds "CODE: message" (as DataLoader workers and
+            # pickles pass an exception on), else the whole text with an UNKNOWN code
+            found = list(_CODE_IN_TEXT.finditer(code))
+            text = code
+            code, message = (found[-1].group(1), found[-1].group(2)) if found else ("UNKNOWN", text)
+            super().__init__(text)
+        else:
+            super().__init__(f"{code}: {message}")
         self.code = code
         self.message = message
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (MeshgateError, (self.code, self.message))
 
 
 class ManifestTampered(MeshgateError):
@@ -45,6 +56,9 @@ class ManifestTampered(MeshgateError):
 
     def __init__(self, message: str):
         super().__init__("INVALID_ARGUMENT", message)
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (ManifestTampered, (self.message,))
 
 
 class SnapshotChanged(MeshgateError):
@@ -56,12 +70,15 @@ class SnapshotChanged(MeshgateError):
             ``"policies that govern this data changed"``.
     """
 
-    def __init__(self, changes: list[str]):
-        self.changes = list(changes)
+    def __init__(self, changes: list[str] | str):
+        self.changes = [changes] if isinstance(changes, str) else list(changes)
         super().__init__(
             "FAILED_PRECONDITION",
             "the training set's snapshot changed since the manifest was planned: " + "; ".join(self.changes),
         )
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (SnapshotChanged, (self.changes,))
 
 
 # Arrow's Flight client turns a gRPC status into "Flight returned <phrase> error, with
@@ -85,6 +102,7 @@ _PHRASES = {
     "cancelled": "CANCELLED",
 }
 _CODES = set(_PHRASES.values()) | {"UNKNOWN", "OK"}
+_CODE_IN_TEXT = re.compile(r"\b(" + "|".join(sorted(_CODES)) + r"): ([^\n]*)")
 _RETURNED = re.compile(r"(?:Flight|gRPC) returned ([a-z -]+?) error, with message: (.*)", re.S)
 _CANCELLED = re.compile(r"(?:Flight|gRPC) cancelled call, with message: (.*)", re.S)
 _RPC_FAILED = re.compile(r"Flight RPC failed with message: (.*)", re.S)

@@ -134,6 +134,7 @@ class TorchDataset(IterableDataset):  # type: ignore[type-arg]
         self._readers: int | None = None  # the readers of the state (known once iterated)
         self._rows: dict[int, int] = {}  # reader -> rows yielded this epoch
         self._resume: dict[int, int] = {}  # reader -> rows to skip on the next iteration
+        self._sent_rank_world: tuple[int, int] | None = None
 
     # -- epochs and state ------------------------------------------------------------------
 
@@ -248,10 +249,23 @@ class TorchDataset(IterableDataset):  # type: ignore[type-arg]
 
     # -- iteration -------------------------------------------------------------------------
 
+    def _rank_world(self) -> tuple[int, int]:
+        if self.rank is not None and self.world_size is not None:
+            return self.rank, self.world_size
+        if self._sent_rank_world is not None:  # a worker: as its DataLoader's process saw it
+            return self._sent_rank_world
+        return _rank_and_world()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled in the process that starts the DataLoader workers, where
+        # torch.distributed is initialized and RANK/WORLD_SIZE are current.
+        state = dict(self.__dict__)
+        state["_sent_rank_world"] = self._rank_world()
+        return state
+
     def reader(self) -> tuple[int, int]:
         """(this reader, all readers) in the calling process: rank x DataLoader worker."""
-        rank, world = (self.rank, self.world_size) if self.rank is not None else _rank_and_world()
-        assert world is not None
+        rank, world = self._rank_world()
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         return rank * workers + worker, world * workers
