@@ -311,3 +311,308 @@ def test_a_pickled_client_carries_the_token_not_the_password(client):
     assert b"stella-demo" not in raw
     again = pickle.loads(raw)
     assert again.principal() == "stella"
+
+
+# --------------------------------------------------------------------------------------
+# training sets planned with the server's shards, snapshot, splits and provenance
+# --------------------------------------------------------------------------------------
+
+SPLITS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+
+
+def split_hash(salt: str, *keys) -> float:
+    """mesh_split_hash as docs/ml.md defines it (SHA-256, the first 53 bits as a fraction)."""
+    data = salt.encode()
+    for key in keys:
+        data += b"\x1f" + (b"\x00" if key is None else str(key).encode())
+    return (int.from_bytes(hashlib.sha256(data).digest()[:8], "big") >> 11) / 2**53
+
+
+def lines_of(table: pa.Table) -> list[tuple[int, int]]:
+    return list(zip(table.column("l_orderkey").to_pylist(), table.column("l_linenumber").to_pylist()))
+
+
+def descriptor_version(product_file: Path) -> str:
+    import yaml
+
+    return str(yaml.safe_load(product_file.read_text())["version"])
+
+
+@pytest.fixture(scope="module")
+def planned(client):
+    """sales.lineitem for training: three splits by order, 8 shards each, with provenance."""
+    return client.training_set(
+        products="sales.lineitem", columns=["l_orderkey", "l_linenumber", "l_quantity", "l_comment"],
+        purpose="ml_training", splits=SPLITS, split_key="l_orderkey", split_salt="churn-v1",
+        shards=8, provenance=True, seed=42,
+    ).plan()
+
+
+@pytest.fixture(scope="module")
+def split_tables(planned):
+    return {name: planned.to_arrow(name) for name in SPLITS}
+
+
+def test_a_planned_training_set_reads_every_row_once_in_its_split(planned, split_tables, all_lines):
+    assert planned["format"] == Manifest.FORMAT and planned.principal == "stella"
+    assert planned.purpose == "ml_training" and planned.seed == 42 and planned.shard_count == 8
+    assert planned.split_names == list(SPLITS)
+    assert all(len(planned["tickets"][name]) == 8 for name in SPLITS)
+    (lineitem,) = planned.snapshot["products"]
+    assert (lineitem["domain"], lineitem["product"]) == ("sales", "lineitem")
+    on_disk = sorted((DATA / "sales" / "lineitem").glob("*.parquet"))
+    assert [f["size"] for f in lineitem["files"]] == [p.stat().st_size for p in on_disk]
+    assert planned.schema.names == ["l_orderkey", "l_linenumber", "l_quantity", "l_comment", "_source_file",
+                                    "_source_row", "_source_domain", "_source_product", "_source_version"]
+    everything = []
+    for (name, table), (lo, hi) in zip(split_tables.items(), [(0, 0.8), (0.8, 0.9), (0.9, 1.0)]):
+        assert all(lo <= split_hash("churn-v1", k) < hi for k in set(table.column("l_orderkey").to_pylist())), name
+        shards = [s.read(planned.client).read_all() for s in planned.shards(name)]
+        keys = [k for t in shards for k in lines_of(t)]
+        assert sorted(keys) == sorted(lines_of(table)) and len(keys) == len(set(keys))
+        assert sum(1 for t in shards if t.num_rows) >= 2  # the split really is spread over shards
+        everything += keys
+    assert sorted(everything) == sorted(all_lines)
+    assert 0.75 < split_tables["train"].num_rows / len(all_lines) < 0.85
+
+
+def test_provenance_columns_point_at_the_rows_in_their_files(split_tables):
+    table = split_tables["validation"]
+    version = descriptor_version(TESTDATA / "domains" / "sales" / "products" / "lineitem.yaml")
+    assert set(zip(table.column("_source_domain").to_pylist(), table.column("_source_product").to_pylist(),
+                   table.column("_source_version").to_pylist())) == {("sales", "lineitem", version)}
+    files: dict[str, pa.Table] = {}
+    for row in table.to_pylist():
+        path = "/" + row["_source_file"]
+        if path not in files:
+            files[path] = pq.read_table(path, columns=["l_orderkey", "l_linenumber", "l_comment"])
+        assert files[path].slice(row["_source_row"], 1).to_pylist()[0] == {
+            k: row[k] for k in ("l_orderkey", "l_linenumber", "l_comment")}
+    assert sorted(files) == sorted(str(p) for p in (DATA / "sales" / "lineitem").glob("*.parquet"))
+
+
+def test_the_torch_loader_divides_a_manifests_shards_over_ranks_and_workers(planned, split_tables):
+    expected = sorted(lines_of(split_tables["train"]))
+    seen: list[tuple[int, int]] = []
+    for rank in (0, 1):
+        dataset = planned.to_torch("train", batch_size=700, shuffle_buffer=2000, rank=rank, world_size=2,
+                                   columns=["l_orderkey", "l_linenumber", "l_quantity"])
+        dataset.set_epoch(3)
+        for batch in dataset.loader(num_workers=3):
+            assert set(batch) == {"l_orderkey", "l_linenumber", "l_quantity"}
+            seen += keys_of(batch)
+    assert len(seen) == len(set(seen)) and sorted(seen) == expected
+    # Arrow batches, and an exact resume on the server's shards
+    def arrow_dataset():
+        d = planned.to_torch("train", batch_size=512, shuffle_buffer=4096, output="arrow")
+        d.set_epoch(1)
+        return d
+
+    full = [keys_of(b) for b in arrow_dataset()]
+    assert all(isinstance(b, pa.RecordBatch) for b in arrow_dataset())
+    first = arrow_dataset()
+    part = [keys_of(b) for _, b in zip(range(30), first)]
+    resumed = arrow_dataset()
+    resumed.load_state_dict(first.state_dict())
+    assert part + [keys_of(b) for b in resumed] == full
+
+
+def test_pandas_polars_and_hugging_face_read_the_same_rows(planned, split_tables):
+    from datasets.distributed import split_dataset_by_node
+
+    expected = sorted(lines_of(split_tables["test"]))
+    frame = planned.to_pandas("test")
+    assert sorted(zip(frame["l_orderkey"], frame["l_linenumber"])) == expected
+    polars_frame = planned.to_polars("test")
+    assert sorted(zip(polars_frame["l_orderkey"].to_list(), polars_frame["l_linenumber"].to_list())) == expected
+    hf = planned.to_hf("test")
+    assert hf.num_shards == 8
+    assert sorted((r["l_orderkey"], r["l_linenumber"]) for r in hf) == expected
+    halves = [split_dataset_by_node(hf, rank=r, world_size=2) for r in (0, 1)]
+    assert [h.num_shards for h in halves] == [4, 4]
+    rows = [(r["l_orderkey"], r["l_linenumber"]) for h in halves for r in h]
+    assert sorted(rows) == expected
+
+
+def test_from_manifest_reads_the_same_rows_again(planned, split_tables, client, tmp_path):
+    path = planned.save(tmp_path / "manifest.json")
+    again = meshgate.from_manifest(client, path)
+    assert again["replanned_from"] == planned.id and again.id != planned.id
+    assert again.sql == planned.sql and again.schema.equals(planned.schema)
+    for name in SPLITS:
+        assert lines_of(again.to_arrow(name)) == lines_of(split_tables[name])  # the same rows in the same order
+    doc = json.loads(path.read_text())
+    doc["sql"]["train"] = doc["sql"]["train"].replace("0.8", "0.9")
+    path.write_text(json.dumps(doc))
+    with pytest.raises(meshgate.ManifestTampered):
+        meshgate.from_manifest(client, path)
+
+
+@pytest.fixture
+def mesh_copy(tmp_path):
+    root = tmp_path / "mesh"
+    shutil.copytree(TESTDATA, root, ignore=shutil.ignore_patterns("generate*.py", "__pycache__"))
+    return root
+
+
+def copy_server(start_server, root, name):
+    # listings are not reused, so a file added to a product is seen by the next call
+    return start_server(root / "mesh.yaml", name=name, args=("--no-watch", "--listing-ttl-secs", "0"))
+
+
+def test_a_file_added_to_a_product_fails_from_manifest_naming_it_and_keeps_splits(start_server, mesh_copy):
+    server = copy_server(start_server, mesh_copy, "ml-files")
+    client = meshgate.connect(server.uri, username="stella", password="stella-demo")
+
+    def training_set():
+        return client.training_set(products="sales.lineitem", columns=["l_orderkey", "l_linenumber"],
+                                   splits={"train": 0.7, "test": 0.3}, split_key="l_orderkey", shards=4)
+
+    before = training_set().plan()
+    split_of = {k: name for name in ("train", "test") for k in before.to_arrow(name).column("l_orderkey").to_pylist()}
+    folder = mesh_copy / "data" / "sales" / "lineitem"
+    extra = pq.read_table(folder / "part-1.parquet")
+    extra = extra.set_column(0, "l_orderkey", pa.compute.add(extra.column("l_orderkey"), 10_000_000))
+    pq.write_table(extra.slice(0, 5000), folder / "part-2.parquet")
+    with pytest.raises(meshgate.SnapshotChanged) as changed:
+        meshgate.from_manifest(client, before)
+    assert changed.value.changes == [f"sales.lineitem: file {str(folder / 'part-2.parquet').lstrip('/')} added"]
+    assert changed.value.code == "FAILED_PRECONDITION"
+    with pytest.raises(meshgate.MeshgateError) as stale:
+        before.shards("train")[0].read(client).read_all()  # the server refuses the old shards too
+    assert stale.value.code == "FAILED_PRECONDITION" and "changed since the shards were planned" in stale.value.message
+    after = training_set().plan()
+    moved = [(k, name) for name in ("train", "test") for k in after.to_arrow(name).column("l_orderkey").to_pylist()
+             if k in split_of and split_of[k] != name]
+    assert moved == [], "rows changed split when a file was added"
+    new_keys = {k for name in ("train", "test") for k in after.to_arrow(name).column("l_orderkey").to_pylist()}
+    assert len(new_keys - set(split_of)) > 500
+    client.close()
+    server.stop()
+
+
+def test_a_policy_change_fails_from_manifest(start_server, mesh_copy):
+    import yaml
+
+    server = copy_server(start_server, mesh_copy, "ml-policies")
+    client = meshgate.connect(server.uri, username="sam", password="sam-demo")
+    manifest = client.training_set(products="customers.customer", columns=["c_custkey", "c_phone"],
+                                   purpose="ml_training", shards=2).plan()
+    assert meshgate.from_manifest(client, manifest).to_arrow().num_rows == manifest.to_arrow().num_rows
+    policies = mesh_copy / "policies" / "mesh-wide.yaml"
+    doc = yaml.safe_load(policies.read_text())
+    doc["columns"].append({"id": "no-pii-for-training", "select": {"tags": ["pii.*"]}, "action": {"mask": "null"},
+                           "when": "principal.purpose = 'ml_training'"})
+    policies.write_text(yaml.safe_dump(doc, sort_keys=False))
+    mark = len(server.stderr_text())
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: "reloaded" in server.stderr_text()[mark:], "the reload")
+    with pytest.raises(meshgate.SnapshotChanged) as changed:
+        meshgate.from_manifest(client, manifest)
+    assert changed.value.changes == ["policies that govern this data changed"]
+    client.close()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def purpose_server(start_server, tmp_path_factory):
+    """The demo mesh plus purpose rules: PII is NULL for training, and training sees
+    only customers with a non-negative balance."""
+    import yaml
+
+    root = tmp_path_factory.mktemp("ml-purpose") / "mesh"
+    shutil.copytree(TESTDATA, root, ignore=shutil.ignore_patterns("generate*.py", "__pycache__"))
+    policies = root / "policies" / "mesh-wide.yaml"
+    doc = yaml.safe_load(policies.read_text())
+    doc["columns"].append({"id": "no-pii-for-training", "select": {"tags": ["pii.*"]}, "action": {"mask": "null"},
+                           "when": "principal.purpose = 'ml_training'"})
+    doc["row_filters"].append({"id": "training-solvent-only", "mode": "restrictive", "products": ["customers.customer"],
+                               "filter": "c_acctbal >= 0 OR principal.purpose <> 'ml_training'"})
+    policies.write_text(yaml.safe_dump(doc, sort_keys=False))
+    server = start_server(root / "mesh.yaml", name="ml-purpose")
+    yield server
+    server.stop()
+
+
+def test_purpose_based_policies_hide_what_they_should(purpose_server):
+    sam = meshgate.connect(purpose_server.uri, username="sam", password="sam-demo")  # a PII reader
+
+    def customers(purpose):
+        return sam.training_set(products="customers.customer", columns=["c_custkey", "c_phone", "c_acctbal"],
+                                purpose=purpose, shards=3).plan()
+
+    training, analytics = customers("ml_training"), customers("analytics")
+    train_rows, analytics_rows = training.to_arrow(), analytics.to_arrow()
+    assert analytics_rows.num_rows > train_rows.num_rows > 0
+    assert set(train_rows.column("c_phone").to_pylist()) == {None}
+    assert min(train_rows.column("c_acctbal").to_pylist()) >= 0
+    assert None not in analytics_rows.column("c_phone").to_pylist()
+    assert training.snapshot["policy_fingerprint"] != analytics.snapshot["policy_fingerprint"]
+    other_purpose = dataclasses.replace(training.shards()[0], purpose="analytics")
+    with pytest.raises(meshgate.MeshgateError) as refused:
+        other_purpose.read(sam).read_all()
+    assert refused.value.code == "INVALID_ARGUMENT" and "issued for purpose 'ml_training'" in refused.value.message
+    sam.close()
+
+
+def test_the_servers_refusals_reach_the_caller_with_their_codes(demo_server, client):
+    with pytest.raises(meshgate.MeshgateError) as err:
+        client.training_set("SELECT l_orderkey FROM sales.lineitem ORDER BY l_orderkey").plan()
+    assert err.value.code == "INVALID_ARGUMENT"
+    assert err.value.message.startswith("this query cannot be read as shards") and "ORDER BY" in err.value.message
+    carl = meshgate.connect(demo_server.uri, username="carl", password="carl-demo")
+    with pytest.raises(meshgate.MeshgateError) as err:
+        carl.training_set(products="customers.customer").plan()  # forbidden to him: absent
+    assert err.value.code == "NOT_FOUND" and "customers.customer" in err.value.message
+    ana = meshgate.connect(demo_server.uri, username="ana", password="ana-demo")
+    with pytest.raises(meshgate.MeshgateError) as err:
+        ana.training_set(products="customers.customer", provenance=True).plan()
+    assert err.value.code == "INVALID_ARGUMENT" and "a row filter applies to you" in err.value.message
+    for user in (carl, ana):
+        user.close()
+
+
+PIT_ENTITIES = "SELECT o_orderkey, o_custkey AS c_custkey, o_orderdate FROM sales.orders"
+
+
+def test_a_point_in_time_training_set(client):
+    manifest = client.training_set(
+        entities=PIT_ENTITIES, event_time="o_orderdate",
+        features=["customers.customer.c_mktsegment", "customers.customer.c_nationkey"],
+        splits={"train": 0.5, "test": 0.5}, split_key="o_orderkey", shards=4,
+    ).plan()
+    assert "point_in_time(" in manifest.sql["train"]
+    got = pa.concat_tables([manifest.to_arrow("train"), manifest.to_arrow("test")])
+    assert got.column_names == ["o_orderkey", "c_custkey", "o_orderdate", "c_mktsegment", "c_nationkey"]
+    expected = duckdb_expected(
+        "SELECT o.o_orderkey, o.o_custkey AS c_custkey, o.o_orderdate, c.c_mktsegment, c.c_nationkey "
+        "FROM sales.orders o LEFT JOIN customers.customer c ON o.o_custkey = c.c_custkey")
+    import mgtest
+
+    mgtest.assert_same_rows(got, expected)
+    products = {f"{p['domain']}.{p['product']}" for p in manifest.snapshot["products"]}
+    assert products == {"sales.orders", "customers.customer"}
+
+
+def test_bad_feature_requests_are_clear_errors(demo_server, client):
+    def plan(**kwargs):
+        with pytest.raises(meshgate.MeshgateError) as err:
+            client.training_set(entities=PIT_ENTITIES, event_time="o_orderdate", **kwargs).plan()
+        return err.value
+
+    bad_ttl = plan(features=["customers.customer.c_mktsegment"], ttl="forever")
+    assert bad_ttl.code == "INVALID_ARGUMENT" and "forever" in bad_ttl.message
+    unknown = plan(features=["customers.customer.no_such_column"])
+    assert unknown.code == "INVALID_ARGUMENT" and "no_such_column" in unknown.message
+    carl = meshgate.connect(demo_server.uri, username="carl", password="carl-demo")
+    with pytest.raises(meshgate.MeshgateError) as err:
+        carl.training_set(entities=PIT_ENTITIES, event_time="o_orderdate",
+                          features=["customers.customer.c_mktsegment"]).plan()
+    assert err.value.code == "NOT_FOUND" and "customers.customer" in err.value.message
+    carl.close()
+    with pytest.raises(ValueError, match="'domain.product.column'"):
+        client.training_set(entities=PIT_ENTITIES, event_time="o_orderdate", features=["c_mktsegment"])
+    with pytest.raises(ValueError, match="exactly one of"):
+        client.training_set("SELECT 1", products="sales.lineitem")
+    with pytest.raises(ValueError, match="add up to"):
+        client.training_set(products="sales.lineitem", splits={"a": 0.5, "b": 0.4}, split_key="l_orderkey")

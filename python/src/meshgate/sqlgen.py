@@ -45,7 +45,7 @@ def product_ref(product: str) -> tuple[str, str]:
     return domain, name
 
 
-def _table(product: str) -> str:
+def table_ref(product: str) -> str:
     domain, name = product_ref(product)
     return f"{quote_ident(domain)}.{quote_ident(name)}"
 
@@ -73,7 +73,7 @@ def product_query(
         select = ["*"]
     for name, value in (constants or {}).items():
         select.append(f"{quote_literal(value)} AS {quote_ident(name)}")
-    sql = f"SELECT {', '.join(select)} FROM {_table(product)}"
+    sql = f"SELECT {', '.join(select)} FROM {table_ref(product)}"
     conditions = [f"({where})"] if where else []
     conditions += [condition] if condition else []
     if conditions:

@@ -151,7 +151,11 @@ class TrainingSet:
             return sqlgen.product_query(self.products, self.columns, self.where, self.provenance, constants, condition)
         if self.kind == "features":
             assert self.entities is not None and self.event_time is not None and self.features is not None
-            sql = sqlgen.point_in_time_query(self.entities, self.event_time, self.features, self.ttl, constants)
+            entities = self.entities
+            if self.provenance and self.driving_product() is not None:
+                # a product's star has the provenance columns when the call asks for them
+                entities = f"SELECT * FROM {sqlgen.table_ref(entities)}"
+            sql = sqlgen.point_in_time_query(entities, self.event_time, self.features, self.ttl, constants)
         else:
             assert self._sql is not None
             sql = self._sql
