@@ -13,6 +13,7 @@ Layout (scale ~ TPC-H SF 0.01):
 
     data/sales/orders/o_year=YYYY/part-0.parquet   hive-partitioned by order year
     data/sales/lineitem/part-{0,1}.parquet
+    data/sales/customer_features/part-0.parquet     daily features per customer (from orders)
     data/customers/customer/customer.parquet
     data/customers/nation/nation.parquet
     data/customers/region/region.parquet
@@ -292,6 +293,15 @@ LINEITEM_SCHEMA = pa.schema([
 ])
 
 
+CUSTOMER_FEATURES_SCHEMA = pa.schema([
+    field("c_custkey", pa.int64(), False),
+    field("feature_date", pa.date32(), False),
+    field("created_at", pa.timestamp("us"), False),
+    field("orders_90d", pa.int64()),
+    field("spend_90d", DEC),
+    field("days_since_last_order", pa.int32()),
+])
+
 # orders as its first published version (0.9.0) had it.
 ORDERS_V0_SCHEMA = pa.schema(list(ORDERS_SCHEMA)[:6])
 
@@ -420,6 +430,55 @@ def gen_orders_and_lineitems():
     return orders, lines
 
 
+FEATURE_WINDOW = dt.timedelta(days=90)
+NIGHTLY_RUN = dt.time(2, 0)  # when the feature job runs, plus a minute per custkey % 60
+RERUN = dt.time(9, 30)  # when a day's features were computed a second time
+RERUN_EVERY = 601  # every 601st feature row (in file order) was computed twice
+
+
+def gen_customer_features(orders):
+    """sales.customer_features: what a nightly job computes from sales.orders, one row
+    per customer per day the customer ordered, dated the day after (feature_date): over
+    the 90 days before feature_date, the customer's orders and their total spend, and
+    the days between the customer's latest order and the one before it (NULL for a
+    first order). Every RERUN_EVERY-th row was computed again the same day (a later
+    created_at, different values), alternately because the first run had missed the
+    day's last order and because the second run had no spend figures (NULL), so rows
+    with the same customer and feature_date exist and the latest created_at is the one
+    that counts. Draws nothing from the shared random stream."""
+    placed = {}
+    for o in orders:
+        placed.setdefault(o[1], []).append((o[4], o[3]))
+    rows = []
+    for custkey in sorted(placed):
+        history = sorted(placed[custkey])
+        previous = None
+        for day in sorted({d for d, _ in history}):
+            feature_date = day + dt.timedelta(days=1)
+            window = [total for d, total in history if feature_date - FEATURE_WINDOW <= d < feature_date]
+            created = dt.datetime.combine(feature_date, NIGHTLY_RUN) + dt.timedelta(minutes=custkey % 60)
+            gap = (day - previous).days if previous is not None else None
+            rows.append([custkey, feature_date, created, len(window), sum(window, Decimal(0)), gap])
+            previous = day
+    rows.sort(key=lambda r: (r[1], r[0]))
+    reruns = []
+    for i in range(0, len(rows), RERUN_EVERY):
+        first = rows[i]
+        rerun = list(first)
+        rerun[2] = dt.datetime.combine(first[1], RERUN)
+        if (i // RERUN_EVERY) % 2 == 0:
+            # the nightly run missed the day's last order; the rerun has it
+            day_total = [t for d, t in placed[first[0]] if d == first[1] - dt.timedelta(days=1)][-1]
+            first[3] -= 1
+            first[4] -= day_total
+        else:
+            # the rerun had no spend figures
+            rerun[4] = None
+        reruns.append(rerun)
+    rows = sorted(rows + reruns, key=lambda r: (r[1], r[0], r[2]))
+    return [tuple(r) for r in rows]
+
+
 def main():
     if os.path.isdir(OUT):
         shutil.rmtree(OUT)
@@ -475,6 +534,10 @@ def main():
             "sales", "lineitem", "part-0.parquet")
     parquet([r for r in lineitem if r[0] > half], LINEITEM_SCHEMA,
             "sales", "lineitem", "part-1.parquet")
+
+    # customer_features: a nightly job's output, derived from the orders above.
+    parquet(gen_customer_features(orders), CUSTOMER_FEATURES_SCHEMA,
+            "sales", "customer_features", "part-0.parquet")
 
     for p, n in written:
         print("%-48s %7d rows %9d bytes" % (rel(p), n, os.path.getsize(p)))

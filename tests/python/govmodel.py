@@ -133,6 +133,8 @@ COLUMNS = {
                             "l_extendedprice", "l_discount", "l_tax", "l_returnflag", "l_linestatus",
                             "l_shipdate", "l_commitdate", "l_receiptdate", "l_shipinstruct", "l_shipmode",
                             "l_comment"],
+    ("sales", "customer_features"): ["c_custkey", "feature_date", "created_at", "orders_90d", "spend_90d",
+                                     "days_since_last_order"],
     ("customers", "customer"): ["c_custkey", "c_name", "c_address", "c_nationkey", "c_phone", "c_email",
                                 "c_acctbal", "c_mktsegment", "c_comment"],
     ("customers", "nation"): ["n_nationkey", "n_name", "n_regionkey", "n_comment"],
@@ -163,6 +165,10 @@ def _column(p: Principal, domain: str, product: str, col: str) -> str | None:
             return "CAST(date_trunc('month', o_orderdate) AS DATE)"
         if col == "o_clerk" and not steward:
             return _show_last_sql(col, 3)
+        return col
+    if (domain, product) == ("sales", "customer_features"):
+        if col == "spend_90d" and not (pii_reader or steward):
+            return "CAST(floor(spend_90d / 10000) * 10000 AS DECIMAL(15, 2))"
         return col
     if (domain, product) == ("customers", "customer"):
         if col in PII[(domain, product)] and not (pii_reader or steward):

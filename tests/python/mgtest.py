@@ -61,6 +61,7 @@ DEMO_DOMAINS = {"sales", "customers", "supply"}
 DEMO_PRODUCTS = {
     ("sales", "orders"),
     ("sales", "lineitem"),
+    ("sales", "customer_features"),  # ML features: entity key, event time, created at
     ("customers", "customer"),
     ("customers", "nation"),
     ("customers", "region"),
@@ -921,6 +922,7 @@ DUCKDB_SOURCES = {
         "hive_types = {'o_year': INTEGER})"
     ),
     "sales.lineitem": f"read_parquet('{DATA}/sales/lineitem/*.parquet')",
+    "sales.customer_features": f"read_parquet('{DATA}/sales/customer_features/*.parquet')",
     "customers.customer": f"read_parquet('{DATA}/customers/customer/*.parquet')",
     "customers.nation": f"read_parquet('{DATA}/customers/nation/*.parquet')",
     "customers.region": f"read_parquet('{DATA}/customers/region/*.parquet')",

@@ -210,7 +210,8 @@ def test_expression_mask_on_balance(pool):
 # --------------------------------------------------------------------------------------
 
 SELECT_STAR = [("ana", "sales", "orders"), ("ana", "customers", "customer"), ("sam", "customers", "customer"),
-               ("carl", "sales", "orders"), ("stella", "sales", "orders"), ("stella", "customers", "customer")]
+               ("carl", "sales", "orders"), ("stella", "sales", "orders"), ("stella", "customers", "customer"),
+               ("ana", "sales", "customer_features"), ("sam", "sales", "customer_features")]
 
 
 @pytest.mark.parametrize("user,domain,product", SELECT_STAR, ids=[f"{u}-{d}.{p}" for u, d, p in SELECT_STAR])

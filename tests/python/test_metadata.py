@@ -118,7 +118,8 @@ def test_get_objects_column_filter(adbc_conn):
         for t in s["db_schema_tables"] or []:
             for c in t["table_columns"] or []:
                 found.add((s["db_schema_name"], t["table_name"], c["column_name"]))
-    assert found == {("sales", "orders", "o_custkey"), ("customers", "customer", "c_custkey")}
+    assert found == {("sales", "orders", "o_custkey"), ("sales", "customer_features", "c_custkey"),
+                     ("customers", "customer", "c_custkey")}
 
 
 @pytest.mark.parametrize("domain, product", sorted(DEMO_PRODUCTS))
