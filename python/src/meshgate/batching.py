@@ -116,6 +116,16 @@ _TEMPORAL_WIDTH = {32: pa.int32(), 64: pa.int64()}
 _UNSIGNED = {pa.uint16(): pa.int32(), pa.uint32(): pa.int64(), pa.uint64(): pa.int64()}
 
 
+def _listed(array: pa.Array) -> list[Any]:
+    values: list[Any] = array.to_pylist()
+    return values
+
+
+def _ndarray(array: pa.Array, zero_copy: bool) -> np.ndarray:
+    values: np.ndarray = array.to_numpy(zero_copy_only=zero_copy)
+    return values
+
+
 def _numpy(name: str, array: pa.Array) -> np.ndarray | list[Any]:
     """One column as a NumPy array without a copy where Arrow allows (primitive values,
     no nulls), or as a Python list (strings, binary)."""
@@ -124,9 +134,9 @@ def _numpy(name: str, array: pa.Array) -> np.ndarray | list[Any]:
         array = array.dictionary_decode()
         kind = array.type
     if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
-        return array.to_pylist()
+        return _listed(array)
     if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_binary_view(kind):
-        return array.to_pylist()
+        return _listed(array)
     if pa.types.is_decimal(kind):
         array = pc.cast(array, pa.float64())
     elif pa.types.is_temporal(kind) and not pa.types.is_interval(kind):
@@ -142,10 +152,10 @@ def _numpy(name: str, array: pa.Array) -> np.ndarray | list[Any]:
         target = array.type if pa.types.is_floating(array.type) else pa.float64()
         if pa.types.is_boolean(array.type) or array.type in (pa.int8(), pa.int16(), pa.uint8()):
             target = pa.float32()
-        return pc.cast(array, target).to_numpy(zero_copy_only=False)  # nulls become NaN
+        return _ndarray(pc.cast(array, target), zero_copy=False)  # nulls become NaN
     if pa.types.is_boolean(array.type):
-        return array.to_numpy(zero_copy_only=False)  # Arrow packs booleans in bits
-    return array.to_numpy(zero_copy_only=True)
+        return _ndarray(array, zero_copy=False)  # Arrow packs booleans in bits
+    return _ndarray(array, zero_copy=True)
 
 
 def tensor_columns(batch: pa.RecordBatch) -> dict[str, np.ndarray | list[Any]]:
