@@ -616,3 +616,38 @@ def test_bad_feature_requests_are_clear_errors(demo_server, client):
         client.training_set("SELECT 1", products="sales.lineitem")
     with pytest.raises(ValueError, match="add up to"):
         client.training_set(products="sales.lineitem", splits={"a": 0.5, "b": 0.4}, split_key="l_orderkey")
+
+
+def test_connect_over_tls_with_a_client_certificate_or_a_token(start_server, tmp_path):
+    from mgtest import demo_mesh_doc, write_yaml
+    from tlscerts import CertificateAuthority
+
+    ca = CertificateAuthority("meshgate ml CA")
+    ca_file = ca.write(tmp_path / "ca.crt")
+    server_cert = ca.server(tmp_path / "server")
+    sam_cert = ca.client(tmp_path / "clients", "sam")
+    doc = demo_mesh_doc()
+    doc["auth"]["client_certificates"] = {"name_from": "subject_cn", "users": True}
+    config = write_yaml(tmp_path / "mesh.yaml", doc)
+    server = start_server(config, name="ml-tls", args=["--tls-cert", str(server_cert.cert), "--tls-key",
+                                                         str(server_cert.key), "--tls-client-ca", str(ca_file)])
+    assert server.uri.startswith("grpc+tls://")
+    by_certificate = meshgate.connect(server.uri, tls_root_certs=ca_file, cert_chain=sam_cert.cert,
+                                      private_key=sam_cert.key)
+    assert by_certificate.principal() == "sam"
+    manifest = by_certificate.training_set(products="customers.nation", shards=2).plan()
+    own_region = by_certificate.sql("SELECT count(*) AS n FROM customers.nation").column("n")[0].as_py()
+    assert manifest.principal == "sam" and manifest.to_arrow().num_rows == own_region == 5  # his region's nations
+    by_password = meshgate.connect(server.uri, username="ana", password="ana-demo", tls_root_certs=ca.pem,
+                                   cert_chain=sam_cert.cert_pem, private_key=sam_cert.key_pem)
+    assert by_password.principal() == "ana"  # credentials decide over the certificate
+    token = by_password._authorization.removeprefix("Bearer ")
+    by_token = meshgate.connect(server.uri, token=token, tls_root_certs=ca.pem, cert_chain=sam_cert.cert_pem,
+                                private_key=sam_cert.key_pem)
+    assert by_token.principal() == "ana"
+    with pytest.raises(meshgate.MeshgateError) as err:
+        meshgate.connect(server.uri, tls_root_certs=ca.pem).principal()  # no certificate: the handshake fails
+    assert err.value.code == "UNAVAILABLE" and "failed to connect" in err.value.message
+    for c in (by_certificate, by_password, by_token):
+        c.close()
+    server.stop()
