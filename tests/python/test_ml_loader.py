@@ -441,6 +441,11 @@ def test_from_manifest_reads_the_same_rows_again(planned, split_tables, client, 
     assert again.sql == planned.sql and again.schema.equals(planned.schema)
     for name in SPLITS:
         assert lines_of(again.to_arrow(name)) == lines_of(split_tables[name])  # the same rows in the same order
+    ana = meshgate.connect(planned.client.uri, username="ana", password="ana-demo")
+    with pytest.raises(meshgate.SnapshotChanged) as other:
+        meshgate.from_manifest(ana, path)  # planned by stella: what ana may read is another matter
+    assert "planned by principal 'stella', now read by 'ana'" in other.value.changes
+    ana.close()
     doc = json.loads(path.read_text())
     doc["sql"]["train"] = doc["sql"]["train"].replace("0.8", "0.9")
     path.write_text(json.dumps(doc))
@@ -604,6 +609,8 @@ def test_bad_feature_requests_are_clear_errors(demo_server, client):
     assert bad_ttl.code == "INVALID_ARGUMENT" and "forever" in bad_ttl.message
     unknown = plan(features=["customers.customer.no_such_column"])
     assert unknown.code == "INVALID_ARGUMENT" and "no_such_column" in unknown.message
+    keyless = plan(features=["supply.part.p_name"])  # supply.part declares no entity key
+    assert keyless.code == "INVALID_ARGUMENT" and "supply.part" in keyless.message
     carl = meshgate.connect(demo_server.uri, username="carl", password="carl-demo")
     with pytest.raises(meshgate.MeshgateError) as err:
         carl.training_set(entities=PIT_ENTITIES, event_time="o_orderdate",
