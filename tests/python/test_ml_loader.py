@@ -432,6 +432,9 @@ def test_pandas_polars_and_hugging_face_read_the_same_rows(planned, split_tables
     assert [h.num_shards for h in halves] == [4, 4]
     rows = [(r["l_orderkey"], r["l_linenumber"]) for h in halves for r in h]
     assert sorted(rows) == expected
+    # HF's own DataLoader workers each take whole shards
+    loader = torch.utils.data.DataLoader(hf, batch_size=None, num_workers=2, multiprocessing_context="forkserver")
+    assert sorted((int(r["l_orderkey"]), int(r["l_linenumber"])) for r in loader) == expected
 
 
 def test_from_manifest_reads_the_same_rows_again(planned, split_tables, client, tmp_path):
