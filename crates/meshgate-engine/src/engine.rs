@@ -378,6 +378,7 @@ impl Engine {
             .with_default_features()
             .with_physical_optimizer_rule(Arc::new(BalanceFilters))
             .with_physical_optimizer_rule(Arc::new(YieldInJoins))
+            .with_query_planner(Arc::new(crate::asof::MeshQueryPlanner))
             .build();
         if let Err(error) = crate::functions::register_dialect(&mut state, snapshot.catalog_name()) {
             tracing::error!(%error, "cannot register meshgate's SQL functions");
@@ -612,14 +613,16 @@ impl Engine {
         let dialect = state.config().options().sql_parser.dialect;
         let mut statement = state.sql_to_statement(sql, &dialect).map_err(EngineError::from)?;
         number_question_marks(&mut statement);
-        match &mut statement {
+        let markers = match &mut statement {
             Statement::Statement(inner) => rewrite_point_in_time(inner.as_mut(), sql, &view)?,
-            Statement::Explain(explain) => {
-                if let Statement::Statement(inner) = explain.statement.as_mut() {
-                    rewrite_point_in_time(inner.as_mut(), sql, &view)?;
-                }
-            }
-            _ => {}
+            Statement::Explain(explain) => match explain.statement.as_mut() {
+                Statement::Statement(inner) => rewrite_point_in_time(inner.as_mut(), sql, &view)?,
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        if !markers.is_empty() {
+            state.register_relation_planner(Arc::new(crate::asof::AsOfRelations::new(markers)))?;
         }
         rewrite_show_schemas(&mut statement)?;
         check_statement(&statement, sql)?;

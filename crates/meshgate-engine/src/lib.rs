@@ -1,6 +1,7 @@
 //! meshgate-engine: plans and runs SQL over a mesh snapshot in a locked DataFusion
 //! session — read-only queries over the mesh's products, nothing else.
 
+mod asof;
 mod balance;
 mod complexity;
 mod contracts;

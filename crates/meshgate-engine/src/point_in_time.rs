@@ -11,12 +11,13 @@
 //! `role: event_time` the feature's time (a product without one is static), and
 //! `role: created_at` breaks ties between rows of the same event time.
 //!
-//! The call is rewritten into ordinary SQL before anything else looks at the
-//! statement, so the statement guard, table checks, governance (row filters, masks,
-//! barriers), audit and lineage treat it like the SQL a user could write by hand: for
-//! each feature product in turn, a left join on the keys and the time window, then the
-//! first row per entity row by event time and creation, newest first. Entity rows are
-//! told apart by a random id, which is also what lets the result be read as shards.
+//! The call is rewritten before anything else looks at the statement: each feature
+//! product becomes a marker, a derived table that names the entities and the product
+//! as ordinary SQL (`SELECT * FROM <entities> CROSS JOIN <product>`), so the statement
+//! guard, table checks, governance (row filters, masks, barriers), audit and lineage
+//! treat them like tables written by hand. When the statement is planned, each marker
+//! becomes an as-of join ([`crate::asof`]): one pass over the entities, each row
+//! looking up its feature row in an index of the product's rows sorted by key and time.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -31,27 +32,27 @@ use datafusion::catalog::TableProvider;
 use meshgate_catalog::config::Role;
 use meshgate_policy::MeshView;
 
+use crate::asof::{AsOfSpec, MARKER, Marker};
 use crate::error::EngineError;
-use crate::shards::ENTITY_ROW;
 
 /// The table function's name.
 const FUNCTION: &str = "point_in_time";
 /// Names meshgate uses in the SQL it writes; user SQL may not use them.
 const RESERVED_PREFIX: &str = "__mesh_";
 
-/// Rewrites every `point_in_time(...)` in `statement` (parsed from `sql`) into the
-/// SQL it stands for.
+/// Rewrites every `point_in_time(...)` in `statement` (parsed from `sql`) into its
+/// markers; returns them, for [`crate::asof::AsOfRelations`] to plan.
 pub(crate) fn rewrite_point_in_time(
     statement: &mut SqlStatement,
     sql: &str,
     view: &MeshView,
-) -> Result<(), EngineError> {
+) -> Result<Vec<Marker>, EngineError> {
     check_reserved(sql)?;
-    let mut rewriter = Rewriter { view, error: None };
+    let mut rewriter = Rewriter { view, markers: Vec::new(), error: None };
     let _ = statement.visit(&mut rewriter);
     match rewriter.error {
         Some(error) => Err(error),
-        None => Ok(()),
+        None => Ok(rewriter.markers),
     }
 }
 
@@ -68,6 +69,7 @@ fn check_reserved(sql: &str) -> Result<(), EngineError> {
 
 struct Rewriter<'a> {
     view: &'a MeshView,
+    markers: Vec<Marker>,
     error: Option<EngineError>,
 }
 
@@ -79,16 +81,16 @@ impl VisitorMut for Rewriter<'_> {
         if !is_function(name) {
             return ControlFlow::Continue(());
         }
-        let rewritten = call(&args.args).and_then(|call| call.to_sql(self.view)).and_then(|sql| parse(&sql));
+        let alias = alias.clone().unwrap_or_else(|| TableAlias {
+            explicit: true,
+            name: Ident::new(FUNCTION),
+            columns: Vec::new(),
+            at: None,
+        });
+        let rewritten = call(&args.args).and_then(|call| call.to_factor(self.view, &mut self.markers, alias));
         match rewritten {
-            Ok(subquery) => {
-                let alias = alias.clone().unwrap_or_else(|| TableAlias {
-                    explicit: true,
-                    name: Ident::new(FUNCTION),
-                    columns: Vec::new(),
-                    at: None,
-                });
-                *factor = TableFactor::Derived { lateral: false, subquery, alias: Some(alias), sample: None };
+            Ok(marker) => {
+                *factor = marker;
                 ControlFlow::Continue(())
             }
             Err(error) => {
@@ -103,11 +105,22 @@ fn is_function(name: &ObjectName) -> bool {
     name.0.len() == 1 && name.0[0].as_ident().is_some_and(|ident| ident.value.eq_ignore_ascii_case(FUNCTION))
 }
 
-fn parse(sql: &str) -> Result<Box<Query>, EngineError> {
-    Parser::new(&GenericDialect {})
-        .try_with_sql(sql)
+/// The table factor `factor` (SQL text) stands for.
+fn parse_factor(factor: &str) -> Result<TableFactor, EngineError> {
+    let wrong = |problem: String| EngineError::Internal(format!("point_in_time wrote SQL that does not parse: {problem}"));
+    let query: Box<Query> = Parser::new(&GenericDialect {})
+        .try_with_sql(&format!("SELECT * FROM {factor}"))
         .and_then(|mut parser| parser.parse_query())
-        .map_err(|error| EngineError::Internal(format!("point_in_time wrote SQL that does not parse: {error}")))
+        .map_err(|error| wrong(error.to_string()))?;
+    match *query.body {
+        datafusion::sql::sqlparser::ast::SetExpr::Select(select) => select
+            .from
+            .into_iter()
+            .next()
+            .map(|tables| tables.relation)
+            .ok_or_else(|| wrong("no FROM".into())),
+        _ => Err(wrong("not a SELECT".into())),
+    }
 }
 
 /// The function's arguments.
@@ -165,11 +178,24 @@ fn call(args: &[FunctionArg]) -> Result<Call, EngineError> {
     })
 }
 
-/// A TTL as SQL understands it: a count and a unit.
+/// A TTL: a count and a unit.
 #[derive(Debug, Clone, PartialEq)]
 struct Interval {
     count: u64,
     unit: &'static str,
+}
+
+impl Interval {
+    fn micros(&self) -> i64 {
+        let seconds: i64 = match self.unit {
+            "seconds" => 1,
+            "minutes" => 60,
+            "hours" => 3_600,
+            "days" => 86_400,
+            _ => 7 * 86_400,
+        };
+        (self.count as i64).saturating_mul(seconds).saturating_mul(1_000_000)
+    }
 }
 
 /// `30 days` (every feature product) or `sales.f=30 days; customers.c=12 hours`.
@@ -230,7 +256,9 @@ struct FeatureProduct {
 }
 
 impl Call {
-    fn to_sql(&self, view: &MeshView) -> Result<String, EngineError> {
+    /// The marker that stands for this call (one per feature product, nested), its
+    /// joins recorded in `markers`.
+    fn to_factor(&self, view: &MeshView, markers: &mut Vec<Marker>, alias: TableAlias) -> Result<TableFactor, EngineError> {
         let products = self.feature_products(view)?;
         for (domain, product) in self.ttl.keys().flatten() {
             if !products.iter().any(|p| &p.domain == domain && &p.product == product) {
@@ -238,15 +266,14 @@ impl Call {
             }
         }
         let entity_columns = self.entity_columns(view);
-        let mut taken: Vec<String> = entity_columns.clone();
-        let entities = if self.entities.split_whitespace().count() == 1 && self.entities.contains('.') {
-            self.entities.clone()
+        let mut factor = if self.entities.split_whitespace().count() == 1 && self.entities.contains('.') {
+            let (domain, name) = self.entities.split_once('.').unwrap_or_default();
+            format!("{}.{} AS __mesh_e", quoted(domain.trim()), quoted(name.trim()))
         } else {
-            format!("({}) AS __mesh_entities", self.entities)
+            format!("({}) AS __mesh_e", self.entities)
         };
-        let mut sql = format!("SELECT *, uuid() AS {ENTITY_ROW} FROM {entities}");
-        let event_time = quoted(&self.event_time);
-        for product in &products {
+        let last = products.len() - 1;
+        for (position, product) in products.iter().enumerate() {
             if !entity_columns.is_empty()
                 && let Some(key) = product.keys.iter().find(|key| !entity_columns.contains(key))
             {
@@ -256,50 +283,33 @@ impl Call {
                     product.domain, product.product
                 )));
             }
-            let mut selected = Vec::new();
-            for column in &product.columns {
-                let clash = taken.iter().any(|t| t.eq_ignore_ascii_case(column))
-                    || products.iter().any(|other| {
-                        other.product != product.product && other.columns.iter().any(|c| c.eq_ignore_ascii_case(column))
-                    })
-                    || product.keys.iter().any(|key| key.eq_ignore_ascii_case(column));
-                let name = if clash { format!("{}__{column}", product.product) } else { column.clone() };
-                selected.push(format!("__mesh_f.{} AS {}", quoted(column), quoted(&name)));
-                taken.push(name);
-            }
-            let mut on: Vec<String> =
-                product.keys.iter().map(|key| format!("__mesh_e.{0} = __mesh_f.{0}", quoted(key))).collect();
-            let mut order = Vec::new();
-            if let Some(time) = &product.event_time {
-                let time = quoted(time);
-                on.push(format!("__mesh_f.{time} <= __mesh_e.{event_time}"));
-                let ttl = self
-                    .ttl
-                    .get(&Some((product.domain.clone(), product.product.clone())))
-                    .or_else(|| self.ttl.get(&None));
-                if let Some(ttl) = ttl {
-                    on.push(format!(
-                        "__mesh_f.{time} >= __mesh_e.{event_time} - INTERVAL '{} {}'",
-                        ttl.count, ttl.unit
-                    ));
-                }
-                order.push(format!("__mesh_f.{time} DESC NULLS LAST"));
-            }
-            if let Some(created) = &product.created_at {
-                order.push(format!("__mesh_f.{} DESC NULLS LAST", quoted(created)));
-            }
-            let order = if order.is_empty() { String::new() } else { format!(" ORDER BY {}", order.join(", ")) };
-            sql = format!(
-                "SELECT * EXCLUDE (__mesh_rank) FROM (SELECT __mesh_e.*, {selected}, row_number() OVER \
-                 (PARTITION BY __mesh_e.{ENTITY_ROW}{order}) AS __mesh_rank FROM ({sql}) AS __mesh_e \
-                 LEFT JOIN {domain}.{name} AS __mesh_f ON {on}) WHERE __mesh_rank = 1",
-                selected = selected.join(", "),
-                domain = quoted(&product.domain),
-                name = quoted(&product.product),
-                on = on.join(" AND "),
+            let ttl = self
+                .ttl
+                .get(&Some((product.domain.clone(), product.product.clone())))
+                .or_else(|| self.ttl.get(&None))
+                .filter(|_| product.event_time.is_some());
+            let spec = AsOfSpec {
+                product: format!("{}.{}", product.domain, product.product),
+                keys: product.keys.clone(),
+                entity_time: self.event_time.clone(),
+                feature_time: product.event_time.clone(),
+                created: product.created_at.clone(),
+                outputs: product.columns.iter().map(|column| (column.clone(), column.clone())).collect(),
+                ttl_micros: ttl.map(Interval::micros),
+            };
+            let number = markers.len();
+            markers.push(Marker {
+                spec,
+                product_name: product.product.clone(),
+                alias: (position == last).then(|| alias.clone()),
+            });
+            factor = format!(
+                "(SELECT * FROM {factor} CROSS JOIN {}.{} AS __mesh_f) AS {MARKER}{number}",
+                quoted(&product.domain),
+                quoted(&product.product)
             );
         }
-        Ok(format!("SELECT * EXCLUDE ({ENTITY_ROW}) FROM ({sql})"))
+        parse_factor(&factor)
     }
 
     /// The entities' column names when they are a product (to name features apart).
@@ -323,9 +333,7 @@ impl Call {
             // The columns as the caller sees them: one hidden from them is unknown.
             let governed = view.table(domain, product).map_err(EngineError::from)?;
             if governed.is_none_or(|table| table.schema().field_with_name(column).is_err()) {
-                return Err(EngineError::InvalidSql(format!(
-                    "{FUNCTION}: {domain}.{product} has no column {column}"
-                )));
+                return Err(EngineError::InvalidSql(format!("{FUNCTION}: {domain}.{product} has no column {column}")));
             }
             let with_role = |role: Role| -> Vec<String> {
                 declared.iter().filter(|c| c.role == Some(role)).map(|c| c.name.clone()).collect()
@@ -350,11 +358,12 @@ impl Call {
                     times.len()
                 )));
             }
+            let event_time = times.into_iter().next();
             products.push(FeatureProduct {
                 domain: domain.clone(),
                 product: product.clone(),
                 keys,
-                event_time: times.into_iter().next(),
+                event_time,
                 created_at: with_role(Role::CreatedAt).into_iter().next(),
                 columns: vec![column.clone()],
             });

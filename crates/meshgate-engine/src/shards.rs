@@ -11,8 +11,7 @@
 //! that keep the driving side's rows, exchanges and sorts (they move rows, never
 //! combine them). Aggregates, limits, windows over the whole result and joins that
 //! emit the other side's unmatched rows would give each shard its own answer, so
-//! such plans are refused. The only window allowed is one partitioned by a
-//! point-in-time join's entity row id, which never spans two driving rows.
+//! such plans are refused. A point-in-time join keeps its entity rows apart too.
 
 use std::sync::Arc;
 
@@ -22,7 +21,6 @@ use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanC
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::datasource::listing::{FileRange, PartitionedFile};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
@@ -33,15 +31,11 @@ use datafusion::physical_plan::projection::ProjectionExec;
 use datafusion::physical_plan::repartition::RepartitionExec;
 use datafusion::physical_plan::sorts::sort::SortExec;
 use datafusion::physical_plan::sorts::sort_preserving_merge::SortPreservingMergeExec;
-use datafusion::physical_plan::windows::{BoundedWindowAggExec, WindowAggExec};
 use meshgate_catalog::ProductScanExec;
 use meshgate_policy::{BarrierExec, GovernedTable};
 use sha2::{Digest, Sha256};
 
 use crate::error::EngineError;
-
-/// The column a point-in-time join numbers its entity rows in (unique per row).
-pub(crate) const ENTITY_ROW: &str = "__mesh_entity_row";
 
 /// The product whose files a query's shards divide: the first product it names.
 pub(crate) fn driving_product(plan: &LogicalPlan) -> Option<String> {
@@ -185,14 +179,9 @@ fn check_operator(node: &Arc<dyn ExecutionPlan>, driving_child: usize) -> Result
     if node.is::<CrossJoinExec>() {
         return Ok(());
     }
-    let partitioned_by_entity = |keys: Vec<Arc<dyn datafusion::physical_expr::PhysicalExpr>>| {
-        keys.iter().any(|key| key.downcast_ref::<Column>().is_some_and(|column| column.name() == ENTITY_ROW))
-    };
-    if let Some(window) = node.downcast_ref::<BoundedWindowAggExec>() {
-        return if partitioned_by_entity(window.partition_keys()) { Ok(()) } else { Err(refused(node, "a window")) };
-    }
-    if let Some(window) = node.downcast_ref::<WindowAggExec>() {
-        return if partitioned_by_entity(window.partition_keys()) { Ok(()) } else { Err(refused(node, "a window")) };
+    if node.is::<crate::asof::AsOfJoinExec>() {
+        // Entities stream through one by one; the features are read whole.
+        return if driving_child == 0 { Ok(()) } else { Err(refused(node, "a point-in-time join on its feature side")) };
     }
     Err(refused(node, "an operator that combines rows (aggregation, DISTINCT, LIMIT, UNION or a window)"))
 }
