@@ -661,3 +661,34 @@ def test_connect_over_tls_with_a_client_certificate_or_a_token(start_server, tmp
     for c in (by_certificate, by_password, by_token):
         c.close()
     server.stop()
+
+
+def test_entities_named_by_product_carry_provenance_and_ttls_compile_either_way(client):
+    manifest = client.training_set(
+        entities="sales.customer_features", event_time="feature_date",
+        features=["customers.customer.c_mktsegment"], provenance=True, shards=3,
+    ).plan()
+    table = manifest.to_arrow()
+    assert table.num_rows == client.sql("SELECT count(*) AS n FROM sales.customer_features").column("n")[0].as_py()
+    version = descriptor_version(TESTDATA / "domains" / "sales" / "products" / "customer_features.yaml")
+    assert set(zip(table.column("_source_product").to_pylist(), table.column("_source_version").to_pylist())) == {
+        ("customer_features", version)}
+    files: dict[str, pa.Table] = {}
+    for row in table.slice(0, 3000).to_pylist():
+        path = "/" + row["_source_file"]
+        if path not in files:
+            files[path] = pq.read_table(path, columns=["c_custkey", "feature_date", "created_at"])
+        assert files[path].slice(row["_source_row"], 1).to_pylist()[0] == {
+            k: row[k] for k in ("c_custkey", "feature_date", "created_at")}
+
+    def features(ttl):
+        return client.training_set(entities=PIT_ENTITIES, event_time="o_orderdate",
+                                   features=["sales.customer_features.orders_90d"], ttl=ttl, shards=2).plan().to_arrow()
+
+    from datetime import timedelta
+
+    one = features("30 days")
+    assert features({"sales.customer_features": "30 days"}).sort_by("o_orderkey").equals(one.sort_by("o_orderkey"))
+    assert features(timedelta(days=30)).sort_by("o_orderkey").equals(one.sort_by("o_orderkey"))
+    longer = features("365 days")
+    assert one.column("orders_90d").null_count > longer.column("orders_90d").null_count  # older rows expire

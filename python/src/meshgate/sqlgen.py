@@ -102,7 +102,11 @@ def _duration(value: str | timedelta) -> str:
         seconds = value.total_seconds()
         if seconds <= 0 or seconds != int(seconds):
             raise ValueError(f"a TTL is a positive whole number of seconds, not {value!r}")
-        return f"{int(seconds)} seconds"
+        whole = int(seconds)
+        for unit, size in (("weeks", 604_800), ("days", 86_400), ("hours", 3_600), ("minutes", 60)):
+            if whole % size == 0:
+                return f"{whole // size} {unit}"  # the largest exact unit keeps the count small
+        return f"{whole} seconds"
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"a TTL is a duration such as '30 days' or a timedelta, not {value!r}")
     return value.strip()
