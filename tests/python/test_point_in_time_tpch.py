@@ -1,0 +1,228 @@
+"""Point-in-time joins on TPC-H-derived feature products, in a temporary mesh of the
+demo's orders and lineitem and two feature products computed here from them with DuckDB:
+features.customer_daily (per customer and ship day, the 30 days up to it; a timestamp
+event time, four files) and features.customer_returns (per customer and receipt day,
+the 90 days up to it; a date event time, ties broken by computed_at, two files). Checked
+against DuckDB's ASOF LEFT JOIN (pitkit.asof) with order dates and order times as
+entity times, day and sub-day TTLs, both products at once with their own TTLs, and as
+shards."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.flight as flight
+import pyarrow.parquet as pq
+import pytest
+
+from mgtest import (
+    DATA,
+    Rows,
+    assert_same_rows,
+    cmd_statement_query,
+    flight_client,
+    flight_sql_query,
+    with_open_governance,
+    write_yaml,
+)
+from pitkit import Feature, asof, pit, shards, source
+
+
+# Per customer and ship day, over the 30 days up to that day (the day included): the
+# quantity, extended price and number of lines shipped; available at 18:00 that day.
+DAILY_SQL = """
+WITH lines AS (
+    SELECT o.o_custkey AS c_custkey, l.l_shipdate AS day, l.l_quantity, l.l_extendedprice
+    FROM {lineitem} l JOIN {orders} o ON l.l_orderkey = o.o_orderkey
+), daily AS (
+    SELECT c_custkey, day, sum(l_quantity) AS q, sum(l_extendedprice) AS p, count(*) AS n FROM lines GROUP BY ALL
+)
+SELECT c_custkey, CAST(day AS TIMESTAMP) + INTERVAL 18 HOUR AS as_of,
+       CAST(sum(q) OVER w AS DECIMAL(15, 2)) AS qty_30d,
+       CAST(sum(p) OVER w AS DECIMAL(15, 2)) AS price_30d,
+       sum(n) OVER w AS lines_30d
+FROM daily
+WINDOW w AS (PARTITION BY c_custkey ORDER BY day RANGE BETWEEN INTERVAL 29 DAYS PRECEDING AND CURRENT ROW)
+"""
+DAILY_SCHEMA = pa.schema([
+    pa.field("c_custkey", pa.int64(), nullable=False),
+    pa.field("as_of", pa.timestamp("us"), nullable=False),
+    pa.field("qty_30d", pa.decimal128(15, 2)),
+    pa.field("price_30d", pa.decimal128(15, 2)),
+    pa.field("lines_30d", pa.int64()),
+])
+DAILY_COLUMNS = ["qty_30d", "price_30d", "lines_30d"]
+
+# Per customer and receipt day, over the 90 days up to that day: the lines returned and
+# their value, computed the next day at 01:00; every 50th or so (by key and day) computed
+# again at 05:00 with other values, so rows of one customer and day tie.
+RETURNS_SQL = """
+WITH d AS (
+    SELECT o.o_custkey AS c_custkey, l.l_receiptdate AS day, count(*) AS n, sum(l.l_extendedprice) AS v
+    FROM {lineitem} l JOIN {orders} o ON l.l_orderkey = o.o_orderkey WHERE l.l_returnflag = 'R' GROUP BY ALL
+), w AS (
+    SELECT c_custkey, day, sum(n) OVER w AS returned_lines_90d,
+           CAST(sum(v) OVER w AS DECIMAL(15, 2)) AS returned_value_90d
+    FROM d WINDOW w AS (PARTITION BY c_custkey ORDER BY day RANGE BETWEEN INTERVAL 89 DAYS PRECEDING AND CURRENT ROW)
+)
+SELECT c_custkey, day, CAST(day AS TIMESTAMP) + INTERVAL 25 HOUR AS computed_at, returned_lines_90d, returned_value_90d
+FROM w
+UNION ALL
+SELECT c_custkey, day, CAST(day AS TIMESTAMP) + INTERVAL 29 HOUR, returned_lines_90d + 100, NULL
+FROM w WHERE (c_custkey + (day - DATE '1992-01-01')) % 50 = 0
+"""
+RETURNS_SCHEMA = pa.schema([
+    pa.field("c_custkey", pa.int64(), nullable=False),
+    pa.field("day", pa.date32(), nullable=False),
+    pa.field("computed_at", pa.timestamp("us"), nullable=False),
+    pa.field("returned_lines_90d", pa.int64()),
+    pa.field("returned_value_90d", pa.decimal128(15, 2)),
+])
+RETURNS_COLUMNS = ["returned_lines_90d", "returned_value_90d"]
+
+
+def write_features(folder: Path, sql: str, schema: pa.Schema, files: int) -> None:
+    """`sql` over the demo's lineitem and orders, computed by DuckDB, as Parquet files
+    in `folder` (customers split by key modulo `files`)."""
+    folder.mkdir()
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        relation = con.sql(sql.format(lineitem=source("sales.lineitem"), orders=source("sales.orders")))
+        table = relation.to_arrow_table().cast(schema)
+    finally:
+        con.close()
+    table = table.sort_by([(schema.names[0], "ascending"), (schema.names[1], "ascending")])
+    keys = table.column(schema.names[0]).to_pylist()
+    for part in range(files):
+        rows = table.filter(pa.array([k % files == part for k in keys]))
+        assert rows.num_rows > 0
+        pq.write_table(rows, folder / f"part-{part}.parquet", row_group_size=4_000)
+
+
+@pytest.fixture(scope="module")
+def tpch(start_server, tmp_path_factory):
+    """A mesh of the demo's orders and lineitem, and two feature products written here
+    from them: features.customer_daily (four files, a timestamp event time) and
+    features.customer_returns (two files, a date event time, ties broken by
+    computed_at)."""
+    root = tmp_path_factory.mktemp("pit-tpch")
+    folder = root / "customer_daily"
+    write_features(folder, DAILY_SQL, DAILY_SCHEMA, 4)
+    returns = root / "customer_returns"
+    write_features(returns, RETURNS_SQL, RETURNS_SCHEMA, 2)
+    mesh = with_open_governance({
+        "catalog": "mesh",
+        "domains": {
+            "sales": {"owner": "sales-data@corp.example", "products": [
+                {"name": "orders", "location": str(DATA / "sales" / "orders") + "/", "format": "parquet",
+                 "partitions": [{"name": "o_year", "type": "int32"}]},
+                {"name": "lineitem", "location": str(DATA / "sales" / "lineitem") + "/", "format": "parquet"},
+            ]},
+            "features": {"owner": "ml@corp.example", "products": [
+                {"name": "customer_daily", "location": str(folder) + "/", "format": "parquet",
+                 "description": "What each customer had shipped in the 30 days up to a day, from sales.lineitem",
+                 "schema": [
+                     {"name": "c_custkey", "type": "int64", "nullable": False, "role": "entity_key"},
+                     {"name": "as_of", "type": "timestamp", "nullable": False, "role": "event_time"},
+                     {"name": "qty_30d", "type": "decimal(15, 2)", "role": "feature"},
+                     {"name": "price_30d", "type": "decimal(15, 2)", "role": "feature"},
+                     {"name": "lines_30d", "type": "int64", "role": "feature"},
+                 ]},
+                {"name": "customer_returns", "location": str(returns) + "/", "format": "parquet",
+                 "description": "What each customer returned in the 90 days up to a day, from sales.lineitem",
+                 "schema": [
+                     {"name": "c_custkey", "type": "int64", "nullable": False, "role": "entity_key"},
+                     {"name": "day", "type": "date32", "nullable": False, "role": "event_time"},
+                     {"name": "computed_at", "type": "timestamp", "nullable": False, "role": "created_at"},
+                     {"name": "returned_lines_90d", "type": "int64", "role": "feature"},
+                     {"name": "returned_value_90d", "type": "decimal(15, 2)", "role": "feature"},
+                 ]},
+            ]},
+        },
+    })
+    srv = start_server(write_yaml(root / "mesh.yaml", mesh), name="pit-tpch")
+    client = flight_client(srv.uri)
+    yield client, str(folder), str(returns)
+    client.close()
+    srv.stop(check=True)
+
+
+def daily(folder: str, ttl: str | None = None) -> Feature:
+    return Feature(f"read_parquet('{folder}/*.parquet')", ["c_custkey"], "as_of", None, list(DAILY_COLUMNS), ttl)
+
+
+def returned(folder: str, ttl: str | None = None) -> Feature:
+    return Feature(f"read_parquet('{folder}/*.parquet')", ["c_custkey"], "day", "computed_at", list(RETURNS_COLUMNS),
+                   ttl)
+
+
+TPCH_ENTITIES = {
+    # order dates (midnight) against 18:00 features: a day's shipments count from the next day
+    "dates": ("SELECT o_orderkey, o_custkey AS c_custkey, o_orderdate AS at FROM {orders}"),
+    # order times in the afternoon
+    "times": ("SELECT o_orderkey, o_custkey AS c_custkey, CAST(o_orderdate AS TIMESTAMP) + INTERVAL '20 hours' AS at "
+              "FROM {orders}"),
+}
+
+
+# Features are at 18:00: for orders at midnight the newest is at least 6 hours old (none
+# within 3 hours), for orders at 20:00 those of the day are 2 hours old.
+TPCH_TTLS = [None, "30 days", "3 weeks", "36 hours", "180 minutes"]
+
+
+@pytest.mark.parametrize("ttl", TPCH_TTLS)
+@pytest.mark.parametrize("entities", sorted(TPCH_ENTITIES))
+def test_tpch_daily_features_match_duckdb_asof(tpch, entities, ttl):
+    client, folder, _ = tpch
+    template = TPCH_ENTITIES[entities]
+    sql = pit(template.replace("{orders}", "sales.orders"), "at",
+              [f"features.customer_daily.{c}" for c in DAILY_COLUMNS], ttl)
+    got = flight_sql_query(client, sql)
+    assert got.column_names == ["o_orderkey", "c_custkey", "at"] + DAILY_COLUMNS
+    expected = asof(template.replace("{orders}", source("sales.orders")), "at", [daily(folder, ttl)])
+    assert_same_rows(got, expected)
+    found = sum(r[3] is not None for r in expected.rows)
+    if (entities, ttl) == ("dates", "180 minutes"):
+        assert found == 0
+    else:
+        assert found > 100, found
+
+
+TWO_PRODUCTS_TTL = "features.customer_daily=30 days; features.customer_returns=90 days"
+
+
+def two_products_sql() -> str:
+    features = [f"features.customer_daily.{c}" for c in DAILY_COLUMNS]
+    features += [f"features.customer_returns.{c}" for c in RETURNS_COLUMNS]
+    return pit(TPCH_ENTITIES["dates"].replace("{orders}", "sales.orders"), "at", features, TWO_PRODUCTS_TTL)
+
+
+def two_products_expected(daily_folder: str, returns_folder: str) -> Rows:
+    return asof(TPCH_ENTITIES["dates"].replace("{orders}", source("sales.orders")), "at",
+                [daily(daily_folder, "30 days"), returned(returns_folder, "90 days")])
+
+
+def test_tpch_two_feature_products_with_their_own_ttls_and_ties(tpch):
+    client, folder, returns = tpch
+    got = flight_sql_query(client, two_products_sql())
+    assert got.column_names == ["o_orderkey", "c_custkey", "at"] + DAILY_COLUMNS + RETURNS_COLUMNS
+    expected = two_products_expected(folder, returns)
+    assert_same_rows(got, expected)
+    # the recomputed rows (100 more lines, no value) are picked where they apply
+    recomputed = [r for r in expected.rows if r[6] is not None and r[6] > 100]
+    assert recomputed and all(r[7] is None for r in recomputed)
+    assert sum(r[6] is not None for r in expected.rows) > 1_000
+
+
+def test_tpch_shards_make_the_result(tpch):
+    client, folder, returns = tpch
+    sql = two_products_sql()
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(sql)), shards(5))
+    assert len(info.endpoints) == 5
+    union = pa.concat_tables([client.do_get(e.ticket, shards(5)).read_all() for e in info.endpoints])
+    keys = union.column("o_orderkey").to_pylist()
+    assert len(keys) == len(set(keys)) == 15_000
+    assert_same_rows(union, two_products_expected(folder, returns))
