@@ -110,8 +110,9 @@ class Manifest:
             )
 
     def to_json(self, indent: int | None = 2) -> str:
-        """The manifest as JSON text (keys sorted)."""
-        return json.dumps(self._body, sort_keys=True, indent=indent, ensure_ascii=False)
+        """The manifest as JSON text, fields in the order they were planned (splits in the
+        order given); the id is computed over the canonical form, keys sorted."""
+        return json.dumps(self._body, indent=indent, ensure_ascii=False)
 
     def to_dict(self) -> dict[str, Any]:
         """A deep copy of the manifest's JSON object."""
