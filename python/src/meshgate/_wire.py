@@ -10,6 +10,8 @@ from __future__ import annotations
 PURPOSE_HEADER = "x-meshgate-purpose"
 SHARDS_HEADER = "x-meshgate-shards"
 PROVENANCE_HEADER = "x-meshgate-provenance"
+# Names the training set a shard read belongs to (recorded in the audit log and lineage).
+TRAINING_SET_HEADER = "x-meshgate-training-set"
 SNAPSHOT_ACTION = "meshgate.training_snapshot"
 MAX_SHARDS = 1024
 

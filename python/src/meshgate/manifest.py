@@ -57,6 +57,14 @@ class Shard:
     ticket: bytes
     purpose: str | None = None
     provenance: bool = False
+    manifest_id: str | None = None
+
+    @property
+    def training_set(self) -> str | None:
+        """``<manifest id>/<split>/<index>-of-<count>``: what the read is recorded as."""
+        if self.manifest_id is None:
+            return None
+        return f"{self.manifest_id}/{self.split}/{self.index}-of-{self.count}"
 
     def headers(self) -> list[tuple[str, str]]:
         out = []
@@ -64,10 +72,14 @@ class Shard:
             out.append((_wire.PURPOSE_HEADER, self.purpose))
         if self.provenance:
             out.append((_wire.PROVENANCE_HEADER, "true"))
+        if self.training_set is not None:
+            out.append((_wire.TRAINING_SET_HEADER, self.training_set))
         return out
 
     def read(self, client: Client) -> pa.RecordBatchReader:
-        """Stream the shard's rows (DoGet of its ticket with the training set's purpose)."""
+        """Stream the shard's rows: DoGet of its ticket with the training set's purpose,
+        naming the training set (``x-meshgate-training-set``) for the audit log and
+        lineage."""
         return client.read_ticket(self.ticket, self.headers())
 
 
@@ -225,6 +237,7 @@ class Manifest:
                 ticket=base64.b64decode(t),
                 purpose=self.purpose,
                 provenance=bool(self._body.get("provenance")),
+                manifest_id=self.id,
             )
             for i, t in enumerate(tickets)
         ]
