@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from . import _wire, sqlgen
-from .errors import MeshgateError
+from .errors import MeshgateError, SnapshotChanged
+from .snapshot import snapshot_changes
 
 if TYPE_CHECKING:
     from .client import Client
@@ -22,6 +23,7 @@ __all__ = ["TrainingSet", "ALL"]
 # The name of the only split of a training set without splits.
 ALL = "all"
 DEFAULT_SALT = "meshgate"
+_PLAN_ATTEMPTS = 3
 
 
 class TrainingSet:
@@ -188,16 +190,25 @@ class TrainingSet:
         Raises:
             MeshgateError: the server's refusal (``NOT_FOUND`` for a product the caller
                 cannot see, ``INVALID_ARGUMENT`` for a query that cannot be sharded, ...).
+            SnapshotChanged: the data kept changing while it was planned (three times).
         """
         from .manifest import Manifest, schema_record
 
         headers = self.headers()
         principal = self.client.principal()
         query = self.base_sql()
-        snapshot = self.client.snapshot(query, headers)
-        constants = self._constants(snapshot)
-        sqls = self.split_sql(constants)
-        tickets, schema = plan_splits(self.client, sqls, headers, self.shards)
+        for _ in range(_PLAN_ATTEMPTS):
+            # the snapshot is taken before and after planning, so the manifest never pairs
+            # tickets with a snapshot of other files (a write landed in between: plan again)
+            snapshot = self.client.snapshot(query, headers)
+            constants = self._constants(snapshot)
+            sqls = self.split_sql(constants)
+            tickets, schema = plan_splits(self.client, sqls, headers, self.shards)
+            changes = snapshot_changes(snapshot, self.client.snapshot(query, headers))
+            if not changes:
+                break
+        else:
+            raise SnapshotChanged(changes)
         body: dict[str, Any] = {
             "format": Manifest.FORMAT,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
