@@ -692,3 +692,36 @@ def test_entities_named_by_product_carry_provenance_and_ttls_compile_either_way(
     assert features(timedelta(days=30)).sort_by("o_orderkey").equals(one.sort_by("o_orderkey"))
     longer = features("365 days")
     assert one.column("orders_90d").null_count > longer.column("orders_90d").null_count  # older rows expire
+
+def test_an_expired_token_is_renewed_with_the_password_and_before_pickling(start_server, tmp_path, monkeypatch):
+    import pickle
+
+    from mgtest import demo_mesh_doc, flight_client, flight_sql_query, write_yaml
+
+    doc = demo_mesh_doc()
+    doc["auth"]["token_ttl_secs"] = 1
+    server = start_server(write_yaml(tmp_path / "mesh.yaml", doc), name="ml-token")
+    client = meshgate.connect(server.uri, username="stella", password="stella-demo")
+    first = client._authorization
+    manifest = client.training_set(products="customers.region", shards=2).plan()
+
+    def expired() -> bool:
+        probe = flight_client(server.uri, bearer=first.removeprefix("Bearer "))
+        try:
+            flight_sql_query(probe, "SELECT 1")
+            return False
+        except Exception:
+            return True
+        finally:
+            probe.close()
+
+    wait_for(expired, "the first token to expire", timeout=30)
+    assert manifest.to_arrow().num_rows == 5  # DoGet: refused with the old token, then logged in again
+    assert client._authorization != first
+    monkeypatch.setattr(meshgate.client, "_REFRESH_AFTER_SECS", 0.0)
+    second = client._authorization
+    copy = pickle.loads(pickle.dumps(client))
+    assert copy._authorization != second and copy._authorization == client._authorization
+    assert copy._credentials is None and copy.principal() == "stella"
+    client.close()
+    server.stop()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
 __all__ = ["Client", "connect"]
 
 Pem = str | bytes | os.PathLike[str]
+T = TypeVar("T")
+# A pickled client gets a fresh token when its login is older than this (DataLoader
+# workers are handed the client each epoch, and tokens expire).
+_REFRESH_AFTER_SECS = 60.0
 
 # The process that opened a Flight (gRPC) connection. gRPC does not survive fork: a
 # process forked from it hangs on its first call, so that is refused with a clear error.
@@ -69,7 +74,9 @@ def connect(
     Returns:
         A :class:`Client`. It can be pickled (e.g. into DataLoader worker processes): the
         pickle carries the URI, TLS material, headers and the bearer token, never a
-        password.
+        password. With username and password, an expired token is renewed by logging in
+        again (in the process that connected), and a client older than a minute logs in
+        again before it is pickled, so workers start with a fresh token.
 
     Raises:
         MeshgateError: ``UNAUTHENTICATED`` when the credentials are refused,
@@ -114,6 +121,8 @@ class Client:
         self.uri = uri
         self._authorization: str | None = f"Bearer {token}" if token is not None else None
         self._basic_only = False
+        self._credentials: tuple[str, str] | None = None  # kept in memory, never pickled
+        self._login_at = 0.0
         self._tls_root_certs = tls_root_certs
         self._cert_chain = cert_chain
         self._private_key = private_key
@@ -149,6 +158,8 @@ class Client:
     def _login(self, username: str, password: str) -> None:
         with server_errors():
             pair = self._flight().authenticate_basic_token(username, password)
+        self._credentials = (username, password)
+        self._login_at = time.monotonic()
         name, value = (bytes(x).decode("latin-1") for x in pair) if pair else ("", "")
         if name.lower() == "authorization" and value:
             self._authorization = value
@@ -164,19 +175,37 @@ class Client:
             pairs.append(("authorization", self._authorization))
         return flight.FlightCallOptions(headers=[(k.encode(), v.encode()) for k, v in pairs])
 
+    def _authenticated(self, call: Callable[[], T]) -> T:
+        """``call()``, with server errors as MeshgateError; when the server no longer takes
+        the token (it expired) and this process logged in with a password, log in again
+        and call once more."""
+        try:
+            with server_errors():
+                return call()
+        except MeshgateError as exc:
+            if exc.code != "UNAUTHENTICATED" or self._credentials is None or self._pid != os.getpid():
+                raise
+        self._login(*self._credentials)
+        with server_errors():
+            return call()
+
     def flight_info(self, sql: str, headers: Iterable[tuple[str, str]] = ()) -> flight.FlightInfo:
         """GetFlightInfo for a SQL query (a Flight SQL ``CommandStatementQuery``), with
         extra call headers such as ``x-meshgate-shards``."""
         descriptor = flight.FlightDescriptor.for_command(_wire.statement_query(sql))
-        with server_errors():
-            return self._flight().get_flight_info(descriptor, self._options(headers))
+        extra = list(headers)
+        return self._authenticated(lambda: self._flight().get_flight_info(descriptor, self._options(extra)))
 
     def read_ticket(self, ticket: bytes, headers: Iterable[tuple[str, str]] = ()) -> pa.RecordBatchReader:
         """DoGet one ticket; server errors (also those arriving mid-stream) are raised as
         :class:`~meshgate.MeshgateError`."""
-        with server_errors():
-            reader = self._flight().do_get(flight.Ticket(ticket), self._options(headers))
-            schema = reader.schema
+        extra = list(headers)
+
+        def start() -> tuple[flight.FlightStreamReader, pa.Schema]:
+            reader = self._flight().do_get(flight.Ticket(ticket), self._options(extra))
+            return reader, reader.schema
+
+        reader, schema = self._authenticated(start)
 
         def batches() -> Iterable[pa.RecordBatch]:
             with server_errors():
@@ -192,9 +221,13 @@ class Client:
 
     def action(self, kind: str, body: bytes, headers: Iterable[tuple[str, str]] = ()) -> list[bytes]:
         """DoAction; the bodies of its results."""
-        with server_errors():
-            results = self._flight().do_action(flight.Action(kind, body), self._options(headers))
+        extra = list(headers)
+
+        def run() -> list[bytes]:
+            results = self._flight().do_action(flight.Action(kind, body), self._options(extra))
             return [r.body.to_pybytes() for r in results]
+
+        return self._authenticated(run)
 
     # -- conveniences ---------------------------------------------------------------------
 
@@ -255,9 +288,12 @@ class Client:
                 "this client authenticates with Basic credentials on every call (the server gave no "
                 "token), and a password is never pickled: connect with token= to share the client"
             )
+        if self._credentials is not None and time.monotonic() - self._login_at > _REFRESH_AFTER_SECS:
+            self._login(*self._credentials)
         state = dict(self.__dict__)
         state["_flight_client"] = None
         state["_pid"] = -1
+        state["_credentials"] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
