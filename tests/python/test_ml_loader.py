@@ -321,7 +321,8 @@ SPLITS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 
 
 def split_hash(salt: str, *keys) -> float:
-    """mesh_split_hash as docs/ml.md defines it (SHA-256, the first 53 bits as a fraction)."""
+    """mesh_split_hash as docs/ml.md defines it (SHA-256, the first 53 bits as a fraction),
+    written out here independently of the package's meshgate.split_hash."""
     data = salt.encode()
     for key in keys:
         data += b"\x1f" + (b"\x00" if key is None else str(key).encode())
@@ -374,6 +375,16 @@ def test_a_planned_training_set_reads_every_row_once_in_its_split(planned, split
         everything += keys
     assert sorted(everything) == sorted(all_lines)
     assert 0.75 < split_tables["train"].num_rows / len(all_lines) < 0.85
+    # the package tells a key's split without the server, as the server decided it
+    for name, table in split_tables.items():
+        for key in table.column("l_orderkey").to_pylist()[:300]:
+            assert planned.split_of(key) == name
+    hashed = planned.client.sql("SELECT l_orderkey, l_shipdate, l_returnflag, mesh_split_hash('s', l_orderkey, "
+                                "l_shipdate, l_returnflag, CAST(NULL AS BIGINT)) AS h FROM sales.lineitem LIMIT 200")
+    for row in hashed.to_pylist():
+        assert meshgate.split_hash("s", row["l_orderkey"], row["l_shipdate"], row["l_returnflag"], None) == row["h"]
+    with pytest.raises(TypeError, match="ask the server"):
+        meshgate.split_hash("s", 1.5)
 
 
 def test_provenance_columns_point_at_the_rows_in_their_files(split_tables):

@@ -17,6 +17,7 @@ Later, the same rows again (or a clear error naming what changed):
 from .client import Client, connect
 from .errors import ManifestTampered, MeshgateError, SnapshotChanged
 from .manifest import Manifest, Shard, from_manifest
+from .splits import split_hash
 from .training import TrainingSet
 
 __version__ = "0.1.0"
@@ -30,5 +31,6 @@ __all__ = [
     "Manifest",
     "Shard",
     "from_manifest",
+    "split_hash",
     "TrainingSet",
 ]

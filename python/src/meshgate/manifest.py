@@ -198,6 +198,23 @@ class Manifest:
         raw = base64.b64decode(self._body["schema"]["ipc"])
         return pa.ipc.read_schema(pa.py_buffer(raw))
 
+    def split_of(self, *key: object) -> str:
+        """The split a row with these split key values is in (computed here, with the
+        manifest's salt and fractions: the server's ``mesh_split_hash``)."""
+        from .sqlgen import split_ranges
+        from .splits import split_hash
+
+        if not self._body.get("splits"):
+            return self.split_names[0]
+        keys = self._body["split_key"]
+        if len(key) != len(keys):
+            raise ValueError(f"the split key is {keys}: give {len(keys)} value(s)")
+        value = split_hash(self._body["split_salt"], *key)
+        for name, (lo, hi) in split_ranges(self._body["splits"]).items():
+            if lo <= value < hi:
+                return name
+        raise AssertionError(f"split hash {value} outside [0, 1)")
+
     def headers(self) -> list[tuple[str, str]]:
         out = []
         if self.purpose is not None:
