@@ -18,6 +18,7 @@ import pytest
 
 import govmodel
 from mgtest import (
+    DATA,
     DEMO_CONFIG,
     Rows,
     adbc_connect,
@@ -132,6 +133,19 @@ def test_a_product_as_entities(steward):
                     [customer_features("orders_90d", src=source(FEATURES)), segment()])
     expected.names = got.column_names
     assert_same_rows(got, expected)
+
+
+def test_a_pinned_product_version_as_entities(steward):
+    """sales."orders@0" (the deprecated 0.9.0: 1992's orders) named as the entities,
+    with a feature of the current sales.orders (entity key o_orderkey)."""
+    got = flight_sql_query(steward, pit('sales."orders@0"', "o_orderdate", ["sales.orders.o_orderpriority"]))
+    v0 = f"read_parquet('{DATA}/sales/orders_v0/*.parquet')"
+    feature = Feature(source("sales.orders"), ["o_orderkey"], "o_orderdate", None, ["o_orderpriority"],
+                      names=["orders__o_orderpriority"])
+    expected = asof(f"SELECT * FROM {v0}", "o_orderdate", [feature])
+    assert got.column_names == expected.names
+    assert_same_rows(got, expected)
+    assert len(expected.rows) == 2319 and all(r[-1] is not None for r in expected.rows)
 
 
 def test_a_feature_named_like_an_entity_column_of_a_query(steward):
@@ -395,6 +409,10 @@ ERRORS = [
     ("feature-not-qualified", pit(E, "o_orderdate", ["orders_90d"]),
      "feature 'orders_90d' must be named domain.product.column"),
     ("no-features", pit(E, "o_orderdate", []), "name at least one feature"),
+    ("entities-syntax-error", pit("SELECT o_orderkey o_custkey AS c_custkey FROM sales.orders", "o_orderdate",
+                                  demo_features()), "the entities query does not parse"),
+    ("entities-two-queries", pit("SELECT 1 AS c_custkey; SELECT 2 AS c_custkey", "o_orderdate", demo_features()),
+     "the entities must be a product name (domain.product) or one query"),
     ("two-arguments", f"SELECT * FROM point_in_time('{FEATURES}', 'feature_date')", "it takes 3 or 4 arguments, not 2"),
     ("column-argument", f"SELECT * FROM point_in_time('{FEATURES}', feature_date, '{FEATURES}.orders_90d')",
      "every argument must be a string literal"),

@@ -22,13 +22,13 @@
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 
+use datafusion::catalog::TableProvider;
 use datafusion::sql::sqlparser::ast::{
-    Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, Query, Statement as SqlStatement, TableAlias,
-    TableFactor, Value, VisitMut, VisitorMut,
+    Expr, FunctionArg, FunctionArgExpr, Ident, ObjectName, Query, Statement as SqlStatement, TableAlias, TableFactor,
+    Value, VisitMut, VisitorMut,
 };
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::catalog::TableProvider;
 use meshgate_catalog::config::Role;
 use meshgate_policy::MeshView;
 
@@ -107,18 +107,16 @@ fn is_function(name: &ObjectName) -> bool {
 
 /// The table factor `factor` (SQL text) stands for.
 fn parse_factor(factor: &str) -> Result<TableFactor, EngineError> {
-    let wrong = |problem: String| EngineError::Internal(format!("point_in_time wrote SQL that does not parse: {problem}"));
+    let wrong =
+        |problem: String| EngineError::Internal(format!("point_in_time wrote SQL that does not parse: {problem}"));
     let query: Box<Query> = Parser::new(&GenericDialect {})
         .try_with_sql(&format!("SELECT * FROM {factor}"))
         .and_then(|mut parser| parser.parse_query())
         .map_err(|error| wrong(error.to_string()))?;
     match *query.body {
-        datafusion::sql::sqlparser::ast::SetExpr::Select(select) => select
-            .from
-            .into_iter()
-            .next()
-            .map(|tables| tables.relation)
-            .ok_or_else(|| wrong("no FROM".into())),
+        datafusion::sql::sqlparser::ast::SetExpr::Select(select) => {
+            select.from.into_iter().next().map(|tables| tables.relation).ok_or_else(|| wrong("no FROM".into()))
+        }
         _ => Err(wrong("not a SELECT".into())),
     }
 }
@@ -245,6 +243,25 @@ fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// A name as given, quoted unless it already is (`"orders@0"`, a pinned version).
+fn identifier(name: &str) -> String {
+    let inner = name.strip_prefix('"').and_then(|rest| rest.strip_suffix('"'));
+    match inner {
+        Some(inner) if !inner.contains('"') => name.to_owned(),
+        _ => quoted(name),
+    }
+}
+
+/// Refuses entities that are not one query on their own: their syntax errors are the
+/// caller's to fix (not a fault in the SQL meshgate writes around them).
+fn check_entities_query(sql: &str) -> Result<(), EngineError> {
+    match Parser::parse_sql(&GenericDialect {}, sql) {
+        Ok(statements) if matches!(statements.as_slice(), [SqlStatement::Query(_)]) => Ok(()),
+        Ok(_) => Err(usage("the entities must be a product name (domain.product) or one query")),
+        Err(error) => Err(EngineError::InvalidSql(format!("{FUNCTION}: the entities query does not parse: {error}"))),
+    }
+}
+
 /// How one feature product joins.
 struct FeatureProduct {
     domain: String,
@@ -258,7 +275,12 @@ struct FeatureProduct {
 impl Call {
     /// The marker that stands for this call (one per feature product, nested), its
     /// joins recorded in `markers`.
-    fn to_factor(&self, view: &MeshView, markers: &mut Vec<Marker>, alias: TableAlias) -> Result<TableFactor, EngineError> {
+    fn to_factor(
+        &self,
+        view: &MeshView,
+        markers: &mut Vec<Marker>,
+        alias: TableAlias,
+    ) -> Result<TableFactor, EngineError> {
         let products = self.feature_products(view)?;
         for (domain, product) in self.ttl.keys().flatten() {
             if !products.iter().any(|p| &p.domain == domain && &p.product == product) {
@@ -268,8 +290,9 @@ impl Call {
         let entity_columns = self.entity_columns(view);
         let mut factor = if self.entities.split_whitespace().count() == 1 && self.entities.contains('.') {
             let (domain, name) = self.entities.split_once('.').unwrap_or_default();
-            format!("{}.{} AS __mesh_e", quoted(domain.trim()), quoted(name.trim()))
+            format!("{}.{} AS __mesh_e", identifier(domain.trim()), identifier(name.trim()))
         } else {
+            check_entities_query(&self.entities)?;
             format!("({}) AS __mesh_e", self.entities)
         };
         let last = products.len() - 1;
@@ -386,5 +409,21 @@ mod tests {
         let per = parse_ttls("sales.f = 2 weeks; customers.c=12 hours").unwrap();
         assert_eq!(per.get(&Some(("sales".into(), "f".into()))), Some(&Interval { count: 2, unit: "weeks" }));
         assert!(parse_ttls("f=2 weeks").is_err());
+    }
+
+    #[test]
+    fn product_names_keep_their_quotes_and_entity_queries_must_parse() {
+        assert_eq!(identifier("orders"), "\"orders\"");
+        assert_eq!(identifier("\"orders@0\""), "\"orders@0\"");
+        assert_eq!(identifier("\"a\"b\""), "\"\"\"a\"\"b\"\"\"");
+        assert!(check_entities_query("SELECT o_orderkey FROM sales.orders").is_ok());
+        for bad in [
+            "SELECT o_orderkey o_custkey AS c_custkey FROM sales.orders",
+            "SELECT 1) AS x, (SELECT 2",
+            "SELECT 1; SELECT 2",
+        ] {
+            let error = check_entities_query(bad).expect_err(bad);
+            assert!(matches!(error, EngineError::InvalidSql(_)), "{bad}: {error:?}");
+        }
     }
 }
