@@ -388,3 +388,29 @@ def test_purpose_is_recorded_and_cannot_be_declared_as_an_attribute(purpose_serv
     result = mgtest.run_meshgate(mgtest.meshgate_bin_path(), "check", "--config", str(config))
     assert result.returncode != 0
     assert "governance.attributes.purpose" in result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------- lineage of a training run
+
+
+def test_a_shard_read_records_its_training_set_and_purpose(start_server, tmp_path):
+    events_file = tmp_path / "lineage.jsonl"
+    server = start_server(mgtest.DEMO_CONFIG, name="training-lineage", args=[
+        "--audit-dir", str(tmp_path / "audit"), "--lineage-file", str(events_file)])
+    client = flight_client(server.uri, "stella")
+    info = describe(client, "SELECT r_regionkey, r_name FROM customers.region", shards="2", purpose="ml_training")
+    tag = "9c1e0d/train/1-of-2"
+    client.do_get(info.endpoints[1].ticket, options(training_set=tag)).read_all()
+    client.close()
+    server.stop()
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    tagged = [e for e in events if "meshgate_training_set" in e["run"].get("facets", {})]
+    assert {e["eventType"] for e in tagged} == {"START", "COMPLETE"}
+    for event in tagged:
+        facets = event["run"]["facets"]
+        assert facets["meshgate_training_set"]["trainingSet"] == tag
+        assert facets["meshgate_purpose"]["purpose"] == "ml_training"
+        assert facets["meshgate_training_set"]["_schemaURL"].endswith("docs/ml.md#training-set-run-facet")
+    assert [i["name"] for i in tagged[-1]["inputs"]] == ["customers.region"]
+    records = [json.loads(line) for path in (tmp_path / "audit").glob("*") for line in path.read_text().splitlines()]
+    assert [r["training_set"] for r in records if "training_set" in r] == [tag]

@@ -82,6 +82,8 @@ pub struct QueryStart<'a> {
     /// The principal's `domain` attribute, if it has one.
     pub principal_domain: Option<String>,
     pub purpose: Option<String>,
+    /// The training set a shard read belongs to.
+    pub training_set: Option<String>,
     /// From a prepared statement (SQL or Substrait).
     pub prepared: bool,
     pub statement: Statement<'a>,
@@ -119,6 +121,7 @@ pub struct QueryAudit {
     groups: Vec<String>,
     principal_domain: Option<String>,
     purpose: Option<String>,
+    training_set: Option<String>,
     kind: QueryKind,
     sql: String,
     redacted: Option<Arc<str>>,
@@ -181,6 +184,7 @@ impl Audit {
             groups: start.groups,
             principal_domain: start.principal_domain,
             purpose: start.purpose,
+            training_set: start.training_set,
             kind,
             sql,
             redacted,
@@ -256,6 +260,7 @@ impl Audit {
                 planned: query.planned.clone(),
                 error,
                 purpose: query.purpose.clone(),
+                training_set: query.training_set.clone(),
             });
         }
     }
@@ -301,6 +306,7 @@ impl QueryAudit {
             groups: std::mem::take(&mut self.groups),
             principal_domain: self.principal_domain.take(),
             purpose: self.purpose.take(),
+            training_set: self.training_set.take(),
             kind: self.kind,
             sql: std::mem::take(&mut self.sql),
             fingerprint: std::mem::take(&mut self.fingerprint),

@@ -46,6 +46,7 @@ mod tests {
 
     fn record(id: usize, sql: String) -> Arc<AuditRecord> {
         Arc::new(AuditRecord {
+            training_set: None,
             time: String::new(),
             query_id: id.to_string(),
             principal: "ana".into(),

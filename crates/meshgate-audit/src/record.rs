@@ -99,6 +99,10 @@ pub struct AuditRecord {
     /// What the client said the query is for (`x-meshgate-purpose`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
+    /// The training set (manifest id, split and shard) a shard read belongs to
+    /// (`x-meshgate-training-set`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_set: Option<String>,
     pub kind: QueryKind,
     /// The statement with its literals (empty for a Substrait plan).
     pub sql: String,
@@ -159,6 +163,7 @@ mod tests {
             groups: vec!["contractor".into()],
             principal_domain: None,
             purpose: Some("churn model".into()),
+            training_set: None,
             kind: QueryKind::Prepared,
             sql: "SELECT 1".into(),
             fingerprint: "ab".into(),

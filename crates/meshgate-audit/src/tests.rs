@@ -7,6 +7,7 @@ use super::*;
 
 fn start<'a>(principal: &'a str, sql: &'a str) -> QueryStart<'a> {
     QueryStart {
+        training_set: None,
         catalog: "mesh",
         principal,
         groups: vec!["analyst".into()],

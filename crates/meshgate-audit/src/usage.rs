@@ -213,6 +213,7 @@ mod tests {
         rows: u64,
     ) -> AuditRecord {
         AuditRecord {
+            training_set: None,
             time: String::new(),
             query_id: String::new(),
             principal: principal.into(),

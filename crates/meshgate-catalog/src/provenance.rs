@@ -38,7 +38,10 @@ pub fn with_provenance(scan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn Execution
     let product = product_scan.product().to_owned();
     let input = Arc::clone(product_scan.children()[0]);
     let Some(files) = input.downcast_ref::<DataSourceExec>().filter(|s| s.data_source().is::<FileScanConfig>()) else {
-        return Err(unavailable(&product, "its rows are not read straight from its files (Delta products are not yet)"));
+        return Err(unavailable(
+            &product,
+            "its rows are not read straight from its files (Delta products are not yet)",
+        ));
     };
     let parquet = files
         .data_source()

@@ -17,14 +17,14 @@ use std::sync::Arc;
 
 use datafusion::common::JoinType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::listing::{FileRange, PartitionedFile};
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, FileScanConfigBuilder};
 use datafusion::datasource::source::DataSourceExec;
-use datafusion::datasource::listing::{FileRange, PartitionedFile};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::ExecutionPlan;
-use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::coalesce_partitions::CoalescePartitionsExec;
 use datafusion::physical_plan::coop::CooperativeExec;
+use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::filter::FilterExec;
 use datafusion::physical_plan::joins::{CrossJoinExec, HashJoinExec, NestedLoopJoinExec, SortMergeJoinExec};
 use datafusion::physical_plan::projection::ProjectionExec;
@@ -181,7 +181,11 @@ fn check_operator(node: &Arc<dyn ExecutionPlan>, driving_child: usize) -> Result
     }
     if node.is::<crate::asof::AsOfJoinExec>() {
         // Entities stream through one by one; the features are read whole.
-        return if driving_child == 0 { Ok(()) } else { Err(refused(node, "a point-in-time join on its feature side")) };
+        return if driving_child == 0 {
+            Ok(())
+        } else {
+            Err(refused(node, "a point-in-time join on its feature side"))
+        };
     }
     Err(refused(node, "an operator that combines rows (aggregation, DISTINCT, LIMIT, UNION or a window)"))
 }

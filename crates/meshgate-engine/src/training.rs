@@ -48,9 +48,8 @@ impl Engine {
         settings: &PlanSettings,
     ) -> Result<TrainingSnapshot, EngineError> {
         let query = self.plan_with(principal, sql, settings).await?;
-        let plan = query
-            .logical()
-            .ok_or_else(|| EngineError::InvalidSql("EXPLAIN reads no data to snapshot".into()))?;
+        let plan =
+            query.logical().ok_or_else(|| EngineError::InvalidSql("EXPLAIN reads no data to snapshot".into()))?;
         let (mut rules, hiding) = governing_rules(plan);
         rules.sort();
         rules.dedup();

@@ -20,8 +20,13 @@ use crate::proto::StatementPayload;
 use crate::service::MeshFlightSqlService;
 
 /// The call header a client declares a query's purpose in (ADBC:
-/// `adbc.flight.sql.rpc.call_header.x-meshgate-purpose`). Recorded, never enforced.
+/// `adbc.flight.sql.rpc.call_header.x-meshgate-purpose`): `principal.purpose` in
+/// policies, recorded in the audit log and lineage.
 pub const PURPOSE_HEADER: &str = "x-meshgate-purpose";
+
+/// The DoGet header naming the training set a shard read belongs to (the Python
+/// package sends `<manifest id>/<split>/<shard>-of-<shards>`). Recorded only.
+pub const TRAINING_SET_HEADER: &str = "x-meshgate-training-set";
 
 /// Longest purpose recorded, in characters.
 const MAX_PURPOSE_CHARS: usize = 512;
@@ -35,6 +40,26 @@ pub(crate) fn declared_purpose(value: Option<&str>) -> Option<String> {
     (!value.is_empty()).then(|| value.chars().take(MAX_PURPOSE_CHARS).collect())
 }
 
+/// What a DoGet's headers say about the read, for the record.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallNotes {
+    pub purpose: Option<String>,
+    pub training_set: Option<String>,
+}
+
+impl CallNotes {
+    pub fn from_headers(headers: impl Fn(&str) -> Option<String>) -> Self {
+        Self {
+            purpose: declared_purpose(headers(PURPOSE_HEADER).as_deref()),
+            training_set: declared_purpose(headers(TRAINING_SET_HEADER).as_deref())
+                .map(|tag| tag.chars().take(MAX_TRAINING_SET_CHARS).collect()),
+        }
+    }
+}
+
+/// Longest training-set tag recorded, in characters.
+const MAX_TRAINING_SET_CHARS: usize = 200;
+
 /// Starts following `statement` for `principal`. The purpose is the call's header,
 /// else the one the ticket carries from GetFlightInfo.
 pub(crate) fn begin(
@@ -42,7 +67,7 @@ pub(crate) fn begin(
     engine: &Engine,
     principal: &Principal,
     statement: &StatementPayload,
-    purpose: Option<String>,
+    notes: CallNotes,
 ) -> QueryAudit {
     let statement_text = if statement.substrait_plan.is_empty() {
         Statement::Sql(&statement.sql)
@@ -57,7 +82,8 @@ pub(crate) fn begin(
             Some(AttrValue::Utf8(domain)) => Some(domain.clone()),
             _ => None,
         },
-        purpose: purpose.or_else(|| declared_purpose(Some(&statement.declared_purpose))),
+        purpose: notes.purpose.or_else(|| declared_purpose(Some(&statement.declared_purpose))),
+        training_set: notes.training_set,
         prepared: statement.prepared,
         statement: statement_text,
     })
@@ -140,7 +166,12 @@ impl MeshFlightSqlService {
         started: Instant,
     ) -> Status {
         let status = to_status(error);
-        end_before_running(begin(self.audit(), engine, principal, statement, None), &status, started, self.metrics());
+        end_before_running(
+            begin(self.audit(), engine, principal, statement, CallNotes::default()),
+            &status,
+            started,
+            self.metrics(),
+        );
         status
     }
 }

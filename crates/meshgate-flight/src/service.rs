@@ -48,7 +48,7 @@ use crate::xdbc_types::xdbc_type_info;
 
 pub(crate) mod statements;
 
-use statements::{acting_for, plan_statement, purpose_header, schema_bytes, substrait_bytes};
+use statements::{acting_for, plan_statement, schema_bytes, substrait_bytes};
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send + 'static>>;
 
@@ -280,8 +280,10 @@ impl FlightSqlService for MeshFlightSqlService {
         request: Request<Ticket>,
     ) -> Result<Response<DoGetStream>, Status> {
         let principal = principal_of(&request)?;
-        let purpose = purpose_header(request.metadata());
-        let results = self.start_ticket(&principal, &ticket.statement_handle, purpose).await?;
+        let notes = crate::audit::CallNotes::from_headers(|name| {
+            request.metadata().get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
+        });
+        let results = self.start_ticket(&principal, &ticket.statement_handle, notes).await?;
         let warnings = results.warnings.clone();
         let mut response: Response<DoGetStream> = Response::new(Box::pin(flight_stream(results)));
         warnings::append_metadata(response.metadata_mut(), &warnings);

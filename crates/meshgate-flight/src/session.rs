@@ -344,10 +344,8 @@ impl Sessions {
             options.insert(SHARDS.to_owned(), shards);
         }
         if state.provenance {
-            options.insert(
-                PROVENANCE.to_owned(),
-                SessionOptionValue { option_value: Some(OptionValue::BoolValue(true)) },
-            );
+            options
+                .insert(PROVENANCE.to_owned(), SessionOptionValue { option_value: Some(OptionValue::BoolValue(true)) });
         }
         options
     }

@@ -84,10 +84,10 @@ where
             };
             match statement_handle(&bytes) {
                 Some(handle) => {
-                    let purpose = crate::audit::declared_purpose(
-                        parts.headers.get(crate::audit::PURPOSE_HEADER).and_then(|value| value.to_str().ok()),
-                    );
-                    Ok(serve_statement(&service, parts.extensions.get(), &handle, limit, purpose).await)
+                    let notes = crate::audit::CallNotes::from_headers(|name| {
+                        parts.headers.get(name).and_then(|value| value.to_str().ok()).map(str::to_owned)
+                    });
+                    Ok(serve_statement(&service, parts.extensions.get(), &handle, limit, notes).await)
                 }
                 // Not a statement ticket (or not one this route reads): the Flight
                 // service answers it, errors included.
@@ -115,10 +115,10 @@ async fn serve_statement(
     principal: Option<&Arc<Principal>>,
     handle: &[u8],
     max_message_bytes: usize,
-    purpose: Option<String>,
+    notes: crate::audit::CallNotes,
 ) -> http::Response<Body> {
     let Some(principal) = principal else { return Status::from(AuthError::Missing).into_http() };
-    match service.start_ticket(principal, handle, purpose).await {
+    match service.start_ticket(principal, handle, notes).await {
         Ok(results) => {
             let warnings = results.warnings.clone();
             grpc_response(frame_stream(results, max_message_bytes), warnings)

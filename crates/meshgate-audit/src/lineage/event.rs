@@ -21,6 +21,8 @@ pub const PRODUCER: &str = "https://github.com/meshgate/meshgate";
 const RUN_EVENT: &str = "https://openlineage.io/spec/2-0-2/OpenLineage.json#/$defs/RunEvent";
 /// meshgate's own run facet: the purpose the query was run for (docs/ml.md).
 const PURPOSE_FACET: &str = "https://github.com/meshgate/meshgate/blob/main/docs/ml.md#purpose-run-facet";
+/// meshgate's own run facet: the training set a shard read belongs to (docs/ml.md).
+const TRAINING_SET_FACET: &str = "https://github.com/meshgate/meshgate/blob/main/docs/ml.md#training-set-run-facet";
 const SQL_FACET: &str = "https://openlineage.io/spec/facets/1-1-0/SQLJobFacet.json#/$defs/SQLJobFacet";
 const VERSION_FACET: &str =
     "https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json#/$defs/DatasetVersionDatasetFacet";
@@ -89,6 +91,8 @@ pub struct RunEvent {
     pub error: Option<String>,
     /// What the call said the query is for (`principal.purpose`).
     pub purpose: Option<String>,
+    /// The training set a shard read belongs to.
+    pub training_set: Option<String>,
 }
 
 /// The job a query runs as: its principal and the start of its fingerprint.
@@ -116,6 +120,10 @@ impl RunEvent {
         }
         if let Some(purpose) = &self.purpose {
             run_facets.insert("meshgate_purpose".into(), facet(PURPOSE_FACET, json!({ "purpose": purpose })));
+        }
+        if let Some(training_set) = &self.training_set {
+            let body = json!({ "trainingSet": training_set });
+            run_facets.insert("meshgate_training_set".into(), facet(TRAINING_SET_FACET, body));
         }
         if !run_facets.is_empty() {
             run["facets"] = Value::Object(run_facets);
@@ -241,6 +249,7 @@ mod tests {
             planned: Some(Arc::new(planned())),
             error: error.map(str::to_owned),
             purpose: Some("churn model".into()),
+            training_set: Some("3f2a/train/0-of-8".into()),
         }
         .to_json()
     }
@@ -268,6 +277,7 @@ mod tests {
         assert!(event["run"]["facets"].get("errorMessage").is_none());
         assert_eq!(event["run"]["facets"]["meshgate_purpose"]["purpose"], "churn model");
         assert_eq!(event["run"]["facets"]["meshgate_purpose"]["_schemaURL"], PURPOSE_FACET);
+        assert_eq!(event["run"]["facets"]["meshgate_training_set"]["trainingSet"], "3f2a/train/0-of-8");
     }
 
     #[test]

@@ -19,8 +19,7 @@ use datafusion::physical_plan::execution_plan::{
 };
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties, PlanProperties,
-    execute_stream,
+    DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties, PlanProperties, execute_stream,
 };
 use futures::{StreamExt, TryStreamExt};
 use tokio::sync::OnceCell;
@@ -101,10 +100,12 @@ impl AsOfJoinExec {
             reservation.try_grow(batch.get_array_memory_size())?;
             batches.push(batch);
         }
-        // The sorted copy needs as much again while it is built.
+        // Building needs the rows once more (concatenated) and 32 bytes a row to sort.
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        reservation.try_grow(reservation.size() + rows * 32)?;
         let index = FeatureIndex::build(&schema, &batches, &columns)?;
         drop(batches);
-        reservation.try_resize(index.rows.get_array_memory_size())?;
+        reservation.try_resize(index.rows.get_array_memory_size() + index.index_bytes())?;
         Ok(Arc::new(Indexed { index, _reservation: reservation }))
     }
 }
@@ -152,9 +153,8 @@ impl ExecutionPlan for AsOfJoinExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
         options: ReplaceChildrenOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [entities, features]: [Arc<dyn ExecutionPlan>; 2] = children
-            .try_into()
-            .map_err(|_| DataFusionError::Internal("AsOfJoinExec takes two children".into()))?;
+        let [entities, features]: [Arc<dyn ExecutionPlan>; 2] =
+            children.try_into().map_err(|_| DataFusionError::Internal("AsOfJoinExec takes two children".into()))?;
         let properties = match options.children_properties {
             ChildrenPropertiesMode::Keep => Arc::clone(&self.properties),
             ChildrenPropertiesMode::Recompute => Arc::new(Self::properties_for(&entities, &self.schema)),
@@ -176,8 +176,7 @@ impl ExecutionPlan for AsOfJoinExec {
 
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let entities = self.entities.execute(partition, Arc::clone(&context))?;
-        let (features, columns, cell) =
-            (Arc::clone(&self.features), self.columns.clone(), Arc::clone(&self.index));
+        let (features, columns, cell) = (Arc::clone(&self.features), self.columns.clone(), Arc::clone(&self.index));
         let schema = Arc::clone(&self.schema);
         let stream = futures::stream::once(async move {
             let index = cell

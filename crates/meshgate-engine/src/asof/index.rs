@@ -1,14 +1,17 @@
-//! The feature side of an as-of join, held for lookups: every feature row sorted by
-//! key, event time and creation time, and for each key the range of its rows. A
-//! lookup finds, by binary search, the last row of the key at or before a time.
+//! The feature side of an as-of join, held for lookups: the feature rows' positions
+//! sorted by key, event time and creation time, and for each key the range of its
+//! rows. A lookup finds, by binary search, the last row of the key at or before a time.
+//!
+//! A single integer key (the common case: a customer or order id) is sorted and
+//! looked up as plain integers; other keys go through Arrow's row format.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{SortColumn, SortOptions, cast, concat_batches, filter_record_batch, lexsort_to_indices, take_record_batch};
-use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::common::{DataFusionError, Result};
 
 /// Which columns of the feature rows play which part.
@@ -20,92 +23,150 @@ pub(crate) struct FeatureColumns {
     pub created: Option<usize>,
 }
 
-/// The feature rows, sorted, with each key's range.
+/// The feature rows and how to find them.
 #[derive(Debug)]
 pub(crate) struct FeatureIndex {
-    /// All feature rows, sorted by (key, time, created).
+    /// All feature rows, as read.
     pub rows: RecordBatch,
-    /// Event times in microseconds since the epoch, aligned with `rows`.
+    /// Row numbers in `rows`, sorted by (key, time, created); rows whose key or time
+    /// is NULL are left out (they can never match).
+    order: Vec<u32>,
+    /// Event times in microseconds since the epoch, aligned with `order`.
     times: Vec<i64>,
-    ranges: HashMap<Vec<u8>, (usize, usize)>,
-    converter: RowConverter,
+    keys: KeyRanges,
+}
+
+/// Each key's range in `order`.
+#[derive(Debug)]
+enum KeyRanges {
+    Integer(HashMap<i64, (usize, usize)>),
+    Encoded { converter: RowConverter, ranges: HashMap<Vec<u8>, (usize, usize)> },
 }
 
 impl FeatureIndex {
     pub fn build(schema: &SchemaRef, batches: &[RecordBatch], columns: &FeatureColumns) -> Result<Self> {
-        let all = concat_batches(schema, batches)?;
-        // Rows whose key or time is NULL can never match.
-        let mut valid = datafusion::arrow::array::BooleanBuilder::with_capacity(all.num_rows());
-        let check: Vec<usize> = columns.keys.iter().copied().chain(columns.time).collect();
-        for row in 0..all.num_rows() {
-            valid.append_value(check.iter().all(|&c| all.column(c).is_valid(row)));
-        }
-        let all = filter_record_batch(&all, &valid.finish())?;
-        let mut sort: Vec<SortColumn> = columns
-            .keys
-            .iter()
-            .map(|&c| SortColumn { values: Arc::clone(all.column(c)), options: None })
-            .collect();
-        let ascending = Some(SortOptions { descending: false, nulls_first: true });
-        for column in columns.time.iter().chain(&columns.created) {
-            sort.push(SortColumn { values: Arc::clone(all.column(*column)), options: ascending });
-        }
-        let rows = if all.num_rows() == 0 {
-            all
-        } else {
-            let order = lexsort_to_indices(&sort, None)?;
-            take_record_batch(&all, &order)?
-        };
+        let rows = concat_batches(schema, batches)?;
         let times = match columns.time {
-            Some(c) => micros(rows.column(c))?.values().to_vec(),
-            None => vec![0; rows.num_rows()],
+            Some(c) => micros(rows.column(c))?,
+            None => Int64Array::from(vec![0; rows.num_rows()]),
         };
-        let key_fields: Vec<SortField> =
-            columns.keys.iter().map(|&c| SortField::new(rows.schema().field(c).data_type().clone())).collect();
-        let converter = RowConverter::new(key_fields)?;
-        let keys: Vec<ArrayRef> = columns.keys.iter().map(|&c| Arc::clone(rows.column(c))).collect();
-        let encoded = converter.convert_columns(&keys)?;
-        let mut ranges: HashMap<Vec<u8>, (usize, usize)> = HashMap::new();
-        let mut start = 0;
-        for row in 1..=rows.num_rows() {
-            if row == rows.num_rows() || encoded.row(row) != encoded.row(start) {
-                ranges.insert(encoded.row(start).as_ref().to_vec(), (start, row));
-                start = row;
-            }
-        }
-        Ok(Self { rows, times, ranges, converter })
-    }
-
-    /// For each entity row: the index of its feature row, or NULL. `keys` are the
-    /// entities' key columns (cast to the feature keys' types), `times` their event
-    /// times; `ttl` in microseconds.
-    pub fn lookup(&self, keys: &[ArrayRef], times: &ArrayRef, ttl: Option<i64>, is_static: bool) -> Result<UInt32Array> {
-        let encoded = self.converter.convert_columns(keys)?;
-        let times = micros(times)?;
-        let mut found = Vec::with_capacity(times.len());
-        for row in 0..times.len() {
-            let null_key = keys.iter().any(|key| key.is_null(row));
-            let hit = match self.ranges.get(encoded.row(row).as_ref()) {
-                Some(&(start, end)) if !null_key => {
-                    if is_static {
-                        // The newest-created row of the key.
-                        Some(end - 1)
-                    } else if times.is_null(row) {
-                        None
-                    } else {
-                        let at = times.value(row);
-                        let after = start + self.times[start..end].partition_point(|&t| t <= at);
-                        (after > start)
-                            .then(|| after - 1)
-                            .filter(|&index| ttl.is_none_or(|ttl| at - self.times[index] <= ttl))
+        let created = match columns.created {
+            Some(c) => micros(rows.column(c))?,
+            None => Int64Array::from(vec![0; rows.num_rows()]),
+        };
+        let usable = |row: usize| times.is_valid(row) && columns.keys.iter().all(|&c| rows.column(c).is_valid(row));
+        // NULL creation times sort first: any row with one loses a tie.
+        let created_at = |row: usize| if created.is_valid(row) { created.value(row) } else { i64::MIN };
+        let (order, keys) = match integer_key(&rows, columns)? {
+            Some(ids) => {
+                let mut sorted: Vec<(i64, i64, i64, u32)> = (0..rows.num_rows())
+                    .filter(|&row| usable(row))
+                    .map(|row| (ids.value(row), times.value(row), created_at(row), row as u32))
+                    .collect();
+                sorted.sort_unstable();
+                let mut ranges = HashMap::new();
+                let mut start = 0;
+                for position in 1..=sorted.len() {
+                    if position == sorted.len() || sorted[position].0 != sorted[start].0 {
+                        ranges.insert(sorted[start].0, (start, position));
+                        start = position;
                     }
                 }
-                _ => None,
+                (sorted.into_iter().map(|entry| entry.3).collect::<Vec<u32>>(), KeyRanges::Integer(ranges))
+            }
+            None => {
+                let (converter, encoded) = encode_keys(&rows, &columns.keys)?;
+                let mut order: Vec<u32> = (0..rows.num_rows()).filter(|&row| usable(row)).map(|row| row as u32).collect();
+                order.sort_unstable_by(|&a, &b| {
+                    let (a, b) = (a as usize, b as usize);
+                    encoded
+                        .row(a)
+                        .cmp(&encoded.row(b))
+                        .then(times.value(a).cmp(&times.value(b)))
+                        .then(created_at(a).cmp(&created_at(b)))
+                });
+                let mut ranges: HashMap<Vec<u8>, (usize, usize)> = HashMap::new();
+                let mut start = 0;
+                for position in 1..=order.len() {
+                    let key = |p: usize| encoded.row(order[p] as usize);
+                    if position == order.len() || key(position) != key(start) {
+                        ranges.insert(key(start).as_ref().to_vec(), (start, position));
+                        start = position;
+                    }
+                }
+                (order, KeyRanges::Encoded { converter, ranges })
+            }
+        };
+        let sorted_times = order.iter().map(|&row| times.value(row as usize)).collect();
+        Ok(Self { rows, order, times: sorted_times, keys })
+    }
+
+    /// The memory the index holds beyond the rows.
+    pub fn index_bytes(&self) -> usize {
+        self.order.capacity() * 4 + self.times.capacity() * 8
+    }
+
+    /// For each entity row: the row of `rows` that is its feature row, or NULL.
+    /// `keys` are the entities' key columns (cast to the feature keys' types),
+    /// `times` their event times; `ttl` in microseconds.
+    pub fn lookup(&self, keys: &[ArrayRef], times: &ArrayRef, ttl: Option<i64>, is_static: bool) -> Result<UInt32Array> {
+        let times = micros(times)?;
+        let find = |range: Option<&(usize, usize)>, row: usize| -> Option<u32> {
+            let &(start, end) = range?;
+            let position = if is_static {
+                // The newest-created row of the key.
+                end - 1
+            } else {
+                if times.is_null(row) {
+                    return None;
+                }
+                let at = times.value(row);
+                let after = start + self.times[start..end].partition_point(|&t| t <= at);
+                if after == start || ttl.is_some_and(|ttl| at - self.times[after - 1] > ttl) {
+                    return None;
+                }
+                after - 1
             };
-            found.push(hit.map(|index| index as u32));
-        }
+            Some(self.order[position])
+        };
+        let found: Vec<Option<u32>> = match &self.keys {
+            KeyRanges::Integer(ranges) => {
+                let ids = cast(&keys[0], &DataType::Int64)?;
+                let ids = ids.as_primitive::<Int64Type>();
+                (0..times.len()).map(|row| if ids.is_null(row) { None } else { find(ranges.get(&ids.value(row)), row) }).collect()
+            }
+            KeyRanges::Encoded { converter, ranges } => {
+                let encoded = converter.convert_columns(keys)?;
+                (0..times.len())
+                    .map(|row| {
+                        if keys.iter().any(|key| key.is_null(row)) {
+                            return None;
+                        }
+                        find(ranges.get(encoded.row(row).as_ref()), row)
+                    })
+                    .collect()
+            }
+        };
         Ok(UInt32Array::from(found))
     }
+}
+
+/// The key as 64-bit integers, when there is one integer key column.
+fn integer_key(rows: &RecordBatch, columns: &FeatureColumns) -> Result<Option<Int64Array>> {
+    let [key] = columns.keys.as_slice() else { return Ok(None) };
+    let column = rows.column(*key);
+    if !column.data_type().is_integer() || matches!(column.data_type(), DataType::UInt64) {
+        return Ok(None);
+    }
+    Ok(Some(cast(column, &DataType::Int64)?.as_primitive::<Int64Type>().clone()))
+}
+
+fn encode_keys(rows: &RecordBatch, keys: &[usize]) -> Result<(RowConverter, Rows)> {
+    let fields = keys.iter().map(|&c| SortField::new(rows.schema().field(c).data_type().clone())).collect();
+    let converter = RowConverter::new(fields)?;
+    let columns: Vec<ArrayRef> = keys.iter().map(|&c| Arc::clone(rows.column(c))).collect();
+    let encoded = converter.convert_columns(&columns)?;
+    Ok((converter, encoded))
 }
 
 /// Dates and timestamps as microseconds since the epoch.
@@ -121,7 +182,5 @@ pub(crate) fn micros(values: &ArrayRef) -> Result<Int64Array> {
             )));
         }
     };
-    Ok(cast(&as_micros, &DataType::Int64)?.as_any().downcast_ref::<Int64Array>().cloned().unwrap_or_else(|| {
-        Int64Array::from(Vec::<i64>::new())
-    }))
+    Ok(cast(&as_micros, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
 }

@@ -48,7 +48,11 @@ impl AsOfRelations {
 }
 
 impl RelationPlanner for AsOfRelations {
-    fn plan_relation(&self, relation: TableFactor, context: &mut dyn RelationPlannerContext) -> Result<RelationPlanning> {
+    fn plan_relation(
+        &self,
+        relation: TableFactor,
+        context: &mut dyn RelationPlannerContext,
+    ) -> Result<RelationPlanning> {
         let marker = match &relation {
             TableFactor::Derived { alias: Some(alias), .. } => alias
                 .name

@@ -52,9 +52,9 @@ impl AsOfJoinNode {
     }
 
     fn index(plan: &LogicalPlan, name: &str) -> Result<usize> {
-        plan.schema().index_of_column_by_name(None, name).ok_or_else(|| {
-            DataFusionError::Plan(format!("point_in_time: no column {name} to join on"))
-        })
+        plan.schema()
+            .index_of_column_by_name(None, name)
+            .ok_or_else(|| DataFusionError::Plan(format!("point_in_time: no column {name} to join on")))
     }
 }
 
@@ -95,7 +95,8 @@ impl UserDefinedLogicalNodeCore for AsOfJoinNode {
         // Every entity column passes through; of the features, what joins and what is output.
         let entities = (0..self.entities.schema().fields().len()).collect();
         let spec = &self.spec;
-        let names = spec.keys.iter().chain(&spec.feature_time).chain(&spec.created).chain(spec.outputs.iter().map(|(c, _)| c));
+        let names =
+            spec.keys.iter().chain(&spec.feature_time).chain(&spec.created).chain(spec.outputs.iter().map(|(c, _)| c));
         let mut features: Vec<usize> = names.filter_map(|name| Self::index(&self.features, name).ok()).collect();
         features.sort_unstable();
         features.dedup();

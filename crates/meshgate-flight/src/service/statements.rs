@@ -119,17 +119,18 @@ impl MeshFlightSqlService {
     }
 
     /// Starts the statement a ticket carries: its batches, ready to stream. The call's
-    /// purpose header, if any, is recorded (else the one the ticket carries).
+    /// purpose header, if any, must be the ticket's (a ticket without one takes it);
+    /// a training-set header is recorded.
     pub(crate) async fn start_ticket(
         &self,
         principal: &Arc<Principal>,
         handle: &[u8],
-        purpose: Option<String>,
+        mut notes: audit::CallNotes,
     ) -> Result<Results, Status> {
         let payload = self.signer.verify(handle, principal, Purpose::Ticket)?;
         // The purpose the ticket was planned for governs; a DoGet may say it again, not
         // change it (a ticket without one takes the DoGet's).
-        let purpose = match (payload.declared_purpose.as_str(), purpose) {
+        let purpose = match (payload.declared_purpose.as_str(), notes.purpose.take()) {
             ("", purpose) => purpose,
             (issued, Some(said)) if said != issued => {
                 return Err(FlightError::BadRequest(format!(
@@ -143,15 +144,15 @@ impl MeshFlightSqlService {
         let running = self.cancellations.start(handle, payload.expires_at_ms)?;
         // One engine for the whole call, even if a reload swaps it meanwhile.
         let engine = self.engine();
-        let audit = audit::begin(self.audit(), &engine, principal, &payload, purpose);
+        notes.purpose = purpose;
+        let audit = audit::begin(self.audit(), &engine, principal, &payload, notes);
         let pool = Arc::clone(&engine.snapshot().runtime().memory_pool);
         let log = QueryLog::new(&principal.name, &payload.sql, pool, audit, Arc::clone(self.metrics()));
         let started = async {
             let query = plan_statement(&engine, &acting, &payload).await?;
             log.planned(audit::planned(self.audit(), &query));
             let warnings = query.warnings().to_vec();
-            let schema =
-                parameters::result_schema(self.result_schema(&engine, &acting, &query), &payload.parameters)?;
+            let schema = parameters::result_schema(self.result_schema(&engine, &acting, &query), &payload.parameters)?;
             let batches = match (payload.shards, payload.partitions) {
                 (0, 0) => execute_rows(query, &engine, &acting, &payload).await?,
                 (0, count) => query.execute_partition(payload.partition as usize, count as usize).await?,
@@ -205,11 +206,6 @@ pub(crate) fn acting_for(principal: &Arc<Principal>, purpose: &str) -> Arc<Princ
         return Arc::clone(principal);
     }
     Arc::new(Principal::clone(principal).with_purpose(Some(purpose).filter(|p| !p.is_empty())))
-}
-
-/// The call's `x-meshgate-purpose` header, if set.
-pub(super) fn purpose_header(metadata: &tonic::metadata::MetadataMap) -> Option<String> {
-    audit::declared_purpose(metadata.get(audit::PURPOSE_HEADER).and_then(|value| value.to_str().ok()))
 }
 
 /// Plans what a ticket or handle carries: its Substrait plan or its SQL (in its
