@@ -5,7 +5,7 @@ meshgate's plan: per feature product, rows with the same keys and event time are
 reduced to the one with the latest created_at; then ASOF LEFT JOIN picks, per entity
 row, the row with the greatest event time <= the entity's; a TTL turns a picked row
 older than the entity's time minus the TTL into NULLs; a static product (no event time)
-is a plain LEFT JOIN."""
+is a plain LEFT JOIN on its row per key with the latest created_at."""
 
 from __future__ import annotations
 
@@ -74,8 +74,8 @@ def asof(entities: str, event_time: str, features: list[Feature]) -> Rows:
         names = f.names or f.columns
         wanted = list(dict.fromkeys(f.keys + ([f.event_time] if f.event_time else []) + f.columns))
         latest = f"SELECT {', '.join(wanted)} FROM {f.source}"
-        if f.event_time and f.created_at:
-            latest += (f" QUALIFY row_number() OVER (PARTITION BY {', '.join(f.keys + [f.event_time])} "
+        if f.created_at:  # per key and event time; a static product: per key
+            latest += (f" QUALIFY row_number() OVER (PARTITION BY {', '.join(f.keys + [f.event_time or f.keys[0]])} "
                        f"ORDER BY {f.created_at} DESC) = 1")
         on = " AND ".join(f"__e.{k} = __f.{k}" for k in f.keys)
         if f.event_time is None:

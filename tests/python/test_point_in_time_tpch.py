@@ -1,8 +1,9 @@
 """Point-in-time joins on TPC-H-derived feature products, in a temporary mesh of the
 demo's orders and lineitem and two feature products computed here from them with DuckDB:
 features.customer_daily (per customer and ship day, the 30 days up to it; a timestamp
-event time, four files) and features.customer_returns (per customer and receipt day,
-the 90 days up to it; a date event time, ties broken by computed_at, two files). Checked
+event time, four files), features.customer_returns (per customer and receipt day, the
+90 days up to it; a date event time, ties broken by computed_at, two files) and the
+static features.customer_profile (a row per customer and year, the latest applies). Checked
 against DuckDB's ASOF LEFT JOIN (pitkit.asof) with order dates and order times as
 entity times, day and sub-day TTLs, both products at once with their own TTLs, and as
 shards."""
@@ -82,6 +83,21 @@ RETURNS_SCHEMA = pa.schema([
 ])
 RETURNS_COLUMNS = ["returned_lines_90d", "returned_value_90d"]
 
+# A static product: per customer and ship year, the lines shipped that year, updated on
+# the year's last day; the latest update is the customer's row at any time.
+PROFILE_SQL = """
+SELECT o.o_custkey AS c_custkey, make_timestamp(year(l.l_shipdate), 12, 31, 23, 0, 0) AS updated_at,
+       count(*) AS lines_in_year, max(l.l_shipmode) AS last_mode
+FROM {lineitem} l JOIN {orders} o ON l.l_orderkey = o.o_orderkey GROUP BY ALL
+"""
+PROFILE_SCHEMA = pa.schema([
+    pa.field("c_custkey", pa.int64(), nullable=False),
+    pa.field("updated_at", pa.timestamp("us"), nullable=False),
+    pa.field("lines_in_year", pa.int64()),
+    pa.field("last_mode", pa.string()),
+])
+PROFILE_COLUMNS = ["lines_in_year", "last_mode"]
+
 
 def write_features(folder: Path, sql: str, schema: pa.Schema, files: int) -> None:
     """`sql` over the demo's lineitem and orders, computed by DuckDB, as Parquet files
@@ -113,6 +129,8 @@ def tpch(start_server, tmp_path_factory):
     write_features(folder, DAILY_SQL, DAILY_SCHEMA, 4)
     returns = root / "customer_returns"
     write_features(returns, RETURNS_SQL, RETURNS_SCHEMA, 2)
+    profile = root / "customer_profile"
+    write_features(profile, PROFILE_SQL, PROFILE_SCHEMA, 1)
     mesh = with_open_governance({
         "catalog": "mesh",
         "domains": {
@@ -131,6 +149,14 @@ def tpch(start_server, tmp_path_factory):
                      {"name": "price_30d", "type": "decimal(15, 2)", "role": "feature"},
                      {"name": "lines_30d", "type": "int64", "role": "feature"},
                  ]},
+                {"name": "customer_profile", "location": str(profile) + "/", "format": "parquet",
+                 "description": "Lines each customer had shipped per year, updated at the year's end",
+                 "schema": [
+                     {"name": "c_custkey", "type": "int64", "nullable": False, "role": "entity_key"},
+                     {"name": "updated_at", "type": "timestamp", "nullable": False, "role": "created_at"},
+                     {"name": "lines_in_year", "type": "int64", "role": "feature"},
+                     {"name": "last_mode", "type": "utf8", "role": "feature"},
+                 ]},
                 {"name": "customer_returns", "location": str(returns) + "/", "format": "parquet",
                  "description": "What each customer returned in the 90 days up to a day, from sales.lineitem",
                  "schema": [
@@ -145,13 +171,17 @@ def tpch(start_server, tmp_path_factory):
     })
     srv = start_server(write_yaml(root / "mesh.yaml", mesh), name="pit-tpch")
     client = flight_client(srv.uri)
-    yield client, str(folder), str(returns)
+    yield client, str(folder), str(returns), str(profile)
     client.close()
     srv.stop(check=True)
 
 
 def daily(folder: str, ttl: str | None = None) -> Feature:
     return Feature(f"read_parquet('{folder}/*.parquet')", ["c_custkey"], "as_of", None, list(DAILY_COLUMNS), ttl)
+
+
+def profile_of(folder: str) -> Feature:
+    return Feature(f"read_parquet('{folder}/*.parquet')", ["c_custkey"], None, "updated_at", list(PROFILE_COLUMNS))
 
 
 def returned(folder: str, ttl: str | None = None) -> Feature:
@@ -176,7 +206,7 @@ TPCH_TTLS = [None, "30 days", "3 weeks", "36 hours", "180 minutes"]
 @pytest.mark.parametrize("ttl", TPCH_TTLS)
 @pytest.mark.parametrize("entities", sorted(TPCH_ENTITIES))
 def test_tpch_daily_features_match_duckdb_asof(tpch, entities, ttl):
-    client, folder, _ = tpch
+    client, folder, _, _ = tpch
     template = TPCH_ENTITIES[entities]
     sql = pit(template.replace("{orders}", "sales.orders"), "at",
               [f"features.customer_daily.{c}" for c in DAILY_COLUMNS], ttl)
@@ -206,7 +236,7 @@ def two_products_expected(daily_folder: str, returns_folder: str) -> Rows:
 
 
 def test_tpch_two_feature_products_with_their_own_ttls_and_ties(tpch):
-    client, folder, returns = tpch
+    client, folder, returns, _ = tpch
     got = flight_sql_query(client, two_products_sql())
     assert got.column_names == ["o_orderkey", "c_custkey", "at"] + DAILY_COLUMNS + RETURNS_COLUMNS
     expected = two_products_expected(folder, returns)
@@ -217,8 +247,24 @@ def test_tpch_two_feature_products_with_their_own_ttls_and_ties(tpch):
     assert sum(r[6] is not None for r in expected.rows) > 1_000
 
 
+def test_tpch_a_static_product_gives_each_key_its_latest_row(tpch):
+    """Without an event time, the row per key with the latest created_at applies at any
+    time, even before it was created; the TTL does not apply to it."""
+    client, folder, _, profile = tpch
+    features = [f"features.customer_profile.{c}" for c in PROFILE_COLUMNS] + ["features.customer_daily.qty_30d"]
+    got = flight_sql_query(client, pit(TPCH_ENTITIES["dates"].replace("{orders}", "sales.orders"), "at", features,
+                                       "30 days"))
+    assert got.column_names == ["o_orderkey", "c_custkey", "at"] + PROFILE_COLUMNS + ["qty_30d"]
+    expected = asof(TPCH_ENTITIES["dates"].replace("{orders}", source("sales.orders")), "at",
+                    [profile_of(profile), Feature(daily(folder).source, ["c_custkey"], "as_of", None, ["qty_30d"],
+                                                  "30 days")])
+    assert_same_rows(got, expected)
+    assert all(r[3] is not None for r in expected.rows), "every customer who ordered has a profile"
+    assert len({r[3] for r in expected.rows}) > 10  # each customer's last year's count, not one constant
+
+
 def test_tpch_shards_make_the_result(tpch):
-    client, folder, returns = tpch
+    client, folder, returns, _ = tpch
     sql = two_products_sql()
     info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(sql)), shards(5))
     assert len(info.endpoints) == 5
