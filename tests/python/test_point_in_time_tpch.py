@@ -2,8 +2,9 @@
 demo's orders and lineitem and two feature products computed here from them with DuckDB:
 features.customer_daily (per customer and ship day, the 30 days up to it; a timestamp
 event time, four files), features.customer_returns (per customer and receipt day, the
-90 days up to it; a date event time, ties broken by computed_at, two files) and the
-static features.customer_profile (a row per customer and year, the latest applies). Checked
+90 days up to it; a date event time, ties broken by computed_at, two files), the
+static features.customer_profile (a row per customer and year, the latest applies) and
+features.customer_modes (two entity keys, rows with NULL keys and times). Checked
 against DuckDB's ASOF LEFT JOIN (pitkit.asof) with order dates and order times as
 entity times, day and sub-day TTLs, both products at once with their own TTLs, and as
 shards."""
@@ -98,6 +99,32 @@ PROFILE_SCHEMA = pa.schema([
 ])
 PROFILE_COLUMNS = ["lines_in_year", "last_mode"]
 
+# Two entity keys (customer and ship mode): per customer, mode and ship day, the lines
+# and quantity of the 60 days up to it; plus rows that can never apply (a NULL key, and
+# a NULL event time with values no real row has).
+MODES_SQL = """
+WITH d AS (
+    SELECT o.o_custkey AS c_custkey, l.l_shipmode, l.l_shipdate AS day, count(*) AS n, sum(l.l_quantity) AS q
+    FROM {lineitem} l JOIN {orders} o ON l.l_orderkey = o.o_orderkey GROUP BY ALL
+)
+SELECT c_custkey, l_shipmode, day, sum(n) OVER w AS mode_lines_60d,
+       CAST(sum(q) OVER w AS DECIMAL(15, 2)) AS mode_qty_60d
+FROM d
+WINDOW w AS (PARTITION BY c_custkey, l_shipmode ORDER BY day RANGE BETWEEN INTERVAL 59 DAYS PRECEDING AND CURRENT ROW)
+UNION ALL SELECT NULL, 'AIR', DATE '1995-01-01', 999, 999
+UNION ALL SELECT DISTINCT c_custkey, l_shipmode, NULL, 999, 999 FROM d WHERE c_custkey % 97 = 1
+"""
+MODES_SCHEMA = pa.schema([
+    pa.field("c_custkey", pa.int64()),
+    pa.field("l_shipmode", pa.string()),
+    pa.field("day", pa.date32()),
+    pa.field("mode_lines_60d", pa.int64()),
+    pa.field("mode_qty_60d", pa.decimal128(15, 2)),
+])
+MODES_COLUMNS = ["mode_lines_60d", "mode_qty_60d"]
+LINES_AS_ENTITIES = ("SELECT l.l_orderkey, l.l_linenumber, o.o_custkey AS c_custkey, l.l_shipmode, "
+                     "l.l_commitdate AS at FROM {lineitem} l JOIN {orders} o ON l.l_orderkey = o.o_orderkey")
+
 
 def write_features(folder: Path, sql: str, schema: pa.Schema, files: int) -> None:
     """`sql` over the demo's lineitem and orders, computed by DuckDB, as Parquet files
@@ -113,7 +140,7 @@ def write_features(folder: Path, sql: str, schema: pa.Schema, files: int) -> Non
     table = table.sort_by([(schema.names[0], "ascending"), (schema.names[1], "ascending")])
     keys = table.column(schema.names[0]).to_pylist()
     for part in range(files):
-        rows = table.filter(pa.array([k % files == part for k in keys]))
+        rows = table.filter(pa.array([(k or 0) % files == part for k in keys]))
         assert rows.num_rows > 0
         pq.write_table(rows, folder / f"part-{part}.parquet", row_group_size=4_000)
 
@@ -131,6 +158,8 @@ def tpch(start_server, tmp_path_factory):
     write_features(returns, RETURNS_SQL, RETURNS_SCHEMA, 2)
     profile = root / "customer_profile"
     write_features(profile, PROFILE_SQL, PROFILE_SCHEMA, 1)
+    modes = root / "customer_modes"
+    write_features(modes, MODES_SQL, MODES_SCHEMA, 1)
     mesh = with_open_governance({
         "catalog": "mesh",
         "domains": {
@@ -157,6 +186,15 @@ def tpch(start_server, tmp_path_factory):
                      {"name": "lines_in_year", "type": "int64", "role": "feature"},
                      {"name": "last_mode", "type": "utf8", "role": "feature"},
                  ]},
+                {"name": "customer_modes", "location": str(modes) + "/", "format": "parquet",
+                 "description": "Lines and quantity each customer had shipped by each mode in 60 days",
+                 "schema": [
+                     {"name": "c_custkey", "type": "int64", "role": "entity_key"},
+                     {"name": "l_shipmode", "type": "utf8", "role": "entity_key"},
+                     {"name": "day", "type": "date32", "role": "event_time"},
+                     {"name": "mode_lines_60d", "type": "int64", "role": "feature"},
+                     {"name": "mode_qty_60d", "type": "decimal(15, 2)", "role": "feature"},
+                 ]},
                 {"name": "customer_returns", "location": str(returns) + "/", "format": "parquet",
                  "description": "What each customer returned in the 90 days up to a day, from sales.lineitem",
                  "schema": [
@@ -171,7 +209,7 @@ def tpch(start_server, tmp_path_factory):
     })
     srv = start_server(write_yaml(root / "mesh.yaml", mesh), name="pit-tpch")
     client = flight_client(srv.uri)
-    yield client, str(folder), str(returns), str(profile)
+    yield client, str(folder), str(returns), str(profile), str(modes)
     client.close()
     srv.stop(check=True)
 
@@ -206,7 +244,7 @@ TPCH_TTLS = [None, "30 days", "3 weeks", "36 hours", "180 minutes"]
 @pytest.mark.parametrize("ttl", TPCH_TTLS)
 @pytest.mark.parametrize("entities", sorted(TPCH_ENTITIES))
 def test_tpch_daily_features_match_duckdb_asof(tpch, entities, ttl):
-    client, folder, _, _ = tpch
+    client, folder, _, _, _ = tpch
     template = TPCH_ENTITIES[entities]
     sql = pit(template.replace("{orders}", "sales.orders"), "at",
               [f"features.customer_daily.{c}" for c in DAILY_COLUMNS], ttl)
@@ -236,7 +274,7 @@ def two_products_expected(daily_folder: str, returns_folder: str) -> Rows:
 
 
 def test_tpch_two_feature_products_with_their_own_ttls_and_ties(tpch):
-    client, folder, returns, _ = tpch
+    client, folder, returns, _, _ = tpch
     got = flight_sql_query(client, two_products_sql())
     assert got.column_names == ["o_orderkey", "c_custkey", "at"] + DAILY_COLUMNS + RETURNS_COLUMNS
     expected = two_products_expected(folder, returns)
@@ -250,7 +288,7 @@ def test_tpch_two_feature_products_with_their_own_ttls_and_ties(tpch):
 def test_tpch_a_static_product_gives_each_key_its_latest_row(tpch):
     """Without an event time, the row per key with the latest created_at applies at any
     time, even before it was created; the TTL does not apply to it."""
-    client, folder, _, profile = tpch
+    client, folder, _, profile, _ = tpch
     features = [f"features.customer_profile.{c}" for c in PROFILE_COLUMNS] + ["features.customer_daily.qty_30d"]
     got = flight_sql_query(client, pit(TPCH_ENTITIES["dates"].replace("{orders}", "sales.orders"), "at", features,
                                        "30 days"))
@@ -264,7 +302,7 @@ def test_tpch_a_static_product_gives_each_key_its_latest_row(tpch):
 
 
 def test_tpch_shards_make_the_result(tpch):
-    client, folder, returns, _ = tpch
+    client, folder, returns, _, _ = tpch
     sql = two_products_sql()
     info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(sql)), shards(5))
     assert len(info.endpoints) == 5
@@ -272,3 +310,25 @@ def test_tpch_shards_make_the_result(tpch):
     keys = union.column("o_orderkey").to_pylist()
     assert len(keys) == len(set(keys)) == 15_000
     assert_same_rows(union, two_products_expected(folder, returns))
+
+
+def test_tpch_two_entity_keys(tpch):
+    """A product keyed by customer and ship mode, for every line item (entities from a
+    join of two products); its rows with a NULL key or a NULL event time never apply."""
+    client, _, _, _, modes = tpch
+    features = [f"features.customer_modes.{c}" for c in MODES_COLUMNS]
+    sql = pit(LINES_AS_ENTITIES.format(lineitem="sales.lineitem", orders="sales.orders"), "at", features, "45 days")
+    got = flight_sql_query(client, sql)
+    assert got.column_names == ["l_orderkey", "l_linenumber", "c_custkey", "l_shipmode", "at"] + MODES_COLUMNS
+    entities = LINES_AS_ENTITIES.format(lineitem=source("sales.lineitem"), orders=source("sales.orders"))
+    expected = asof(entities, "at", [Feature(f"read_parquet('{modes}/*.parquet')", ["c_custkey", "l_shipmode"], "day",
+                                             None, list(MODES_COLUMNS), "45 days")])
+    assert_same_rows(got, expected)
+    found = [r[5] for r in expected.rows if r[5] is not None]
+    assert len(expected.rows) == 60_125 and len(found) > 1_000 and 999 not in found
+    # as shards: the entities' driving product is lineitem, named first
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(sql)), shards(3))
+    assert len(info.endpoints) == 3
+    parts = [client.do_get(e.ticket, shards(3)).read_all() for e in info.endpoints]
+    assert sum(1 for p in parts if p.num_rows) >= 2
+    assert_same_rows(pa.concat_tables(parts), expected)
