@@ -704,6 +704,8 @@ def test_entities_named_by_product_carry_provenance_and_ttls_compile_either_way(
     longer = features("365 days")
     assert one.column("orders_90d").null_count > longer.column("orders_90d").null_count  # older rows expire
 
+
+
 def test_an_expired_token_is_renewed_with_the_password_and_before_pickling(start_server, tmp_path, monkeypatch):
     import pickle
 
@@ -736,3 +738,23 @@ def test_an_expired_token_is_renewed_with_the_password_and_before_pickling(start
     assert copy._credentials is None and copy.principal() == "stella"
     client.close()
     server.stop()
+
+def test_a_shard_read_is_recorded_with_its_training_set(start_server, tmp_path):
+    from mgtest import DEMO_CONFIG
+
+    events_file = tmp_path / "lineage.jsonl"
+    server = start_server(DEMO_CONFIG, name="ml-lineage",
+                          args=["--audit-dir", str(tmp_path / "audit"), "--lineage-file", str(events_file)])
+    stella = meshgate.connect(server.uri, username="stella", password="stella-demo")
+    manifest = stella.training_set(products="customers.region", purpose="ml_training", shards=2).plan()
+    shard = manifest.shards()[1]
+    assert shard.training_set == f"{manifest.id}/all/1-of-2"
+    shard.read(stella).read_all()
+    stella.close()
+    server.stop()
+    events = [json.loads(line) for line in events_file.read_text().splitlines()]
+    tagged = [e["run"]["facets"] for e in events if "meshgate_training_set" in e["run"].get("facets", {})]
+    assert tagged and {f["meshgate_training_set"]["trainingSet"] for f in tagged} == {shard.training_set}
+    assert {f["meshgate_purpose"]["purpose"] for f in tagged} == {"ml_training"}
+    records = [json.loads(line) for path in (tmp_path / "audit").glob("*") for line in path.read_text().splitlines()]
+    assert [r["training_set"] for r in records if r.get("training_set")] == [shard.training_set]
