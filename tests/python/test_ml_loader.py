@@ -253,6 +253,19 @@ def test_resume_with_a_plain_dataloader_and_recorded_positions(client, hand_shar
         next(iter(again.loader(num_workers=3)))
 
 
+def test_arrow_batches_carry_their_position_in_metadata(client, hand_shards):
+    dataset = hand_dataset(client, hand_shards, output="arrow", positions=True, batch_size=1000)
+    loaded = 0
+    for i, batch in enumerate(dataset.loader(num_workers=2)):
+        assert isinstance(batch, pa.RecordBatch)
+        loaded += dataset.record(batch).num_rows
+        if i == 6:
+            break
+    state = dataset.state_dict()
+    assert sum(state["rows"].values()) == loaded == 7000 and state["readers"] == 2
+    with pytest.raises(ValueError, match="positions=True"):
+        hand_dataset(client, hand_shards).record(next(iter(hand_dataset(client, hand_shards, output="arrow"))))
+
 def test_a_forked_worker_is_refused_with_a_clear_error(client, hand_shards):
     dataset = hand_dataset(client, hand_shards)
     loader = torch.utils.data.DataLoader(dataset, batch_size=None, num_workers=1, multiprocessing_context="fork")
