@@ -36,7 +36,7 @@ from mgtest import (
 )
 
 ACTIONS = {"CreatePreparedStatement", "ClosePreparedStatement", "CreatePreparedSubstraitPlan", "SetSessionOptions", "GetSessionOptions",
-           "CloseSession", "CancelFlightInfo"}
+           "CloseSession", "CancelFlightInfo", "meshgate.training_snapshot"}
 SQLINFO_FLIGHT_SQL_SERVER_CANCEL = 9
 QUERIES = [
     "SELECT * FROM sales.orders",

@@ -192,7 +192,7 @@ impl Interval {
             "days" => 86_400,
             _ => 7 * 86_400,
         };
-        (self.count as i64).saturating_mul(seconds).saturating_mul(1_000_000)
+        i64::try_from(self.count).unwrap_or(i64::MAX).saturating_mul(seconds).saturating_mul(1_000_000)
     }
 }
 
@@ -214,6 +214,9 @@ fn parse_ttls(text: &str) -> Result<BTreeMap<Option<(String, String)>, Interval>
     Ok(ttls)
 }
 
+/// The longest TTL: 100 years.
+const MAX_TTL_SECONDS: i64 = 100 * 366 * 86_400;
+
 fn parse_interval(text: &str) -> Result<Interval, EngineError> {
     let bad = || {
         EngineError::InvalidSql(format!(
@@ -232,10 +235,13 @@ fn parse_interval(text: &str) -> Result<Interval, EngineError> {
         "week" | "w" => "weeks",
         _ => return Err(bad()),
     };
-    if count == 0 || count > 1_000_000 {
-        return Err(bad());
+    let interval = Interval { count, unit };
+    if count == 0 || interval.micros() > MAX_TTL_SECONDS * 1_000_000 {
+        return Err(EngineError::InvalidSql(format!(
+            "{FUNCTION}: the ttl '{text}' must be more than zero and at most 100 years"
+        )));
     }
-    Ok(Interval { count, unit })
+    Ok(interval)
 }
 
 /// SQL identifier, double-quoted.
@@ -403,7 +409,8 @@ mod tests {
     fn ttls_parse_for_all_or_per_product() {
         assert_eq!(parse_interval("30 days").unwrap(), Interval { count: 30, unit: "days" });
         assert_eq!(parse_interval("1 hour").unwrap(), Interval { count: 1, unit: "hours" });
-        for bad in ["", "30", "thirty days", "30 fortnights", "0 days", "-1 days", "30 days ago"] {
+        assert_eq!(parse_interval("2592000 seconds").unwrap().micros(), 30 * 86_400 * 1_000_000);
+        for bad in ["", "30", "thirty days", "30 fortnights", "0 days", "-1 days", "30 days ago", "6000 weeks"] {
             assert!(parse_interval(bad).is_err(), "{bad}");
         }
         let per = parse_ttls("sales.f = 2 weeks; customers.c=12 hours").unwrap();

@@ -76,7 +76,8 @@ impl FeatureIndex {
             }
             None => {
                 let (converter, encoded) = encode_keys(&rows, &columns.keys)?;
-                let mut order: Vec<u32> = (0..rows.num_rows()).filter(|&row| usable(row)).map(|row| row as u32).collect();
+                let mut order: Vec<u32> =
+                    (0..rows.num_rows()).filter(|&row| usable(row)).map(|row| row as u32).collect();
                 order.sort_unstable_by(|&a, &b| {
                     let (a, b) = (a as usize, b as usize);
                     encoded
@@ -109,7 +110,13 @@ impl FeatureIndex {
     /// For each entity row: the row of `rows` that is its feature row, or NULL.
     /// `keys` are the entities' key columns (cast to the feature keys' types),
     /// `times` their event times; `ttl` in microseconds.
-    pub fn lookup(&self, keys: &[ArrayRef], times: &ArrayRef, ttl: Option<i64>, is_static: bool) -> Result<UInt32Array> {
+    pub fn lookup(
+        &self,
+        keys: &[ArrayRef],
+        times: &ArrayRef,
+        ttl: Option<i64>,
+        is_static: bool,
+    ) -> Result<UInt32Array> {
         let times = micros(times)?;
         let find = |range: Option<&(usize, usize)>, row: usize| -> Option<u32> {
             let &(start, end) = range?;
@@ -133,7 +140,9 @@ impl FeatureIndex {
             KeyRanges::Integer(ranges) => {
                 let ids = cast(&keys[0], &DataType::Int64)?;
                 let ids = ids.as_primitive::<Int64Type>();
-                (0..times.len()).map(|row| if ids.is_null(row) { None } else { find(ranges.get(&ids.value(row)), row) }).collect()
+                (0..times.len())
+                    .map(|row| if ids.is_null(row) { None } else { find(ranges.get(&ids.value(row)), row) })
+                    .collect()
             }
             KeyRanges::Encoded { converter, ranges } => {
                 let encoded = converter.convert_columns(keys)?;

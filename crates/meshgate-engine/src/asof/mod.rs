@@ -71,7 +71,22 @@ impl RelationPlanner for AsOfRelations {
         let [join] = <[_; 1]>::try_from(tables.joins).map_err(|_| malformed())?;
         let entities = context.plan(tables.relation)?;
         let features = context.plan(join.relation)?;
-        let spec = with_free_names(&marker.spec, &marker.product_name, &entities);
+        let has = |name: &str| entities.schema().index_of_column_by_name(None, name).is_some();
+        let spec = &marker.spec;
+        if let Some(key) = spec.keys.iter().find(|key| !has(key)) {
+            return Err(DataFusionError::Plan(format!(
+                "point_in_time: the entities have no column {key}, the entity key of {}; give them one \
+                 (SELECT ..., <column> AS {key} FROM ...)",
+                spec.product
+            )));
+        }
+        if !has(&spec.entity_time) {
+            return Err(DataFusionError::Plan(format!(
+                "point_in_time: the entities have no column {}, named as their event time",
+                spec.entity_time
+            )));
+        }
+        let spec = with_free_names(spec, &marker.product_name, &entities);
         let node = node::AsOfJoinNode::try_new(entities, features, Arc::new(spec))?;
         let plan = LogicalPlan::Extension(Extension { node: Arc::new(node) });
         Ok(RelationPlanning::Planned(Box::new(PlannedRelation::new(plan, marker.alias.clone()))))
