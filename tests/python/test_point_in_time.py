@@ -396,7 +396,7 @@ USAGE = "call it as point_in_time("
 E = ORDERS_AS_ENTITIES
 ERRORS = [
     ("bad-ttl", pit(E, "o_orderdate", demo_features(), "30 fortnights"), "the ttl '30 fortnights' does not parse"),
-    ("zero-ttl", pit(E, "o_orderdate", demo_features(), "0 days"), "the ttl '0 days' does not parse"),
+    ("zero-ttl", pit(E, "o_orderdate", demo_features(), "0 days"), "the ttl '0 days' must be more than zero and at most 100 years"),
     ("ttl-without-unit", pit(E, "o_orderdate", demo_features(), "30"), "the ttl '30' does not parse"),
     ("ttl-for-another-product", pit(E, "o_orderdate", demo_features(), "sales.orders=3 days"),
      "the ttl names sales.orders, which no feature comes from"),
@@ -406,8 +406,8 @@ ERRORS = [
      "the entities have no column c_custkey, the entity key of sales.customer_features"),
     ("entities-query-without-the-key",
      pit("SELECT o_orderkey, o_orderdate FROM sales.orders", "o_orderdate", demo_features()),
-     "point_in_time: no column c_custkey to join on"),
-    ("no-such-event-time", pit(E, "o_shipdate", demo_features()), "point_in_time: no column o_shipdate to join on"),
+     "point_in_time: the entities have no column c_custkey, the entity key of sales.customer_features"),
+    ("no-such-event-time", pit(E, "o_shipdate", demo_features()), "point_in_time: the entities have no column o_shipdate, named as their event time"),
     ("text-event-time", pit("SELECT o_custkey AS c_custkey, CAST(o_orderdate AS VARCHAR) AS d FROM sales.orders", "d",
                             demo_features()), "event times must be dates or timestamps, not Utf8"),
     ("no-such-feature-column", pit(E, "o_orderdate", [f"{FEATURES}.orders_30d"]),

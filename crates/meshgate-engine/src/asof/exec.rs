@@ -100,9 +100,10 @@ impl AsOfJoinExec {
             reservation.try_grow(batch.get_array_memory_size())?;
             batches.push(batch);
         }
-        // Building needs the rows once more (concatenated) and 32 bytes a row to sort.
+        // Building needs the rows once more (concatenated) and 64 bytes a row to sort
+        // (the entries and their merged copy).
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        reservation.try_grow(reservation.size() + rows * 32)?;
+        reservation.try_grow(reservation.size() + rows * 64)?;
         let index = FeatureIndex::build(&schema, &batches, &columns)?;
         drop(batches);
         reservation.try_resize(index.rows.get_array_memory_size() + index.index_bytes())?;
