@@ -5,14 +5,13 @@
 //! A single integer key (the common case: a customer or order id) is sorted and
 //! looked up as plain integers; other keys go through Arrow's row format.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, UInt32Array};
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::{DataType, Int64Type, SchemaRef, TimeUnit};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
-use datafusion::common::{DataFusionError, Result};
+use datafusion::common::{DataFusionError, HashMap, Result};
 
 /// Which columns of the feature rows play which part.
 #[derive(Debug, Clone)]
@@ -64,7 +63,7 @@ impl FeatureIndex {
                     .map(|row| (ids.value(row), times.value(row), created_at(row), row as u32))
                     .collect();
                 sort_in_parallel(&mut sorted);
-                let mut ranges = HashMap::new();
+                let mut ranges = HashMap::default();
                 let mut start = 0;
                 for position in 1..=sorted.len() {
                     if position == sorted.len() || sorted[position].0 != sorted[start].0 {
@@ -86,7 +85,7 @@ impl FeatureIndex {
                         .then(times.value(a).cmp(&times.value(b)))
                         .then(created_at(a).cmp(&created_at(b)))
                 });
-                let mut ranges: HashMap<Vec<u8>, (usize, usize)> = HashMap::new();
+                let mut ranges: HashMap<Vec<u8>, (usize, usize)> = HashMap::default();
                 let mut start = 0;
                 for position in 1..=order.len() {
                     let key = |p: usize| encoded.row(order[p] as usize);
