@@ -100,7 +100,7 @@ pub(crate) fn shard(
         }
     };
     check_path(plan, &path)?;
-    rebuild(plan, &path, &|scan| slice_files(scan, index, count))
+    rebuild(plan, &path, index, count)
 }
 
 /// Paths (child indices from `plan`) to the file scans of `product`.
@@ -168,13 +168,13 @@ fn check_operator(node: &Arc<dyn ExecutionPlan>, driving_child: usize) -> Result
         };
     }
     if let Some(join) = node.downcast_ref::<HashJoinExec>() {
-        return check_join(node, &join.join_type(), driving_child);
+        return check_join(node, *join.join_type(), driving_child);
     }
     if let Some(join) = node.downcast_ref::<SortMergeJoinExec>() {
-        return check_join(node, &join.join_type(), driving_child);
+        return check_join(node, join.join_type(), driving_child);
     }
     if let Some(join) = node.downcast_ref::<NestedLoopJoinExec>() {
-        return check_join(node, &join.join_type(), driving_child);
+        return check_join(node, *join.join_type(), driving_child);
     }
     if node.is::<CrossJoinExec>() {
         return Ok(());
@@ -192,7 +192,7 @@ fn check_operator(node: &Arc<dyn ExecutionPlan>, driving_child: usize) -> Result
 
 /// A join keeps the driving rows apart when each output row comes from at most one
 /// driving row and the other side's rows appear only through their matches.
-fn check_join(node: &Arc<dyn ExecutionPlan>, join_type: &JoinType, driving_child: usize) -> Result<(), EngineError> {
+fn check_join(node: &Arc<dyn ExecutionPlan>, join_type: JoinType, driving_child: usize) -> Result<(), EngineError> {
     use JoinType::*;
     let fine = match driving_child {
         0 => matches!(join_type, Inner | Left | LeftSemi | LeftAnti | LeftMark),
@@ -209,16 +209,15 @@ fn refused(node: &Arc<dyn ExecutionPlan>, what: &str) -> EngineError {
     ))
 }
 
-/// `plan` with the node at the end of `path` replaced by `replace(node)`, every
-/// operator above rebuilt (their partitioning follows the new scan).
-fn rebuild(
-    plan: &Arc<dyn ExecutionPlan>,
-    path: &[usize],
-    replace: &dyn Fn(&Arc<dyn ExecutionPlan>) -> Result<(Arc<dyn ExecutionPlan>, Vec<u8>), EngineError>,
-) -> Result<(Arc<dyn ExecutionPlan>, Vec<u8>), EngineError> {
-    let Some((&first, rest)) = path.split_first() else { return replace(plan) };
+/// A plan with its driving scan cut, and the digest of the files it was cut from.
+type Sliced = (Arc<dyn ExecutionPlan>, Vec<u8>);
+
+/// `plan` with the file scan at the end of `path` cut to shard `index` of `count`,
+/// every operator above rebuilt (their partitioning follows the new scan).
+fn rebuild(plan: &Arc<dyn ExecutionPlan>, path: &[usize], index: usize, count: usize) -> Result<Sliced, EngineError> {
+    let Some((&first, rest)) = path.split_first() else { return slice_files(plan, index, count) };
     let mut children: Vec<Arc<dyn ExecutionPlan>> = plan.children().into_iter().cloned().collect();
-    let (child, fingerprint) = rebuild(&children[first], rest, replace)?;
+    let (child, fingerprint) = rebuild(&children[first], rest, index, count)?;
     children[first] = child;
     let options = ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute);
     Ok((Arc::clone(plan).replace_children(children, options)?, fingerprint))
@@ -226,11 +225,7 @@ fn rebuild(
 
 /// The file scan `scan` reading only shard `index` of `count`: its files sorted by
 /// path and laid end to end, cut into equal byte ranges.
-fn slice_files(
-    scan: &Arc<dyn ExecutionPlan>,
-    index: usize,
-    count: usize,
-) -> Result<(Arc<dyn ExecutionPlan>, Vec<u8>), EngineError> {
+fn slice_files(scan: &Arc<dyn ExecutionPlan>, index: usize, count: usize) -> Result<Sliced, EngineError> {
     let config = scan
         .downcast_ref::<DataSourceExec>()
         .and_then(|source| source.data_source().downcast_ref::<FileScanConfig>())
