@@ -37,7 +37,8 @@ impl MeshSnapshot {
         Ok(files)
     }
 
-    async fn listed_files(&self, entry: &ProductEntry) -> Result<Vec<ProductFile>, DataFusionError> {
+    /// The files under a (non-Delta) product's location, listed now.
+    pub(crate) async fn listed_files(&self, entry: &ProductEntry) -> Result<Vec<ProductFile>, DataFusionError> {
         let ctx = SessionContext::new_with_config_rt(self.session_config().clone(), Arc::clone(self.runtime()));
         let state = ctx.state();
         let url = ListingTableUrl::parse(entry.product.location.as_str())?;

@@ -7,12 +7,10 @@ use std::time::{Duration, Instant};
 
 use datafusion::catalog::TableProvider;
 use datafusion::common::stats::Precision;
-use datafusion::datasource::listing::ListingTableUrl;
 use datafusion::execution::context::SessionContext;
 use datafusion::physical_plan::statistics::{StatisticsArgs, StatisticsContext};
-use futures::TryStreamExt;
 
-use crate::snapshot::{MeshSnapshot, ProductEntry, file_extension};
+use crate::snapshot::{MeshSnapshot, ProductEntry};
 
 /// How long an inventory is reused before the store is listed again.
 const INVENTORY_TTL: Duration = Duration::from_secs(60);
@@ -68,20 +66,12 @@ async fn take_inventory(
     if let Some(table) = entry.delta_table() {
         return Ok(crate::delta::inventory(table)?);
     }
+    let listed = snapshot.listed_files(entry).await?;
+    let files = listed.len() as u64;
+    let bytes = listed.iter().map(|file| file.size).sum();
+    let newest = listed.iter().map(|file| file.modified_ms).max();
     let ctx = SessionContext::new_with_config_rt(snapshot.session_config().clone(), Arc::clone(snapshot.runtime()));
     let state = ctx.state();
-    let url = ListingTableUrl::parse(entry.product.location.as_str())?;
-    let store = snapshot.runtime().object_store(&url)?;
-    let mut files = 0;
-    let mut bytes = 0;
-    let mut newest: Option<i64> = None;
-    let mut listing = url.list_all_files(&state, store.as_ref(), file_extension(&entry.product)).await?;
-    while let Some(meta) = listing.try_next().await? {
-        files += 1;
-        bytes += meta.size;
-        let modified = meta.last_modified.timestamp_millis();
-        newest = Some(newest.map_or(modified, |n| n.max(modified)));
-    }
     let plan = entry.table.scan(&state, None, &[], None).await?;
     let rows = match StatisticsContext::new().compute(plan.as_ref(), &StatisticsArgs::new())?.num_rows {
         Precision::Exact(rows) => Some(rows as u64),

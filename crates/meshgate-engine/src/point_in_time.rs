@@ -59,7 +59,9 @@ pub(crate) fn rewrite_point_in_time(
 /// Refuses identifiers in meshgate's reserved namespace: the rewrite relies on them
 /// meaning what it wrote.
 fn check_reserved(sql: &str) -> Result<(), EngineError> {
-    if sql.to_ascii_lowercase().contains(RESERVED_PREFIX) {
+    // Every statement passes here: searched in place, without a lowercased copy.
+    let prefix = RESERVED_PREFIX.as_bytes();
+    if sql.as_bytes().windows(prefix.len()).any(|window| window.eq_ignore_ascii_case(prefix)) {
         return Err(EngineError::InvalidSql(format!(
             "names starting with {RESERVED_PREFIX} are reserved for meshgate's own SQL"
         )));
