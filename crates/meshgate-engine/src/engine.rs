@@ -328,6 +328,15 @@ impl Query {
         Ok((plan, state))
     }
 
+    /// The verified physical plan `execute` would run (none for a rendered EXPLAIN);
+    /// for tools that inspect plans, such as the fuzz targets' invariant checks.
+    pub async fn physical_plan(&self) -> Result<Option<Arc<dyn ExecutionPlan>>, EngineError> {
+        match &self.kind {
+            QueryKind::Plan { plan, state } => physical_within(state, plan, self.deadline).await.map(Some),
+            QueryKind::Rendered(_) => Ok(None),
+        }
+    }
+
     /// The logical plan (none for a rendered EXPLAIN).
     pub(crate) fn logical(&self) -> Option<&LogicalPlan> {
         match &self.kind {

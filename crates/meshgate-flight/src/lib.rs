@@ -42,7 +42,7 @@ pub use connection_limits::ConnectionLimits;
 pub use auth::{Authenticator, hash_password};
 pub use error::FlightError;
 pub use metrics::{Metrics, ProductState, product_states};
-pub use server::{ServerOptions, serve};
+pub use server::{ServerOptions, grpc_service, serve};
 pub use service::{MeshFlightSqlService, ServiceOptions};
 pub use serving::{Current, Serving};
 pub use session::ENDPOINTS_HEADER;

@@ -1,5 +1,6 @@
 //! Serving the Flight SQL service over gRPC.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -7,7 +8,10 @@ use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::body::Body;
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
+use tower_service::Service;
 
 use crate::connection_limits::ConnectionLimits;
 use crate::flight_service::MeshFlightService;
@@ -41,19 +45,7 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    // Every RPC, Handshake and DoGet included, passes the authenticator first.
-    let interceptor = crate::auth::interceptor(service.current().clone(), Arc::clone(service.metrics()));
-    let statements = service.clone();
-    let flight = FlightServiceServer::new(MeshFlightService(service))
-        .max_decoding_message_size(options.max_message_bytes)
-        .max_encoding_message_size(options.max_message_bytes);
-    // Statement results leave as zero-copy frames; every other call goes through tonic.
-    // A panic in any call ends that call with INTERNAL, not the process.
-    let flight = CatchPanics::new(InterceptedService::new(
-        StatementDoGet::new(flight, statements, options.max_message_bytes),
-        interceptor,
-    ));
-    let router = options.limits.server_builder().add_service(flight);
+    let router = options.limits.server_builder().add_service(grpc_service(service, options.max_message_bytes));
     match options.tls {
         None => {
             let incoming = TcpListenerStream::new(listener).map(|accepted| accepted.inspect(configure_socket));
@@ -64,6 +56,29 @@ pub async fn serve(
             router.serve_with_incoming_shutdown(incoming, shutdown).await
         }
     }
+}
+
+/// The whole gRPC service as `serve` runs it, without a listener: authentication,
+/// statement DoGets, the Flight SQL service, panic guard. A call is one HTTP/2
+/// request in and one response out (the fuzz targets drive it this way).
+pub fn grpc_service(
+    service: MeshFlightSqlService,
+    max_message_bytes: usize,
+) -> impl Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible, Future: Send>
++ NamedService
++ Clone
++ Send
++ Sync
++ 'static {
+    // Every RPC, Handshake and DoGet included, passes the authenticator first.
+    let interceptor = crate::auth::interceptor(service.current().clone(), Arc::clone(service.metrics()));
+    let statements = service.clone();
+    let flight = FlightServiceServer::new(MeshFlightService(service))
+        .max_decoding_message_size(max_message_bytes)
+        .max_encoding_message_size(max_message_bytes);
+    // Statement results leave as zero-copy frames; every other call goes through tonic.
+    // A panic in any call ends that call with INTERNAL, not the process.
+    CatchPanics::new(InterceptedService::new(StatementDoGet::new(flight, statements, max_message_bytes), interceptor))
 }
 
 /// The builder's `tcp_nodelay` and `tcp_keepalive` apply only to listeners tonic binds
