@@ -4,6 +4,7 @@
 #   benches/run.sh --sf 1                     everything at TPC-H scale factor 1
 #   benches/run.sh --sf 0.1 --runs 1          a quick pass
 #   benches/run.sh --queries 1,3,5 --phases tpch --skip-generate
+#   benches/run.sh load --duration 180         64 clients, mixed workload (benches/load.py)
 #
 # Installs what it needs: a Python venv in benches/.venv from the pinned
 # benches/requirements.txt, tpchgen-cli into benches/.tools (cargo install, when data
@@ -26,5 +27,11 @@ fi
 
 # the report shows the command line as benches/run.sh ARGS
 export BENCH_ENTRY="benches/run.sh"
+
+# benches/run.sh load ARGS: the load and soak generator (benches/load.py)
+if [ "${1:-}" = load ]; then
+  shift
+  exec "$venv/bin/python" benches/load.py "$@"
+fi
 
 exec "$venv/bin/python" benches/tpch.py "$@"

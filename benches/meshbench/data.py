@@ -113,7 +113,14 @@ def check_layout(data_dir: str) -> None:
 
 
 def ensure_tpchgen(tools_root: str) -> str:
-    """tpchgen-cli TPCHGEN_VERSION under tools_root/bin, installed with cargo if absent."""
+    """tpchgen-cli TPCHGEN_VERSION: the one requirements.txt installs beside this Python
+    (its PyPI wheel ships the binary), else under tools_root/bin, installed with cargo if
+    absent."""
+    beside = os.path.join(os.path.dirname(sys.executable), "tpchgen-cli")
+    if os.path.exists(beside):
+        out = subprocess.run([beside, "--version"], capture_output=True, text=True).stdout
+        if TPCHGEN_VERSION in out:
+            return beside
     exe = os.path.join(tools_root, "bin", "tpchgen-cli")
     if os.path.exists(exe):
         out = subprocess.run([exe, "--version"], capture_output=True, text=True).stdout
