@@ -15,14 +15,16 @@ Asserts: no wrong or truncated answer, no unexpected error (the bad requests get
 own code), every kind ran; after warm-up (the first 40%) the server's RSS grows less
 than RSS_SLOPE_LIMIT MB/hour and its open fds less than FD_SLOPE_LIMIT/hour, and fds at
 the end are within FD_END_TOLERANCE of where warm-up ended; once the clients have gone
-the server holds no more fds than before they came, and it stops cleanly. `-s` prints
-the report (throughput, p50/p99 by kind, errors by code, CPU, RSS and fds over time).
+the server holds no more fds than before they came, it logged no ERROR and no panic,
+and it stops cleanly. `-s` prints the report (throughput, p50/p99 by kind, errors by
+code, CPU, RSS and fds over time).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 
 import mgtest
@@ -83,3 +85,53 @@ def test_soak(start_server, log_dir):
     fds = rep["server"]["fds"]
     assert fds["after"] <= fds["before"] + FDS_LEFT_OVER, \
         f"{fds['after']} fds once the clients left, {fds['before']} before they came"
+    alarming = [line for line in server.stderr_text().splitlines() if re.search(r"\bERROR\b|panicked", line)]
+    assert not alarming, "the server logged:\n" + "\n".join(alarming[:20])
+
+
+def test_the_checks_see_wrong_answers(start_server):
+    """The judge the soak relies on, fed doctored expectations against the real server:
+    a missing row, a changed value, an export one row short or with a changed sum, a
+    bad request answered, or refused with another code, are never counted as right."""
+    import dataclasses
+    import decimal
+
+    import pyarrow as pa
+
+    server = start_server(mgtest.DEMO_CONFIG, name="soak-checks")
+    target = loadgen.Target(server.uri, dict(mgtest.DUCKDB_SOURCES), bearer=mgtest.bearer_for(server.uri, "stella"),
+                            pid=server.pid)
+    workload = loadgen.prepare(target, {"point": 1, "tpch": 1, "export": 1, "bad": 1}, tpch=("q06",),
+                               exports=("sales.lineitem",), keys_per_table=2)
+    client = loadgen.Client(target)
+    try:
+        items = {i.name: i for i in workload.all_items()}
+        assert all(loadgen.execute(client, i)[0] == loadgen.OK for i in items.values())
+
+        def outcome(item):
+            return loadgen.execute(client, item)[:2]
+
+        point = next(i for i in workload.items["point"] if i.rows == 1)
+        assert outcome(dataclasses.replace(point, expected=point.expected.slice(0, 0), rows=0)) == (loadgen.WRONG, None)
+        q06 = items["tpch:q06"]
+        revenue = q06.expected.column(0)[0].as_py() + decimal.Decimal("0.01")
+        doctored = pa.table([pa.array([revenue], q06.expected.schema.field(0).type)], schema=q06.expected.schema)
+        assert outcome(dataclasses.replace(q06, expected=doctored)) == (loadgen.WRONG, None)
+
+        export = items["export:sales.lineitem"]
+        longer = loadgen.Digest()
+        longer.rows, longer.columns = export.expected.rows + 1, export.expected.columns
+        assert outcome(dataclasses.replace(export, expected=longer, rows=longer.rows)) == (loadgen.TRUNCATED, None)
+        changed = loadgen.Digest()
+        changed.rows = export.expected.rows
+        changed.columns = {k: dict(v) for k, v in export.expected.columns.items()}
+        changed.columns["l_orderkey"]["sum"] += 1
+        assert outcome(dataclasses.replace(export, expected=changed)) == (loadgen.WRONG, None)
+
+        malformed = items["bad:malformed-sql"]
+        assert outcome(dataclasses.replace(malformed, expected=loadgen.Refusal("NOT_FOUND"))) == \
+            (loadgen.ERROR, "INVALID_ARGUMENT")
+        assert outcome(dataclasses.replace(malformed, arg="SELECT 1")) == (loadgen.WRONG, None)
+    finally:
+        client.close()
+    server.stop(check=True)
