@@ -618,6 +618,12 @@ def flight_grpc_code(exc: BaseException) -> str:
     m = re.search(r"gRPC client debug context: ([A-Z_]+):", str(exc))
     if m and m.group(1) in GRPC_CODE_NAMES.values():
         return m.group(1)
+    # Codes Arrow folds into a shared class keep their name in the message.
+    m = re.search(r"gRPC returned ([a-z -]+) error", str(exc))
+    folded = {"data loss": "DATA_LOSS", "resource exhausted": "RESOURCE_EXHAUSTED", "out of range": "OUT_OF_RANGE",
+              "failed precondition": "FAILED_PRECONDITION", "aborted": "ABORTED", "already exists": "ALREADY_EXISTS"}
+    if m and m.group(1) in folded:
+        return folded[m.group(1)]
     checks = [
         (flight.FlightUnavailableError, "UNAVAILABLE"),
         (flight.FlightInternalError, "INTERNAL"),

@@ -177,7 +177,7 @@ def test_broken_product_adbc(broken_server, product):
         err = _adbc_error(conn, f"SELECT * FROM broken.{product}")
         _assert_mentions(err, BROKEN_PRODUCTS[product])
         if product in ("corrupt", "mangled"):
-            assert adbc_grpc_code(err) in ("INVALID_ARGUMENT", "UNAVAILABLE"), describe_exc(err)
+            assert adbc_grpc_code(err) in ("DATA_LOSS", "UNAVAILABLE"), describe_exc(err)
         else:
             assert adbc_grpc_code(err) not in ("INTERNAL", "UNKNOWN"), describe_exc(err)
         _check_good_query_adbc(conn, "SELECT COUNT(*) AS n FROM broken.nation", 25)
@@ -193,7 +193,7 @@ def test_broken_product_flight(broken_server, product):
         err = _flight_error(client, f"SELECT COUNT(*) FROM broken.{product}")
         _assert_mentions(err, BROKEN_PRODUCTS[product])
         if product in ("corrupt", "mangled"):
-            assert flight_grpc_code(err) in ("INVALID_ARGUMENT", "UNAVAILABLE"), describe_exc(err)
+            assert flight_grpc_code(err) in ("DATA_LOSS", "UNAVAILABLE"), describe_exc(err)
         else:
             assert flight_grpc_code(err) not in ("INTERNAL", "UNKNOWN"), describe_exc(err)
         _check_good_query_flight(client, "SELECT COUNT(*) AS n FROM broken.nation", 25)

@@ -20,8 +20,9 @@ by a query on the same server that must be answered in full.
   spill; the memory pool exhausted by concurrent heavy queries (RESOURCE_EXHAUSTED
   for those that do not fit, every row for those that do).
 
-Codes the server gets wrong today are expected failures (xfail strict, raises=WrongCode):
-each test checks everything else first and the code last.
+A code the server still gets wrong is an expected failure (xfail strict, raises=WrongCode:
+a spill directory that cannot be written is blamed on the product); each test checks
+everything else first and the code last.
 
 Covered elsewhere and not repeated: corrupt files and schema drift found at load and a
 store unreachable from the start (test_errors.py).
@@ -218,13 +219,6 @@ def assert_store_recovers(client, store: Store) -> None:
     assert_region_served(client, "store")
 
 
-# A store (or file system) failure while row groups are read reaches meshgate as
-# ParquetError::External(object_store::Error), which it classifies as a corrupt file:
-# INVALID_ARGUMENT "has unreadable files" instead of UNAVAILABLE "is unavailable".
-READ_FAILURE_IS_CORRUPT = pytest.mark.xfail(
-    strict=True, raises=WrongCode,
-    reason="store failures while reading row groups are INVALID_ARGUMENT 'has unreadable files' "
-           "(ParquetError::External(object_store::Error) classified as corrupt), not UNAVAILABLE")
 
 
 def test_store_serves_every_row_through_the_proxy(s3):
@@ -233,7 +227,6 @@ def test_store_serves_every_row_through_the_proxy(s3):
     assert_whole(read_stream(client, EVENTS_SQL), store.expected, EVENTS)
 
 
-@READ_FAILURE_IS_CORRUPT
 @pytest.mark.parametrize("client_kind", ["flight", "adbc"])
 def test_store_killed_mid_stream_ends_stream_with_error(s3, client_kind):
     store, server, client = s3
@@ -253,7 +246,6 @@ def test_store_killed_mid_stream_ends_stream_with_error(s3, client_kind):
     assert_code(outcome, STORE_DOWN, "store killed mid-stream")
 
 
-@READ_FAILURE_IS_CORRUPT
 def test_store_500s_from_the_start_fail_the_query_with_unavailable(s3):
     store, server, client = s3
     asked = store.proxy.answered_500
@@ -273,7 +265,6 @@ def test_store_500s_from_the_start_fail_the_query_with_unavailable(s3):
     assert_code(adbc_outcome, STORE_DOWN, "store answering 500 (ADBC)")
 
 
-@READ_FAILURE_IS_CORRUPT
 def test_store_500s_mid_stream_end_stream_with_unavailable(s3):
     store, _, client = s3
     store.proxy.delay(SLOW_STORE_MS)
@@ -285,7 +276,6 @@ def test_store_500s_mid_stream_end_stream_with_unavailable(s3):
     assert_code(outcome, STORE_DOWN, "store answering 500 mid-stream")
 
 
-@READ_FAILURE_IS_CORRUPT
 def test_store_connection_reset_mid_stream_ends_stream_with_unavailable(s3):
     """Every connection is reset a kilobyte into the store's answer: bodies cut off."""
     store, _, client = s3
@@ -299,7 +289,6 @@ def test_store_connection_reset_mid_stream_ends_stream_with_unavailable(s3):
     assert_code(outcome, STORE_DOWN, "connections reset mid-stream")
 
 
-@READ_FAILURE_IS_CORRUPT
 def test_store_refusing_connections_fails_the_query_with_unavailable(s3):
     store, _, client = s3
     store.proxy.refuse()
@@ -333,7 +322,6 @@ def test_store_slow_still_delivers_every_row_and_other_products_are_not_held_up(
     assert latencies and max(latencies) < 2.0, f"queries on a local product waited for the slow store: {latencies}"
 
 
-@READ_FAILURE_IS_CORRUPT
 def test_store_stalled_mid_stream_ends_stream_with_unavailable(s3):
     """A store that stops answering (connections open, nothing sent) is given up after
     the store's request timeout: an error, not a stream that hangs or ends early."""
@@ -352,8 +340,6 @@ class Revealed(AssertionError):
     """An error message carries the server's internal detail."""
 
 
-@pytest.mark.xfail(strict=True, raises=Revealed,
-                   reason="store errors quote the store's request URL (endpoint, bucket and key) to clients")
 def test_store_errors_do_not_reveal_the_store_endpoint(s3):
     """The store's address and bucket are the server's internal detail: an error names
     the product and what went wrong, not the URL meshgate requested."""
@@ -377,10 +363,6 @@ FILE_FAULTS = ("truncated", "corrupted", "deleted", "replaced")
 DAMAGED = {"DATA_LOSS", "FAILED_PRECONDITION", "INTERNAL"}
 # A file gone or changed since it was listed: the listing is stale, a later try may succeed.
 CHANGED = {"UNAVAILABLE", "ABORTED", "FAILED_PRECONDITION", "DATA_LOSS"}
-CORRUPT_IS_INVALID_ARGUMENT = pytest.mark.xfail(
-    strict=True, raises=WrongCode,
-    reason="a product with unreadable files is INVALID_ARGUMENT (ProblemKind::Corrupt), which blames the "
-           "query; DATA_LOSS says what happened")
 
 
 @pytest.fixture(scope="module")
@@ -433,9 +415,6 @@ def changed_file(files_server, request):
     client.close()
 
 
-@pytest.mark.xfail(strict=True, raises=WrongCode,
-                   reason="reading past the end of a truncated file is INVALID_ARGUMENT 'has unreadable files': "
-                          "DATA_LOSS (damaged) or UNAVAILABLE (changed since listed) would not blame the query")
 @pytest.mark.parametrize("changed_file", ["truncated"], indirect=True)
 def test_file_truncated_between_listing_and_read(changed_file):
     case = changed_file
@@ -446,7 +425,6 @@ def test_file_truncated_between_listing_and_read(changed_file):
     assert_code(outcome, DAMAGED | CHANGED, "a file truncated after listing")
 
 
-@CORRUPT_IS_INVALID_ARGUMENT
 @pytest.mark.parametrize("changed_file", ["corrupted"], indirect=True)
 def test_file_corrupted_between_listing_and_read(changed_file):
     """Same size, garbage in place of its pages (the footer intact)."""
@@ -461,7 +439,6 @@ def test_file_corrupted_between_listing_and_read(changed_file):
     assert_code(outcome, DAMAGED, "a file corrupted after listing")
 
 
-@READ_FAILURE_IS_CORRUPT
 @pytest.mark.parametrize("changed_file", ["deleted"], indirect=True)
 def test_file_deleted_between_listing_and_read(changed_file):
     case = changed_file
@@ -474,7 +451,6 @@ def test_file_deleted_between_listing_and_read(changed_file):
     assert_code(outcome, CHANGED, "a file deleted after listing")
 
 
-@CORRUPT_IS_INVALID_ARGUMENT
 @pytest.mark.parametrize("changed_file", ["replaced"], indirect=True)
 def test_file_replaced_between_listing_and_read(changed_file):
     """A writer publishes a new version of a file (atomic rename): more rows, new values."""
@@ -587,7 +563,6 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", str(mount)], check=True)
 
 
-@SPILL_BLAMES_THE_PRODUCT
 def test_spill_dir_full_during_spilling_sort(start_server, big_product, tiny_disk, tmp_path):
     """The spill directory on a 1 MiB disk: the sort, which spills about 12 MB
     (test_spill_dir_unwritable_during_spilling_sort sees it complete under the same

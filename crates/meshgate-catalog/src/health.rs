@@ -79,8 +79,13 @@ pub fn name_read_error(product: &str, location: &str, error: DataFusionError) ->
 pub fn read_problem(product: &str, location: &str, error: &DataFusionError) -> Option<ProductError> {
     use datafusion::arrow::error::ArrowError;
     let root = error.find_root();
+    if disk_full(error) {
+        // The server's own disk (spilling), never the product's.
+        return None;
+    }
     let kind = match root {
         DataFusionError::ObjectStore(_) | DataFusionError::IoError(_) => ProblemKind::Unavailable,
+        _ if reaching_the_store(root) => ProblemKind::Unavailable,
         _ if no_data_files(error) => {
             return Some(ProductError {
                 product: product.to_owned(),
@@ -103,6 +108,28 @@ pub fn read_problem(product: &str, location: &str, error: &DataFusionError) -> O
     Some(ProductError { product: product.to_owned(), kind, detail: strip_location(&root.strip_backtrace(), location) })
 }
 
+/// Whether `error` came from reaching the files (the store or the file system failed:
+/// down, refusing, erroring, timing out, the file gone) rather than from what they
+/// hold: the reader wraps such failures in its own errors.
+fn reaching_the_store(error: &DataFusionError) -> bool {
+    sources(error).any(|source| source.is::<object_store::Error>() || source.is::<std::io::Error>())
+}
+
+/// Whether `error` is a full disk (or quota): the server's spill space, not a product.
+pub fn disk_full(error: &DataFusionError) -> bool {
+    use std::io::ErrorKind;
+    sources(error).any(|source| {
+        source
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded))
+    })
+}
+
+/// `error` and the errors behind it.
+fn sources(error: &DataFusionError) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error as &(dyn std::error::Error + 'static)), |error| error.source())
+}
+
 /// Whether `error` says that a product's location holds no data files.
 pub(crate) fn no_data_files(error: &DataFusionError) -> bool {
     matches!(error.find_root(), DataFusionError::Plan(message) if message.starts_with("No files found"))
@@ -111,8 +138,24 @@ pub(crate) fn no_data_files(error: &DataFusionError) -> bool {
 pub(crate) fn strip_location(message: &str, location: &str) -> String {
     let path = location.split_once("://").map_or(location, |(_, rest)| rest);
     let path = path.trim_start_matches(|c: char| c != '/').trim_end_matches('/');
-    let message = message.replace(location, "");
+    let message = hide_urls(&message.replace(location, ""));
     if path.len() > 1 { message.replace(path, "") } else { message }
+}
+
+/// `message` with every URL (a store's endpoint and object paths, as HTTP clients
+/// report them) replaced by `<store>`.
+fn hide_urls(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(at) = ["http://", "https://"].iter().filter_map(|scheme| rest.find(scheme)).min() {
+        out.push_str(&rest[..at]);
+        out.push_str("<store>");
+        let url = &rest[at..];
+        let end = url.find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '>' | ',')).unwrap_or(url.len());
+        rest = &url[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The schema of a product's table, as given by the contract where declared. A column
@@ -164,6 +207,31 @@ mod tests {
                 "column c is declared but missing from the files".to_owned(),
             ]
         );
+    }
+
+    #[test]
+    fn store_failures_inside_reader_errors_are_unavailable_without_urls() {
+        let store = object_store::Error::Generic {
+            store: "S3",
+            source: "Error performing GET http://127.0.0.1:9000/bucket/part-01.parquet in 2s: connection reset".into(),
+        };
+        let error = DataFusionError::ParquetError(Box::new(datafusion::parquet::errors::ParquetError::External(
+            Box::new(store),
+        )));
+        let named = read_problem("store.events", "s3://bucket/", &error).unwrap();
+        assert_eq!(named.kind, ProblemKind::Unavailable);
+        assert!(!named.detail.contains("127.0.0.1"), "{}", named.detail);
+        assert!(named.detail.contains("connection reset"), "{}", named.detail);
+    }
+
+    #[test]
+    fn a_full_disk_is_not_the_products_problem() {
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        let error = DataFusionError::ArrowError(
+            Box::new(datafusion::arrow::error::ArrowError::IoError("writing a spill file".into(), full)),
+            None,
+        );
+        assert!(read_problem("spill.big", "file:///data/", &error).is_none());
     }
 
     #[test]

@@ -81,6 +81,12 @@ impl From<DataFusionError> for EngineError {
                 crate::complexity::PARSER_RECURSION_LIMIT
             ));
         }
+        if meshgate_catalog::disk_full(&error) {
+            // The spill directory's disk: nothing the message should say more about.
+            return EngineError::ResourcesExhausted(
+                "the server's spill space is full; the query could not spill its intermediate results".into(),
+            );
+        }
         match error.find_root() {
             DataFusionError::SQL(..)
             | DataFusionError::Plan(_)

@@ -50,7 +50,10 @@ impl ConnectionLimits {
     pub(crate) fn server_builder(&self) -> tonic::transport::Server {
         let builder = tonic::transport::Server::builder()
             .max_concurrent_streams(self.max_concurrent_streams)
-            .http2_max_header_list_size(self.max_header_list_bytes)
+            // h2's own limit only stops floods: calls are held to `max_header_list_bytes`
+            // one by one (header_limit.rs), so one oversized call never costs the others
+            // on its connection.
+            .http2_max_header_list_size(self.max_header_list_bytes.saturating_mul(16).max(1 << 20))
             .http2_keepalive_interval(Some(self.http2_keepalive_interval))
             .http2_keepalive_timeout(Some(self.http2_keepalive_timeout));
         match self.max_connection_age {

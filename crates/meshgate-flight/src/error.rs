@@ -156,7 +156,8 @@ fn product_code(product: &ProductError) -> Code {
     match product.kind {
         ProblemKind::Unavailable => Code::Unavailable,
         ProblemKind::SchemaDrift => Code::FailedPrecondition,
-        ProblemKind::Corrupt => Code::InvalidArgument,
+        // gRPC's "unrecoverable data loss or corruption": the files, not the query.
+        ProblemKind::Corrupt => Code::DataLoss,
     }
 }
 

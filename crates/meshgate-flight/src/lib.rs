@@ -11,6 +11,7 @@ mod connection_limits;
 pub mod error;
 mod flight_service;
 mod frames;
+mod header_limit;
 mod keys;
 mod metadata;
 mod metrics;

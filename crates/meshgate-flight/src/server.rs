@@ -15,6 +15,7 @@ use tower_service::Service;
 
 use crate::connection_limits::ConnectionLimits;
 use crate::flight_service::MeshFlightService;
+use crate::header_limit::HeaderLimit;
 use crate::panic_guard::CatchPanics;
 use crate::service::MeshFlightSqlService;
 use crate::statement_route::StatementDoGet;
@@ -45,7 +46,7 @@ pub async fn serve(
     options: ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let router = options.limits.server_builder().add_service(grpc_service(service, options.max_message_bytes));
+    let router = options.limits.server_builder().add_service(grpc_service(service, &options));
     match options.tls {
         None => {
             let incoming = TcpListenerStream::new(listener).map(|accepted| accepted.inspect(configure_socket));
@@ -63,7 +64,7 @@ pub async fn serve(
 /// request in and one response out (the fuzz targets drive it this way).
 pub fn grpc_service(
     service: MeshFlightSqlService,
-    max_message_bytes: usize,
+    options: &ServerOptions,
 ) -> impl Service<http::Request<Body>, Response = http::Response<Body>, Error = Infallible, Future: Send>
 + NamedService
 + Clone
@@ -71,14 +72,17 @@ pub fn grpc_service(
 + Sync
 + 'static {
     // Every RPC, Handshake and DoGet included, passes the authenticator first.
+    let max_message_bytes = options.max_message_bytes;
     let interceptor = crate::auth::interceptor(service.current().clone(), Arc::clone(service.metrics()));
     let statements = service.clone();
     let flight = FlightServiceServer::new(MeshFlightService(service))
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     // Statement results leave as zero-copy frames; every other call goes through tonic.
-    // A panic in any call ends that call with INTERNAL, not the process.
-    CatchPanics::new(InterceptedService::new(StatementDoGet::new(flight, statements, max_message_bytes), interceptor))
+    // Oversized headers are refused before anything reads them. A panic in any call
+    // ends that call with INTERNAL, not the process.
+    let intercepted = InterceptedService::new(StatementDoGet::new(flight, statements, max_message_bytes), interceptor);
+    HeaderLimit::new(CatchPanics::new(intercepted), options.limits.max_header_list_bytes as usize)
 }
 
 /// The builder's `tcp_nodelay` and `tcp_keepalive` apply only to listeners tonic binds
