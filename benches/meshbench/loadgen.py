@@ -30,6 +30,7 @@ import decimal
 import os
 import random
 import re
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -89,6 +90,8 @@ class Workload:
 
 # --------------------------------------------------------------------------- clients
 
+_GET_INFO_LOCK = threading.Lock()
+
 
 class Client:
     """One simulated user: an ADBC connection (and cursor) and a pyarrow.flight client,
@@ -133,7 +136,11 @@ class Client:
         if op == "get_objects":
             return objects_rows(self.conn.adbc_get_objects(depth=arg).read_all())
         if op == "get_info":
-            return info_value(self.conn.adbc_get_info())
+            # The ADBC Flight SQL driver (1.13) registers info codes in a map shared by
+            # every connection of the process; concurrent get_info calls crash the process
+            # ("fatal error: concurrent map writes" in driverbase.DriverInfo).
+            with _GET_INFO_LOCK:
+                return info_value(self.conn.adbc_get_info())
         if op == "get_table_schema":
             schema_name, table = arg.split(".")
             return self.conn.adbc_get_table_schema(table, db_schema_filter=schema_name)

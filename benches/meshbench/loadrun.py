@@ -200,7 +200,8 @@ def run(target: loadgen.Target, workload: loadgen.Workload, *, clients: int = 64
     for p in procs:
         p.start()
     sampler.client_pids = [p.pid for p in procs]
-    raw = {"clients": clients, "processes": processes, "duration": duration, "before": before, "problems": []}
+    raw = {"clients": clients, "processes": processes, "duration": duration, "before": before, "problems": [],
+           "lost": []}
     try:
         failed, ready = [], 0
         give_up = time.monotonic() + connect_timeout
@@ -227,7 +228,8 @@ def run(target: loadgen.Target, workload: loadgen.Workload, *, clients: int = 64
         results = {}
         wait_until = start + duration + loadgen.CALL_TIMEOUT_S + 60
         next_log = start + max(10.0, duration / 10)
-        while len(results) < len(procs):
+        gone: dict[int, float] = {}  # process -> when it was first seen exited without a result
+        while len(results) < len(procs) - len(raw["lost"]):
             try:
                 wid, merged, cpu = result_q.get(timeout=1.0)
                 results[wid] = (merged, cpu)
@@ -235,6 +237,14 @@ def run(target: loadgen.Target, workload: loadgen.Workload, *, clients: int = 64
             except queue.Empty:
                 pass
             now = time.monotonic()
+            for w, p in enumerate(procs):
+                if p.exitcode is not None and w not in results and w not in raw["lost"]:
+                    # a result may still be in the pipe of a process that just exited
+                    if p.exitcode != 0 or now - gone.setdefault(w, now) > 10:
+                        raw["lost"].append(w)
+                        raw["problems"].append(
+                            f"client process {w} ({len(ids[w])} clients) died with exit code {p.exitcode} "
+                            f"{now - start:.0f}s into the run: its requests are not counted")
             if server_alive is not None and not server_alive() and not stop.is_set():
                 raw["problems"].append(f"the server exited {now - start:.0f}s into the run")
                 stop.set()
