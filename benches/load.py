@@ -61,6 +61,9 @@ def parse_args(argv=None):
     p.add_argument("--mix", default=",".join(f"{k}={v}" for k, v in loadgen.DEFAULT_MIX.items()),
                    help="weights of the kinds (default %(default)s)")
     p.add_argument("--queries", default=",".join(loadgen.DEFAULT_TPCH), help="TPC-H queries of the tpch kind")
+    p.add_argument("--max-exports", type=int, default=4,
+                   help="exports in flight at most, over all clients (default 4; 0: no limit); an export drawn "
+                        "while all are taken is drawn again")
     p.add_argument("--scale-factor", "--sf", dest="sf", default="1", help="TPC-H scale factor (default 1)")
     p.add_argument("--data-dir", help="mesh data directory (<domain>/<table>/*.parquet; default benches/data/sf<SF>)")
     p.add_argument("--skip-generate", action="store_true", help="fail instead of generating missing data")
@@ -120,7 +123,7 @@ def main(argv=None) -> int:
         log(f"workload prepared in {time.monotonic() - t0:.1f}s: "
             + ", ".join(f"{k} {len(v)}" for k, v in workload.items.items()))
         raw = loadrun.run(target, workload, clients=args.clients, processes=args.processes,
-                          duration=args.duration, seed=args.seed, log=log,
+                          duration=args.duration, max_exports=args.max_exports or None, seed=args.seed, log=log,
                           server_alive=server.alive if server else None)
     finally:
         code = server.stop() if server else None

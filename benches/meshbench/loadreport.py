@@ -76,6 +76,7 @@ def summarise(raw: dict, workload: loadgen.Workload, *, soak: bool, warmup_fract
     by_kind = {k: [tallies[i.name] for i in workload.items.get(k, []) if i.name in tallies] for k in loadgen.KINDS}
     rep: dict = {
         "clients": raw["clients"], "processes": raw["processes"], "duration_s": duration,
+        "max_exports": raw.get("max_exports"),
         "mix": workload.mix, "soak": soak, "warmup_fraction": warmup_fraction,
         "total": _group(list(tallies.values()), duration, deadline),
         "kinds": {k: _group(ts, duration, deadline) for k, ts in by_kind.items() if ts},
@@ -230,7 +231,8 @@ def render(rep: dict) -> str:
     L = []
     mode = "soak" if rep["soak"] else "load"
     L.append(f"meshgate {mode} run: {rep['clients']} clients in {rep['processes']} processes, "
-             f"{rep['duration_s']:.0f} s, mix " + ", ".join(f"{k} {v:g}" for k, v in rep["mix"].items()))
+             f"{rep['duration_s']:.0f} s, mix " + ", ".join(f"{k} {v:g}" for k, v in rep["mix"].items())
+             + (f", at most {rep['max_exports']} exports at a time" if rep.get("max_exports") else ""))
     t = rep["total"]
     L.append(f"requests: {t['count']:,} ({_f(t['qps'])}/s); ok {t['ok']:,}, wrong {t['wrong']}, "
              f"truncated {t['truncated']}, unexpected errors {t['unexpected_errors']}")

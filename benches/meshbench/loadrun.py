@@ -113,14 +113,35 @@ def _new_tally() -> dict:
     return {"lat": array("d"), "end": array("d"), "outcomes": {}, "errors": {}, "samples": []}
 
 
-def _client_loop(client, workload, rng, timing, stop, tallies) -> None:
+def _pick(workload, rng, export_slots) -> tuple:
+    """The next request, and whether it holds an export slot (when every slot is taken,
+    an export drawn is drawn again: exports run for seconds and hold the server's memory,
+    so a burst of them would swamp the rest and make RSS follow their number)."""
+    item = workload.pick(rng)
+    if item.kind != "export" or export_slots is None:
+        return item, False
+    for _ in range(100):
+        if export_slots.acquire(blocking=False):
+            return item, True
+        item = workload.pick(rng)
+        if item.kind != "export":
+            return item, False
+    export_slots.acquire()  # a mix of exports alone
+    return item, True
+
+
+def _client_loop(client, workload, rng, timing, stop, tallies, export_slots) -> None:
     deadline = timing[1]
     while not stop.is_set():
         t0 = time.monotonic()
         if t0 >= deadline:
             return
-        item = workload.pick(rng)
-        outcome, code, detail = loadgen.execute(client, item)
+        item, slot = _pick(workload, rng, export_slots)
+        try:
+            outcome, code, detail = loadgen.execute(client, item)
+        finally:
+            if slot:
+                export_slots.release()
         t1 = time.monotonic()
         tally = tallies.get(item.name)
         if tally is None:
@@ -135,8 +156,8 @@ def _client_loop(client, workload, rng, timing, stop, tallies) -> None:
             tally["samples"].append((t1, outcome, code, detail))
 
 
-def _worker(wid: int, target, workload, client_ids: list[int], seed: int, ready_q, go, stop, timing,
-            result_q) -> None:
+def _worker(wid: int, target, workload, client_ids: list[int], seed: int, exports: int | None, ready_q, go, stop,
+            timing, result_q) -> None:
     """One client process: a connection set and a thread per client id."""
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
     try:
@@ -147,9 +168,11 @@ def _worker(wid: int, target, workload, client_ids: list[int], seed: int, ready_
     ready_q.put((wid, None))
     go.wait()
     per_thread = [dict() for _ in client_ids]
+    slots = threading.BoundedSemaphore(exports) if exports else None
     threads = [
         threading.Thread(target=_client_loop, name=f"client-{cid}",
-                         args=(c, workload, random.Random(seed * 1_000_003 + cid), timing, stop, t), daemon=True)
+                         args=(c, workload, random.Random(seed * 1_000_003 + cid), timing, stop, t, slots),
+                         daemon=True)
         for c, cid, t in zip(clients, client_ids, per_thread)
     ]
     for th in threads:
@@ -182,11 +205,13 @@ def _merge(into: dict, tallies: dict) -> None:
 
 
 def run(target: loadgen.Target, workload: loadgen.Workload, *, clients: int = 64, processes: int = 4,
-        duration: float = 60.0, seed: int = 1, interval: float = 1.0, server_alive=None,
-        connect_timeout: float = 300.0, log=lambda m: None) -> dict:
-    """Runs `clients` clients for `duration` seconds; returns the raw measurements
-    (meshbench.loadreport turns them into the report)."""
+        duration: float = 60.0, max_exports: int | None = 4, seed: int = 1, interval: float = 1.0,
+        server_alive=None, connect_timeout: float = 300.0, log=lambda m: None) -> dict:
+    """Runs `clients` clients for `duration` seconds, at most `max_exports` of them in
+    an export at a time (spread over the processes; None: no limit); returns the raw
+    measurements (meshbench.loadreport turns them into the report)."""
     processes = max(1, min(processes, clients))
+    per_process = max(1, round(max_exports / processes)) if max_exports else None
     ctx = mp.get_context("spawn")
     ready_q, result_q = ctx.Queue(), ctx.Queue()
     go, stop = ctx.Event(), ctx.Event()
@@ -195,13 +220,14 @@ def run(target: loadgen.Target, workload: loadgen.Workload, *, clients: int = 64
     before = sampler.take()
     ids = [list(range(clients))[w::processes] for w in range(processes)]
     procs = [ctx.Process(target=_worker, name=f"load-clients-{w}",
-                         args=(w, target, workload, ids[w], seed, ready_q, go, stop, timing, result_q), daemon=True)
+                         args=(w, target, workload, ids[w], seed, per_process, ready_q, go, stop, timing, result_q),
+                         daemon=True)
              for w in range(processes)]
     for p in procs:
         p.start()
     sampler.client_pids = [p.pid for p in procs]
     raw = {"clients": clients, "processes": processes, "duration": duration, "before": before, "problems": [],
-           "lost": []}
+           "lost": [], "max_exports": per_process * processes if per_process else None}
     try:
         failed, ready = [], 0
         give_up = time.monotonic() + connect_timeout
