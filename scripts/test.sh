@@ -36,3 +36,6 @@ fi
 ./scripts/browser-deps.sh || echo "==> browser test dependencies missing: test_web_browser will fail" >&2
 export MESHGATE_BIN="$CARGO_TARGET_DIR/debug/meshgate"
 "$venv/bin/python" -m pytest -q -s -p no:cacheprovider -W "ignore:Cannot disable autocommit" tests/python
+
+echo "==> fuzz smoke pass (20 s a target; scripts/fuzz.sh runs longer)"
+./scripts/fuzz.sh "${MESHGATE_FUZZ_SECS:-20}"
