@@ -79,8 +79,9 @@ pub fn name_read_error(product: &str, location: &str, error: DataFusionError) ->
 pub fn read_problem(product: &str, location: &str, error: &DataFusionError) -> Option<ProductError> {
     use datafusion::arrow::error::ArrowError;
     let root = error.find_root();
-    if disk_full(error) {
-        // The server's own disk (spilling), never the product's.
+    if disk_full(error) || evaluating_an_expression(error) {
+        // The server's own disk (spilling), or the query's own expression evaluated in
+        // the reader (a pushed-down filter dividing by zero): never the product's.
         return None;
     }
     let kind = match root {
@@ -122,6 +123,24 @@ pub fn disk_full(error: &DataFusionError) -> bool {
         source
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded))
+    })
+}
+
+/// Whether `error` came from evaluating an expression (a filter pushed into the reader)
+/// rather than from the files.
+pub fn evaluating_an_expression(error: &DataFusionError) -> bool {
+    use datafusion::arrow::error::ArrowError;
+    sources(error).any(|source| {
+        source.downcast_ref::<ArrowError>().is_some_and(|arrow| {
+            matches!(
+                arrow,
+                ArrowError::DivideByZero
+                    | ArrowError::ComputeError(_)
+                    | ArrowError::CastError(_)
+                    | ArrowError::ArithmeticOverflow(_)
+                    | ArrowError::InvalidArgumentError(_)
+            )
+        })
     })
 }
 

@@ -23,7 +23,7 @@ mod stores;
 pub use config::{MeshConfig, load_mesh, load_mesh_str};
 pub use delta::DeltaPin;
 pub use error::{ConfigError, ConfigErrors, PinError, ProblemKind, ProductError};
-pub use health::{Health, disk_full};
+pub use health::{Health, disk_full, evaluating_an_expression};
 pub use inventory::Inventory;
 pub use files::ProductFile;
 pub use product_table::ProductTable;

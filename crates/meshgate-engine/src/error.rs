@@ -87,6 +87,10 @@ impl From<DataFusionError> for EngineError {
                 "the server's spill space is full; the query could not spill its intermediate results".into(),
             );
         }
+        if meshgate_catalog::evaluating_an_expression(&error) {
+            // The query's own expression failed (in the reader, for a pushed-down filter).
+            return EngineError::Execution(strip_backtrace(&error));
+        }
         match error.find_root() {
             DataFusionError::SQL(..)
             | DataFusionError::Plan(_)
