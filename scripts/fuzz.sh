@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Builds meshgate's fuzz targets (fuzz/, cargo-fuzz and libFuzzer) and runs each for a
-# set time on its corpus: seeds made from the test suite's inputs, plus whatever
-# earlier runs found, plus fuzz/regressions/<target>/ (inputs that once failed).
+# Builds meshgate's fuzz targets under libFuzzer with coverage instrumentation (fuzz/,
+# cargo-fuzz; a second build of the whole stack, in its own target directory) and runs
+# each for a set time on its corpus: seeds made from the test suite's inputs, plus
+# whatever earlier runs found, plus fuzz/regressions/<target>/ (inputs that once
+# failed). The test suite's smoke pass runs the same targets without this build:
+# scripts/fuzz-smoke.sh.
 #
-#   scripts/fuzz.sh                    # 20 s a target: the smoke pass scripts/test.sh runs
+#   scripts/fuzz.sh                    # 20 s a target
 #   scripts/fuzz.sh 3600 governed_sql  # an hour of one target
 #
 # A failing input is saved under $MESHGATE_FUZZ_DIR/artifacts/<target>/ and the script

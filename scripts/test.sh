@@ -37,5 +37,5 @@ fi
 export MESHGATE_BIN="$CARGO_TARGET_DIR/debug/meshgate"
 "$venv/bin/python" -m pytest -q -s -p no:cacheprovider -W "ignore:Cannot disable autocommit" tests/python
 
-echo "==> fuzz smoke pass (20 s a target; scripts/fuzz.sh runs longer)"
-./scripts/fuzz.sh "${MESHGATE_FUZZ_SECS:-20}"
+echo "==> fuzz smoke pass (every target 20 s from the test build; scripts/fuzz.sh runs them under libFuzzer)"
+./scripts/fuzz-smoke.sh "${MESHGATE_FUZZ_SECS:-20}"

@@ -241,47 +241,76 @@ def test_the_query_timeout_stops_the_work(server, runaway):
     client.close()
 
 
-# A statement that takes seconds to plan, at the complexity limit: DataFusion's planning
-# of a `+` chain grows with the square of its length, and meshgate admits chains whose
-# squares add up to one chain of 4,000 (four of 1,990 here; GetFlightInfo without a
-# timeout: about 4 s in a debug build on two cores). Four chains of 3,000 are refused.
-SLOW_TO_PLAN = deepsql.wide_plus_chains(4, 1_990)
-# Planning is DataFusion's synchronous work: a timed-out planning task is aborted at the
-# next boundary between its steps (parse, SQL to plan, analysis, optimization, physical
-# planning), so its CPU stops within the longest step, bounded by the complexity limit.
-PLANNING_STEP_SECONDS = 3.0
+# Statements that take seconds to plan: DataFusion's planning of a `+` chain grows with
+# about the square of its length, and meshgate admits chains whose squares add up to
+# one chain of 4,000 (four of 3,000 are refused). Planning is DataFusion's synchronous
+# work in steps (SQL to plan: about 15% of it for these chains; analysis: 70%;
+# optimization and physical planning); a timed-out planning task is aborted at the next
+# boundary between them, so the steps after the one the timeout falls in never run.
+# How long each takes depends on the machine and the build, so the test first plans the
+# shape without a timeout, sized until that takes PLAN_SECONDS, then again under a
+# timeout short enough to fall in the first step: the server must go idle well before
+# the untimed planning ended.
+PLAN_SECONDS = 5.0
+CHAIN_TERMS = (600, 800, 1_100, 1_500, 1_990)
+STOPPED_BY = 0.5  # the server is idle before this share of the untimed planning
+PLANNING_TIMEOUT = (b"x-meshgate-query-timeout-seconds", b"0.25")
+
+
+def slow_to_plan(terms: int, tag: str) -> str:
+    return deepsql.wide_plus_chains(4, terms).replace(" AS s0", f" AS {tag}")
+
+
+def planning_seconds(client, server, sql: str) -> float:
+    """Wall time of one untimed GetFlightInfo (the server's CPU follows it)."""
+    started = time.monotonic()
+    client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(sql)))
+    return time.monotonic() - started
+
+
+def idle_after(server, since: float, limit: float) -> float | None:
+    """Seconds from `since` until the server's CPU is idle (a 0.25 s window with less
+    than 0.03 CPU-seconds), or None if it is still busy `limit` seconds after."""
+    previous = cpu_seconds(server)
+    while time.monotonic() - since < limit:
+        time.sleep(0.25)  # a measuring window, not synchronisation
+        now = cpu_seconds(server)
+        if now - previous < 0.03:
+            return time.monotonic() - 0.25 - since
+        previous = now
+    return None
 
 
 def test_the_query_timeout_covers_planning(server):
     client = flight_client(server.uri, "stella")
+    for terms in CHAIN_TERMS:
+        untimed = planning_seconds(client, server, slow_to_plan(terms, f"untimed_{terms}"))
+        if untimed >= PLAN_SECONDS:
+            break
+    assert untimed > 3.0, (
+        f"four chains of {terms} terms planned in {untimed:.2f} s without a timeout: "
+        "this test needs a statement that plans for longer")
     started = time.monotonic()
     error = None
     try:
-        client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(SLOW_TO_PLAN)), with_timeout())
+        client.get_flight_info(
+            flight.FlightDescriptor.for_command(cmd_statement_query(slow_to_plan(terms, f"timed_{terms}"))),
+            flight.FlightCallOptions(headers=[PLANNING_TIMEOUT]))
     except (flight.FlightError, pa.ArrowException) as exc:
         error = exc
     ended = time.monotonic()
-    assert error is not None, (
-        f"GetFlightInfo answered after {ended - started:.2f} s despite its 1-second timeout"
-        if ended - started > 1.5 else
-        f"the statement was planned in {ended - started:.2f} s, within its 1-second timeout: "
-        "this test needs a statement that plans for longer")
+    assert error is not None, f"GetFlightInfo answered after {ended - started:.2f} s despite its 0.25-second timeout"
     assert flight_grpc_code(error) == "DEADLINE_EXCEEDED", describe_exc(error)
-    assert "1-second query timeout" in server_message(error), describe_exc(error)
-    assert ended - started < 1.5, f"DEADLINE_EXCEEDED came {ended - started:.2f} s after GetFlightInfo began"
-    # then the planning stops: the server goes idle within one planning step
-    previous, idle_at = cpu_seconds(server), None
-    while time.monotonic() - ended < PLANNING_STEP_SECONDS + 2.0:
-        time.sleep(0.5)  # a measuring window, not synchronisation
-        now = cpu_seconds(server)
-        if now - previous < 0.05:
-            idle_at = time.monotonic() - ended
-            break
-        previous = now
-    print(f"\nplanning under a 1 s timeout: DEADLINE_EXCEEDED after {ended - started:.2f} s, idle "
-          f"{idle_at if idle_at is None else round(idle_at, 2)} s later")
-    assert idle_at is not None and idle_at <= PLANNING_STEP_SECONDS + 0.5, (
-        f"the server was still planning {PLANNING_STEP_SECONDS + 2.0} s after the timeout")
+    assert "0.25-second query timeout" in server_message(error), describe_exc(error)
+    assert ended - started < 0.75, f"DEADLINE_EXCEEDED came {ended - started:.2f} s after GetFlightInfo began"
+    # then the planning stops at the next step: idle well before it would have ended
+    idle = idle_after(server, started, untimed + 5.0)
+    print(f"\nplanning four chains of {terms} terms: {untimed:.2f} s untimed; under a 0.25 s timeout "
+          f"DEADLINE_EXCEEDED after {ended - started:.2f} s, the server idle "
+          f"{'never' if idle is None else f'{idle:.2f} s'} after the call began")
+    assert idle is not None and idle <= STOPPED_BY * untimed, (
+        f"the server planned for {'ever' if idle is None else f'{idle:.2f} s'} under a 0.25-second timeout; "
+        f"the untimed planning takes {untimed:.2f} s: the steps after the timeout were not skipped")
     refused = None
     try:
         client.get_flight_info(

@@ -55,6 +55,16 @@ domains:
     }
 }
 
+/// Found by the mesh_yaml fuzz target: an empty key at the top was reported at no path.
+#[test]
+fn an_empty_key_at_the_top_is_reported_at_the_mesh_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let errors = load_mesh_str("'': FROM", dir.path()).unwrap_err();
+    assert_eq!(errors.0.len(), 1, "{errors}");
+    assert_eq!(errors.0[0].path, "mesh file");
+    assert!(errors.0[0].message.contains("unknown field ``"), "{errors}");
+}
+
 #[test]
 fn a_valid_mesh_loads_with_relative_locations_resolved() {
     let dir = tempfile::tempdir().unwrap();

@@ -12,6 +12,7 @@ pub mod error;
 mod flight_service;
 mod frames;
 mod header_limit;
+mod ipc_guard;
 mod keys;
 mod metadata;
 mod metrics;

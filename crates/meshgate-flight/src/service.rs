@@ -23,7 +23,7 @@ use arrow_flight::{
     Action, CancelFlightInfoRequest, CancelStatus, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
     HandshakeResponse, Ticket,
 };
-use futures::{Stream, StreamExt, TryStreamExt, stream};
+use futures::{FutureExt, Stream, StreamExt, TryStreamExt, stream};
 use meshgate_engine::{Engine, PlanSettings};
 use meshgate_policy::Principal;
 use prost::Message;
@@ -334,11 +334,21 @@ impl FlightSqlService for MeshFlightSqlService {
         // uses from now on; nothing is kept here, so concurrent bindings never mix.
         let principal = principal_of(&request)?;
         let payload = self.prepared(&command.prepared_statement_handle, &principal)?;
-        let stream = request.into_inner().map_err(|status| arrow_flight::error::FlightError::Tonic(Box::new(status)));
-        let batches: Vec<arrow::array::RecordBatch> = FlightRecordBatchStream::new_from_flight_data(stream)
-            .try_collect()
+        // Checked before arrow-ipc's reader, which panics on some malformed batches.
+        let mut guard = crate::ipc_guard::IpcGuard::default();
+        let stream = request.into_inner().map(move |data| {
+            let data = data.map_err(|status| arrow_flight::error::FlightError::Tonic(Box::new(status)))?;
+            guard.check(&data)?;
+            Ok(data)
+        });
+        // arrow-data still asserts on some buffers too small for their batch (upstream);
+        // such a panic is the client's malformed input, answered as such.
+        let decoded = std::panic::AssertUnwindSafe(FlightRecordBatchStream::new_from_flight_data(stream).try_collect())
+            .catch_unwind()
             .await
-            .map_err(|error| FlightError::BadRequest(format!("cannot read the bound parameters: {error}")))?;
+            .map_err(|_| FlightError::BadRequest("cannot read the bound parameters: a malformed Arrow IPC batch".into()))?;
+        let batches: Vec<arrow::array::RecordBatch> =
+            decoded.map_err(|error| FlightError::BadRequest(format!("cannot read the bound parameters: {error}")))?;
         let parameters = parameters::encode(&batches)?;
         // Bind now, so a wrong count or type is reported at DoPut.
         let bound = StatementPayload { parameters: parameters.to_vec(), ..payload };

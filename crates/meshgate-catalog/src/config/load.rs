@@ -156,7 +156,8 @@ fn deserialize<T: DeserializeOwned>(value: Value, path: &str, errors: &mut Vec<C
         Ok(parsed) => Some(parsed),
         Err(error) => {
             let inner = error.path().to_string();
-            let full = match (path.is_empty(), inner == ".") {
+            // "." is the value itself; "" the same, when the offending key is empty.
+            let full = match (path.is_empty(), inner == "." || inner.is_empty()) {
                 (true, true) => "mesh file".to_owned(),
                 (true, false) => inner,
                 (false, true) => path.to_owned(),
