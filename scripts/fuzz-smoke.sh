@@ -9,7 +9,8 @@
 #   scripts/fuzz-smoke.sh [SECONDS] [TARGET ...]
 #
 # A crashing or hanging input is saved under $MESHGATE_FUZZ_DIR/smoke-artifacts/<target>/
-# and the script fails.
+# and the script fails. To replay saved inputs, name their folder as a corpus:
+#   $CARGO_TARGET_DIR/debug/fuzz-smoke TARGET 0 /tmp/out FOLDER
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,10 +19,10 @@ shift || true
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/meshgate-target}"
 bin="$CARGO_TARGET_DIR/debug/fuzz-smoke"
-if [ ! -x "$bin" ]; then
-  ./scripts/protoc.sh
-  cargo build --locked --workspace --all-targets
-fi
+# The test build (the whole workspace: building one package resolves other features
+# and rebuilds dependencies); nothing to do when scripts/test.sh has just built it.
+./scripts/protoc.sh >/dev/null
+cargo build --locked --workspace --all-targets
 
 if [ "$#" -gt 0 ]; then
   targets=("$@")

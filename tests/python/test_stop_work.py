@@ -269,14 +269,19 @@ def planning_seconds(client, server, sql: str) -> float:
 
 
 def idle_after(server, since: float, limit: float) -> float | None:
-    """Seconds from `since` until the server's CPU is idle (a 0.25 s window with less
-    than 0.03 CPU-seconds), or None if it is still busy `limit` seconds after."""
-    previous = cpu_seconds(server)
+    """Seconds from `since` until the server's CPU is idle (two 0.25 s windows in a row
+    with less than 0.03 CPU-seconds each, so one window of a starved thread does not
+    count), or None if it is still busy `limit` seconds after."""
+    previous, idle_since = cpu_seconds(server), None
     while time.monotonic() - since < limit:
         time.sleep(0.25)  # a measuring window, not synchronisation
         now = cpu_seconds(server)
-        if now - previous < 0.03:
-            return time.monotonic() - 0.25 - since
+        if now - previous >= 0.03:
+            idle_since = None
+        elif idle_since is None:
+            idle_since = time.monotonic() - 0.25 - since
+        else:
+            return idle_since
         previous = now
     return None
 

@@ -346,7 +346,10 @@ impl FlightSqlService for MeshFlightSqlService {
         let decoded = std::panic::AssertUnwindSafe(FlightRecordBatchStream::new_from_flight_data(stream).try_collect())
             .catch_unwind()
             .await
-            .map_err(|_| FlightError::BadRequest("cannot read the bound parameters: a malformed Arrow IPC batch".into()))?;
+            .map_err(|_| {
+                tracing::warn!("arrow's IPC reader panicked on bound parameters (above); refused as malformed");
+                FlightError::BadRequest("cannot read the bound parameters: a malformed Arrow IPC batch".into())
+            })?;
         let batches: Vec<arrow::array::RecordBatch> =
             decoded.map_err(|error| FlightError::BadRequest(format!("cannot read the bound parameters: {error}")))?;
         let parameters = parameters::encode(&batches)?;
