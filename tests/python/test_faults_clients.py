@@ -8,9 +8,8 @@ connections. Every stream another client reads meanwhile arrives whole (never fe
 rows with OK), others are answered at once, the right gRPC code comes back, and the
 server ends idle with its memory pool empty.
 
-A code the server still gets wrong is an expected failure (xfail strict, raises=WrongCode:
-a request message over the limit is OUT_OF_RANGE from tonic's decoder on every method
-but DoGet); each test checks everything else first and the code last.
+A code the server gets wrong would fail as WrongCode; each test checks everything else
+first and the code last.
 
 Covered elsewhere and not repeated: an abandoned stream's query and memory
 (test_disconnect.py), cancel/disconnect/deadline stopping the server's CPU work
@@ -348,10 +347,6 @@ def test_oversized_headers_do_not_break_other_streams_on_the_connection(clients_
                               f"(the oversized call: {oversized.describe()})")
 
 
-@pytest.mark.xfail(
-    strict=True, raises=WrongCode,
-    reason="a request message over the 64 MiB limit is OUT_OF_RANGE (tonic's decoder) except for DoGet, "
-           "which meshgate reads itself and answers RESOURCE_EXHAUSTED")
 def test_oversized_messages_are_resource_exhausted_and_the_server_keeps_serving(clients_server):
     """Request messages past the server's 64 MiB limit: a DoGet ticket, a GetFlightInfo
     command, a DoAction body. RESOURCE_EXHAUSTED (gRPC's code for a message over the size

@@ -51,7 +51,7 @@ impl ConnectionLimits {
         let builder = tonic::transport::Server::builder()
             .max_concurrent_streams(self.max_concurrent_streams)
             // h2's own limit only stops floods: calls are held to `max_header_list_bytes`
-            // one by one (header_limit.rs), so one oversized call never costs the others
+            // one by one (request_limits.rs), so one oversized call never costs the others
             // on its connection.
             .http2_max_header_list_size(self.max_header_list_bytes.saturating_mul(16).max(1 << 20))
             .http2_keepalive_interval(Some(self.http2_keepalive_interval))

@@ -15,7 +15,7 @@ use tower_service::Service;
 
 use crate::connection_limits::ConnectionLimits;
 use crate::flight_service::MeshFlightService;
-use crate::header_limit::HeaderLimit;
+use crate::request_limits::RequestLimits;
 use crate::panic_guard::CatchPanics;
 use crate::service::MeshFlightSqlService;
 use crate::statement_route::StatementDoGet;
@@ -79,10 +79,10 @@ pub fn grpc_service(
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes);
     // Statement results leave as zero-copy frames; every other call goes through tonic.
-    // Oversized headers are refused before anything reads them. A panic in any call
+    // Oversized headers and request messages are refused before anything reads them. A panic in any call
     // ends that call with INTERNAL, not the process.
     let intercepted = InterceptedService::new(StatementDoGet::new(flight, statements, max_message_bytes), interceptor);
-    HeaderLimit::new(CatchPanics::new(intercepted), options.limits.max_header_list_bytes as usize)
+    RequestLimits::new(CatchPanics::new(intercepted), options.limits.max_header_list_bytes as usize, max_message_bytes)
 }
 
 /// The builder's `tcp_nodelay` and `tcp_keepalive` apply only to listeners tonic binds
