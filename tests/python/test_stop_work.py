@@ -261,7 +261,7 @@ def slow_to_plan(terms: int, tag: str) -> str:
     return deepsql.wide_plus_chains(4, terms).replace(" AS s0", f" AS {tag}")
 
 
-def planning_seconds(client, server, sql: str) -> float:
+def planning_seconds(client, sql: str) -> float:
     """Wall time of one untimed GetFlightInfo (the server's CPU follows it)."""
     started = time.monotonic()
     client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(sql)))
@@ -289,7 +289,7 @@ def idle_after(server, since: float, limit: float) -> float | None:
 def test_the_query_timeout_covers_planning(server):
     client = flight_client(server.uri, "stella")
     for terms in CHAIN_TERMS:
-        untimed = planning_seconds(client, server, slow_to_plan(terms, f"untimed_{terms}"))
+        untimed = planning_seconds(client, slow_to_plan(terms, f"untimed_{terms}"))
         if untimed >= PLAN_SECONDS:
             break
     assert untimed > 3.0, (
