@@ -39,20 +39,24 @@ JWT_ENV = {"MESHGATE_ATTACK_IDP_SECRET": JWT_SECRET}
 ISSUER = "https://idp.attack.example"
 AUDIENCE = "meshgate"
 
-# (parquet filter pushdown, target partitions)
-CONFIGS = [(False, 1), (False, 4), (True, 1), (True, 4)]
+# (parquet filter pushdown, target partitions, every product accelerated)
+CONFIGS = [(False, 1, False), (False, 4, False), (True, 1, False), (True, 4, False), (False, 4, True)]
 
 
 def config_id(cfg) -> str:
-    return f"{'pushdown' if cfg[0] else 'nopushdown'}-tp{cfg[1]}"
+    return f"{'pushdown' if cfg[0] else 'nopushdown'}-tp{cfg[1]}" + ("-accelerated" if cfg[2] else "")
 
 
 def serve_args(cfg) -> list[str]:
     return ["--target-partitions", str(cfg[1])] + (["--parquet-pushdown-filters"] if cfg[0] else [])
 
 
-def attack_mesh(root) -> str:
+def attack_mesh(root, accelerated: bool = False) -> str:
+    """The demo mesh with a JWT identity provider; with `accelerated`, every product is
+    held in memory and served from there (the mesh-wide acceleration default)."""
     doc = demo_mesh_doc()
+    if accelerated:
+        doc["acceleration"] = {"default": {"engine": "memory", "refresh": "manual"}}
     doc["auth"]["jwt"] = {
         "issuer": ISSUER,
         "audience": AUDIENCE,

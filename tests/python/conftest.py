@@ -133,8 +133,9 @@ def run_query(request, demo_server):
 @pytest.fixture(scope="session", params=attackkit.CONFIGS, ids=attackkit.config_id)
 def attack_server(request, start_server, tmp_path_factory):
     """The attack suite's server: the demo mesh plus a JWT identity provider, with known
-    keyed_hash secrets, in four configurations (filter pushdown x target partitions)."""
-    cfg = attackkit.attack_mesh(tmp_path_factory.mktemp("attack-mesh"))
+    keyed_hash secrets, in five configurations (filter pushdown x target partitions, and
+    every product accelerated)."""
+    cfg = attackkit.attack_mesh(tmp_path_factory.mktemp("attack-mesh"), accelerated=request.param[2])
     srv = start_server(cfg, env={**govmodel.MASK_ENV, **attackkit.JWT_ENV},
                        name=f"attack-{attackkit.config_id(request.param)}", args=attackkit.serve_args(request.param))
     yield srv

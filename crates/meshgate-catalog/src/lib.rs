@@ -4,7 +4,9 @@
 //! It knows nothing of principals or protocols; the engine and policy layers build
 //! on the [`MeshSnapshot`] it produces.
 
+pub mod acceleration;
 pub mod config;
+mod data_pins;
 mod delta;
 mod error;
 mod files;
@@ -21,12 +23,13 @@ mod sql_catalog;
 mod stores;
 
 pub use config::{MeshConfig, load_mesh, load_mesh_str};
+pub use data_pins::DataPins;
 pub use delta::DeltaPin;
 pub use error::{ConfigError, ConfigErrors, PinError, ProblemKind, ProductError};
 pub use health::{Health, disk_full, evaluating_an_expression};
 pub use inventory::Inventory;
 pub use files::ProductFile;
-pub use product_table::ProductTable;
+pub use product_table::{ProductData, ProductTable};
 pub use provenance::{SOURCE_FILE, SOURCE_ROW, provenance_fields, with_provenance};
 pub use recovery::{Backoff, RecoveryTask};
 pub use scan_exec::{ProductScanExec, reads_product_data};

@@ -37,11 +37,38 @@ pub struct ProductEntry {
     pub(crate) inventory: crate::inventory::InventoryCache,
     /// For a Delta product: its log as loaded at that version.
     delta: Option<deltalake_core::DeltaTable>,
+    /// How building and refreshing its accelerated copy went (an accelerated product).
+    pub acceleration: crate::acceleration::AccelerationStatus,
 }
 
 impl ProductEntry {
     pub(crate) fn new(product: Product, table: Arc<ProductTable>) -> Self {
-        Self { product, table, delta_version: None, inventory: Default::default(), delta: None }
+        Self {
+            product,
+            table,
+            delta_version: None,
+            inventory: Default::default(),
+            delta: None,
+            acceleration: Default::default(),
+        }
+    }
+
+    /// What a query answered from this product's accelerated copy is told when the
+    /// copy may be behind the files: the last refresh failed.
+    pub fn acceleration_warning(&self) -> Option<String> {
+        let copy = self.table.accelerated()?;
+        let problem = self.acceleration.outcome().problem?;
+        let time = |at: std::time::SystemTime| {
+            chrono::DateTime::<chrono::Utc>::from(at).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        Some(format!(
+            "{} is answered from its accelerated copy of {}, which may be behind its files: refreshing it failed at {}: {}",
+            self.product.qualified_name(),
+            time(copy.loaded_at()),
+            time(problem.at),
+            // How far over its limits the data went is not for every reader.
+            if problem.refused { "its data no longer fits in the memory set aside for it" } else { &problem.message }
+        ))
     }
 
     pub(crate) fn with_delta(mut self, table: deltalake_core::DeltaTable, version: Option<u64>) -> Self {

@@ -453,7 +453,8 @@ impl Engine {
     }
 
     /// [`Engine::query_from`] for a plan `principal` runs, with what it reads.
-    fn planned(&self, principal: &Principal, plan: LogicalPlan, state: SessionState, started: Instant) -> Query {
+    fn planned(&self, principal: &Principal, plan: LogicalPlan, mut state: SessionState, started: Instant) -> Query {
+        state.config_mut().set_extension(Arc::new(meshgate_catalog::DataPins::default()));
         let reads = product_reads(&plan, &self.policy, principal);
         Query { reads, ..self.query_from(QueryKind::Plan { plan, state }, started) }
     }
@@ -540,9 +541,20 @@ impl Engine {
     /// planning, cached plans too, since results change in the background).
     fn gated(&self, mut query: Query) -> Result<Query, EngineError> {
         query.warnings.extend(contract_warnings(&self.quality, &query.reads)?);
+        query.warnings.extend(self.acceleration_warnings(&query.reads));
         let deprecated: Vec<String> = query.reads.iter().filter_map(|read| self.deprecation(read)).collect();
         query.warnings.extend(deprecated);
         Ok(query)
+    }
+
+    /// Warnings for products answered from an accelerated copy that may be behind
+    /// their files (its last refresh failed).
+    fn acceleration_warnings(&self, reads: &[ProductRead]) -> Vec<String> {
+        reads
+            .iter()
+            .filter_map(|read| self.snapshot.version_of(&read.domain, &read.product, &read.version))
+            .filter_map(|entry| entry.acceleration_warning())
+            .collect()
     }
 
     /// The warning for reading a deprecated product version: its sunset, and the

@@ -140,19 +140,8 @@ impl MemoryPool for PeakMemoryPool {
 
 /// Parses a byte size such as `512MiB`, `1GiB`, `2G` or `1048576`.
 pub fn parse_byte_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("'{text}' is not a size like 512MiB or 2GiB"))?;
-    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" | "kib" => 1024.0,
-        "m" | "mb" | "mib" => 1024.0 * 1024.0,
-        "g" | "gb" | "gib" => 1024.0 * 1024.0 * 1024.0,
-        "t" | "tb" | "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return Err(format!("'{text}' has an unknown unit (use B, KiB, MiB, GiB or TiB)")),
-    };
-    Ok((number * factor) as usize)
+    let bytes = meshgate_catalog::config::acceleration::parse_byte_size(text)?;
+    usize::try_from(bytes).map_err(|_| format!("'{}' is too large", text.trim()))
 }
 
 #[cfg(test)]

@@ -208,10 +208,17 @@ impl TableProvider for GovernedTable {
         }
         let raw_projection: Vec<usize> = raw_columns.into_iter().collect();
         let prunable: Vec<Expr> = filters.iter().filter(|f| self.prunable(f)).cloned().collect();
-        let mut source = self.entry.table.scan(state, Some(&raw_projection), &prunable, None).await?;
-        if self.provenance {
-            source = meshgate_catalog::with_provenance(source)?;
-        }
+        // One execution reads one version of the product's data, however often it scans it.
+        let data = match state.config().get_extension::<meshgate_catalog::DataPins>() {
+            Some(pins) => pins.data(&self.entry.table),
+            None => self.entry.table.data(),
+        };
+        let source = if self.provenance {
+            // Provenance names files and row positions: it reads the files, accelerated or not.
+            meshgate_catalog::with_provenance(data.scan_files(state, Some(&raw_projection), &prunable, None).await?)?
+        } else {
+            data.scan(state, Some(&raw_projection), &prunable, None).await?
+        };
         let source_schema = DFSchema::try_from(source.schema().as_ref().clone())?;
         // A filter that keeps every row is left out: it would only blur the statistics.
         let filtered: Arc<dyn ExecutionPlan> = if self.all_rows {

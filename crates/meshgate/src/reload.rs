@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use datafusion::execution::runtime_env::RuntimeEnv;
 use meshgate_catalog::quality::{QualityBook, QualityTask};
-use meshgate_catalog::{Backoff, ConfigError, ConfigErrors, RecoveryTask};
+use meshgate_catalog::acceleration::{AccelerationMemory, AccelerationTask, accelerate};
+use meshgate_catalog::{Backoff, ConfigError, ConfigErrors, MeshSnapshot, RecoveryTask};
 use meshgate_flight::tls::TlsHandle;
 use meshgate_flight::{Authenticator, Current, Serving};
 
@@ -26,11 +27,17 @@ pub struct Loader {
     pub audit: meshgate_audit::Audit,
     /// The Flight port's TLS certificates, re-read on every reload.
     pub tls: Option<TlsHandle>,
+    /// Memory held by accelerated products, across reloads.
+    pub acceleration: Arc<AccelerationMemory>,
+    /// How often `on_change` accelerated products look at their files.
+    pub listing_ttl: std::time::Duration,
 }
 
 impl Loader {
-    /// Loads the mesh, its policies and its users; logs what was loaded.
-    pub async fn load(&self) -> Result<Serving, ConfigErrors> {
+    /// Loads the mesh, its policies and its users, and builds the accelerated products'
+    /// copies (taking over those of `previous` whose files did not change); logs what
+    /// was loaded.
+    pub async fn load(&self, previous: Option<&MeshSnapshot>) -> Result<Serving, ConfigErrors> {
         let engine = load_engine(&self.config, Arc::clone(&self.runtime), &self.tuning).await?;
         let engine = Arc::new(engine.with_quality(Arc::clone(&self.quality)).with_audit(self.audit.clone()));
         let auth = Arc::new(Authenticator::from_config(
@@ -45,6 +52,7 @@ impl Loader {
             )]));
         }
         let snapshot = engine.snapshot();
+        accelerate(snapshot, &self.acceleration, previous).await;
         for entry in snapshot.products() {
             if let Some(problem) = entry.table.health().problem() {
                 tracing::warn!(product = %entry.product.qualified_name(), "{problem}");
@@ -60,19 +68,23 @@ impl Loader {
     }
 }
 
-/// The background work of the snapshot serving now: its quality checks and the
-/// retries of its unavailable products. Dropping it stops both.
+/// The background work of the snapshot serving now: its quality checks, the
+/// retries of its unavailable products and the refreshes of its accelerated ones.
+/// Dropping it stops them.
 struct Background {
     _checks: QualityTask,
     _recovery: RecoveryTask,
+    _acceleration: AccelerationTask,
 }
 
 impl Background {
-    fn start(quality: &Arc<QualityBook>, serving: &Serving) -> Self {
+    fn start(loader: &Loader, serving: &Serving) -> Self {
         let snapshot = serving.engine.snapshot();
+        let memory = Arc::clone(&loader.acceleration);
         Self {
-            _checks: QualityTask::start(Arc::clone(quality), Arc::clone(snapshot)),
-            _recovery: RecoveryTask::start(Arc::clone(snapshot), Backoff::default(), Arc::clone(quality)),
+            _checks: QualityTask::start(Arc::clone(&loader.quality), Arc::clone(snapshot)),
+            _recovery: RecoveryTask::start(Arc::clone(snapshot), Backoff::default(), Arc::clone(&loader.quality)),
+            _acceleration: AccelerationTask::start(Arc::clone(snapshot), memory, loader.listing_ttl),
         }
     }
 }
@@ -88,7 +100,7 @@ pub struct Reloader {
 impl Reloader {
     /// Starts serving `serving` (already loaded by `loader`) and its background work.
     pub fn start(loader: Loader, serving: Serving) -> Arc<Self> {
-        let background = Background::start(&loader.quality, &serving);
+        let background = Background::start(&loader, &serving);
         let current = Current::new(serving);
         Arc::new(Self { current, loader, background: tokio::sync::Mutex::new(background) })
     }
@@ -104,10 +116,11 @@ impl Reloader {
         let mut background = self.background.lock().await;
         self.reload_tls();
         tracing::info!(config = %self.loader.config().display(), "{cause}: reloading the configuration");
-        match self.loader.load().await {
+        let previous = self.current.get();
+        match self.loader.load(Some(previous.engine.snapshot())).await {
             Ok(serving) => {
                 // The previous snapshot's background work stops; the new one's starts.
-                let next = Background::start(&self.loader.quality, &serving);
+                let next = Background::start(&self.loader, &serving);
                 self.current.replace(serving);
                 *background = next;
                 tracing::info!("reloaded; new queries use the new configuration");

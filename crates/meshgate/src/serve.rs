@@ -60,8 +60,10 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         quality: Arc::new(QualityBook::new()),
         audit: audit.clone(),
         tls: tls.clone(),
+        acceleration: meshgate_catalog::acceleration::AccelerationMemory::new(),
+        listing_ttl: Duration::from_secs(args.listing_ttl_secs.max(1)),
     };
-    let serving = match loader.load().await {
+    let serving = match loader.load(None).await {
         Ok(serving) => serving,
         Err(errors) => {
             eprint!("meshgate: {} is not valid\n{errors}", config.display());

@@ -3,6 +3,7 @@
 use datafusion::arrow::datatypes::DataType;
 use url::Url;
 
+pub use super::acceleration::{Acceleration, Refresh};
 pub use super::contract::Contract;
 pub use super::model::{Role, Status};
 
@@ -18,6 +19,8 @@ pub struct MeshConfig {
     pub governance: Option<serde_norway::Value>,
     /// Directory of the mesh file: relative policy and key paths resolve against it.
     pub base_dir: std::path::PathBuf,
+    /// Memory all accelerated products may hold together, in bytes.
+    pub acceleration_budget: u64,
 }
 
 impl MeshConfig {
@@ -72,6 +75,8 @@ pub struct Product {
     pub schema: Option<Vec<Column>>,
     /// Quality checks, freshness, schedule, on-failure behaviour and upstream sources.
     pub contract: Contract,
+    /// Held in memory and served from there, when set.
+    pub acceleration: Option<Acceleration>,
 }
 
 impl Product {

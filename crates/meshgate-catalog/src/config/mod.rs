@@ -1,5 +1,6 @@
 //! The mesh configuration: the YAML model, loading and validation.
 
+pub mod acceleration;
 pub mod contract;
 mod load;
 mod mesh;
@@ -11,7 +12,7 @@ mod validate;
 mod validate_contract;
 
 pub use load::{load_mesh, load_mesh_str};
-pub use mesh::{Column, Contract, Domain, Format, MeshConfig, Product, Role, Status, StoreSettings};
+pub use mesh::{Acceleration, Refresh, Column, Contract, Domain, Format, MeshConfig, Product, Role, Status, StoreSettings};
 pub use validate::SUPPORTED_SCHEMES;
 
 #[cfg(test)]

@@ -20,6 +20,8 @@ pub struct MeshFile {
     pub auth: Option<serde_norway::Value>,
     /// Principal attributes, stewards and mesh-wide policies; parsed by the policy layer.
     pub governance: Option<serde_norway::Value>,
+    /// The memory budget for accelerated products, and a default for every product.
+    pub acceleration: Option<super::acceleration::MeshAccelerationSpec>,
 }
 
 fn default_catalog() -> String {
@@ -80,6 +82,8 @@ pub struct ProductSpec {
     /// An ODCS v3.1 contract file (relative to the descriptor) supplying schema,
     /// quality and SLA.
     pub contract: Option<String>,
+    /// Hold the product in memory (overrides the mesh file's default field by field).
+    pub acceleration: Option<super::acceleration::AccelerationSpec>,
 }
 
 fn default_version() -> String {

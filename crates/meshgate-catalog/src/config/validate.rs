@@ -23,11 +23,13 @@ pub const SUPPORTED_SCHEMES: [&str; 6] = ["file", "s3", "gs", "az", "http", "htt
 
 pub(crate) struct Validator<'a> {
     errors: &'a mut Vec<ConfigError>,
+    /// The mesh file's `acceleration.default`, under every product's own section.
+    acceleration_default: Option<super::acceleration::AccelerationSpec>,
 }
 
 impl<'a> Validator<'a> {
     pub fn new(errors: &'a mut Vec<ConfigError>) -> Self {
-        Self { errors }
+        Self { errors, acceleration_default: None }
     }
 
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
@@ -37,6 +39,9 @@ impl<'a> Validator<'a> {
     pub fn validate(mut self, mesh: &MeshFile, domains: Vec<SourcedDomain>, base_dir: &Path) -> Option<MeshConfig> {
         self.identifier("catalog", &mesh.catalog);
         let stores = self.stores(mesh);
+        let acceleration_budget = super::acceleration::budget(mesh.acceleration.as_ref(), self.errors);
+        super::acceleration::check_default(mesh.acceleration.as_ref(), self.errors);
+        self.acceleration_default = mesh.acceleration.as_ref().and_then(|spec| spec.default.clone());
         let domains = domains.into_iter().map(|domain| self.domain(&mesh.catalog, domain)).collect();
         self.errors.is_empty().then(|| MeshConfig {
             catalog: mesh.catalog.clone(),
@@ -45,6 +50,7 @@ impl<'a> Validator<'a> {
             auth: mesh.auth.clone(),
             governance: mesh.governance.clone(),
             base_dir: base_dir.to_path_buf(),
+            acceleration_budget,
         })
     }
 
@@ -241,6 +247,12 @@ impl<'a> Validator<'a> {
             on_failure: spec.on_failure,
             upstream: &spec.upstream,
         });
+        let acceleration = super::acceleration::resolve(
+            &format!("{path}.acceleration"),
+            spec.acceleration.as_ref(),
+            self.acceleration_default.as_ref(),
+            self.errors,
+        );
         if self.errors.len() != before {
             return None;
         }
@@ -258,6 +270,7 @@ impl<'a> Validator<'a> {
             partitions,
             schema,
             contract,
+            acceleration,
         })
     }
 

@@ -40,6 +40,12 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         text("freshness_status", false),
         time("checked_at", true),
         text_list("ml_roles"),
+        text("acceleration", true),
+        text("acceleration_refresh", true),
+        time("accelerated_at", true),
+        count("accelerated_rows"),
+        count("accelerated_bytes"),
+        text("acceleration_problem", true),
     ]))
 });
 
@@ -72,6 +78,13 @@ pub(super) async fn rows(view: &MeshView, sources: &SystemSources) -> Result<Rec
             version: product.version.clone(),
         };
         let quality = sources.quality.status_of(&key);
+        let accelerated = product.acceleration.as_ref();
+        let copy = entry.table.accelerated();
+        let state = accelerated.map(|_| entry.acceleration.state(copy.is_some()).as_str());
+        let refresh = accelerated.map(|acceleration| acceleration.refresh.to_string());
+        // Its size, and why it did not fit, are figures about the whole product.
+        let copy_seen = copy.as_ref().filter(|_| whole);
+        let acceleration_problem = entry.acceleration.problem().filter(|_| whole);
         rows.push(vec![
             text(&product.domain),
             text(&product.name),
@@ -96,6 +109,12 @@ pub(super) async fn rows(view: &MeshView, sources: &SystemSources) -> Result<Rec
             text(quality.as_ref().map_or("unknown", |q| q.freshness.as_str())),
             Cell::Time(quality.as_ref().and_then(|q| q.checked_at).map(super::quality::millis)),
             texts(&roles),
+            Cell::Str(state),
+            Cell::Str(refresh.as_deref()),
+            Cell::Time(copy.as_ref().map(|copy| super::quality::millis(copy.loaded_at()))),
+            count(copy_seen.map(|copy| copy.rows())),
+            count(copy_seen.map(|copy| copy.bytes())),
+            Cell::Str(acceleration_problem.as_deref()),
         ])?;
     }
     rows.finish()

@@ -327,6 +327,7 @@ mod tests {
             auth: Some(serde_norway::from_str(auth).unwrap()),
             governance: None,
             base_dir: std::env::temp_dir(),
+            acceleration_budget: meshgate_catalog::config::acceleration::DEFAULT_BUDGET,
         };
         let attributes = BTreeMap::from([("segment".to_owned(), AttrType::Utf8)]);
         Authenticator::from_config(&config, &attributes, b"server secret").unwrap()

@@ -52,6 +52,36 @@ pub(super) fn families(current: &Current) -> Vec<MetricFamily> {
         ));
     }
 
+    let snapshot = serving.engine.snapshot();
+    let accelerated: Vec<_> = snapshot
+        .all_versions()
+        .filter(|entry| entry.product.acceleration.is_some())
+        .map(|entry| {
+            let product = &entry.product;
+            let labels = [product.domain.clone(), product.name.clone(), product.version.clone()];
+            (labels, entry.table.accelerated(), entry.acceleration.state(entry.table.accelerated().is_some()))
+        })
+        .collect();
+    if !accelerated.is_empty() {
+        families.push(gauge(
+            "meshgate_acceleration_budget_bytes",
+            "Memory the accelerated products' copies may hold together (acceleration.budget).",
+            snapshot.config().acceleration_budget as f64,
+        ));
+        families.extend(labelled(
+            "meshgate_product_accelerated_bytes",
+            "Memory the product's accelerated copy holds (0 while it is served from its files).",
+            accelerated.iter().map(|(labels, copy, _)| (labels.clone(), copy.as_ref().map_or(0.0, |c| c.bytes() as f64))),
+        ));
+        families.extend(labelled(
+            "meshgate_product_acceleration_ready",
+            "1 when the accelerated product is served from a copy of its files as they are; 0 when loading, \
+             refused, failed, or stale after a failed refresh.",
+            accelerated.iter().map(|(labels, _, state)| {
+                (labels.clone(), f64::from(u8::from(*state == meshgate_catalog::acceleration::AccelerationState::Ready)))
+            }),
+        ));
+    }
     let products = product_states(&serving);
     let labels = |state: &super::ProductState| [state.domain.clone(), state.product.clone(), state.version.clone()];
     families.extend(labelled(

@@ -1,0 +1,357 @@
+"""Accelerated products (issue 15): a product held in memory answers exactly as its
+files do, for every principal and policy; files added are served after a refresh and
+never mixed with the old copy within one query; a refresh that fails keeps the previous
+copy and says so (catalog and query warnings); the memory budget and `max_bytes` refuse
+an oversized product with a clear message, and it is then served from its files.
+
+Every server here is a real `meshgate serve` on loopback, queried with pyarrow.flight.
+Nothing waits a fixed time: each step polls for what it expects, with a deadline.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from datetime import date
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.flight as flight
+import pyarrow.parquet as pq
+import pytest
+
+import govmodel
+from mgtest import (
+    ClientPool,
+    ServerStartError,
+    cmd_statement_query,
+    demo_mesh_doc,
+    flight_sql_query,
+    with_open_governance,
+    write_yaml,
+)
+
+DEADLINE = 60.0
+ROWS_PER_FILE = 500
+
+
+def poll(attempt, what: str, timeout: float = DEADLINE):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return attempt()
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{what}: not within {timeout:.0f}s") from None
+            time.sleep(0.1)
+
+
+def order_file(path, first: int, rows: int = ROWS_PER_FILE) -> None:
+    """Orders `first`..`first + rows - 1`: ints, strings with NULLs, decimals, dates."""
+    keys = list(range(first, first + rows))
+    pq.write_table(
+        pa.table({
+            "id": pa.array(keys, pa.int64()),
+            "customer": pa.array([None if k % 7 == 0 else f"customer-{k % 13}" for k in keys], pa.string()),
+            "amount": pa.array([Decimal(k % 1000) / 10 for k in keys], pa.decimal128(12, 2)),
+            "day": pa.array([date(2026, 1 + k % 12, 1 + k % 28) for k in keys], pa.date32()),
+            "status": pa.array(["open" if k % 3 else "shipped" for k in keys], pa.string()),
+        }),
+        path,
+        row_group_size=128,
+    )
+
+
+def shop_mesh(root, products: dict[str, dict | None], *, acceleration: dict | None = None) -> str:
+    """A mesh with one domain `shop`; `products` maps a product name to its folder
+    (under root/data) and acceleration section (None: not accelerated)."""
+    specs = []
+    for name, spec in products.items():
+        product = {"name": name, "location": str(root / "data" / spec["dir"]) + "/", "format": "parquet"}
+        if spec.get("acceleration") is not None:
+            product["acceleration"] = spec["acceleration"]
+        specs.append(product)
+    doc = {"catalog": "mesh", "domains": {"shop": {"owner": "shop-team@example.com", "products": specs}}}
+    if acceleration is not None:
+        doc["acceleration"] = acceleration
+    return str(write_yaml(root / "mesh.yaml", with_open_governance(doc)))
+
+
+def rows(client, sql: str) -> list[tuple]:
+    table = flight_sql_query(client, sql)
+    # NULLs sort first, whatever the column's type.
+    return sorted((tuple(row.values()) for row in table.to_pylist()),
+                  key=lambda row: tuple((value is not None, value) for value in row))
+
+
+def product_row(client, name: str) -> dict:
+    table = flight_sql_query(
+        client,
+        "SELECT acceleration, acceleration_refresh, accelerated_at, accelerated_rows, accelerated_bytes, "
+        f"acceleration_problem FROM mesh_catalog.products WHERE domain = 'shop' AND name = '{name}'",
+    )
+    (row,) = table.to_pylist()
+    return row
+
+
+def warnings_of(client, sql: str) -> list[str]:
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(cmd_statement_query(sql)))
+    return json.loads(info.app_metadata)["warnings"] if info.app_metadata else []
+
+
+def wait_for_log(server, *needles: str, after: int = 0) -> str:
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        for line in server.stderr_text()[after:].splitlines():
+            if all(needle in line for needle in needles):
+                return line
+        time.sleep(0.05)
+    raise AssertionError(f"no log line with {needles}:\n{server.stderr_text()[after:][-4000:]}")
+
+
+@pytest.fixture
+def shop(tmp_path):
+    for folder in ("orders", "live"):
+        (tmp_path / "data" / folder).mkdir(parents=True)
+        for i in range(3):
+            order_file(tmp_path / "data" / folder / f"part-{i}.parquet", first=i * ROWS_PER_FILE)
+    return tmp_path
+
+
+QUERIES = [
+    "SELECT * FROM {t}",
+    "SELECT id, customer FROM {t} WHERE customer IS NULL",
+    "SELECT status, count(*), sum(amount), min(day), max(day) FROM {t} GROUP BY status",
+    "SELECT customer, avg(amount) FROM {t} WHERE amount > 50 GROUP BY customer",
+    "SELECT a.id, b.id FROM {t} a JOIN {t} b ON a.id = b.id + 1 WHERE a.id < 40",
+    "SELECT count(*) FROM {t} WHERE day BETWEEN DATE '2026-03-01' AND DATE '2026-06-30'",
+    "SELECT id FROM {t} WHERE id IN (1, 499, 500, 1499, 7000)",
+    "SELECT count(DISTINCT customer) FROM {t}",
+]
+
+
+def test_an_accelerated_product_answers_as_its_files(start_server, shop):
+    mesh = shop_mesh(shop, {
+        "orders": {"dir": "orders", "acceleration": {"engine": "memory", "refresh": "manual"}},
+        "orders_files": {"dir": "orders"},
+    })
+    server = start_server(mesh, name="accel-same", args=["--target-partitions", "4"])
+    client = flight.FlightClient(server.uri)
+    status = product_row(client, "orders")
+    assert status["acceleration"] == "ready", status
+    assert status["acceleration_refresh"] == "manual"
+    assert status["accelerated_rows"] == 3 * ROWS_PER_FILE
+    assert status["accelerated_bytes"] > 0 and status["accelerated_at"] is not None
+    assert status["acceleration_problem"] is None
+    assert product_row(client, "orders_files")["acceleration"] is None
+    for query in QUERIES:
+        accelerated = rows(client, query.format(t="shop.orders"))
+        files = rows(client, query.format(t="shop.orders_files"))
+        assert accelerated == files, query
+        assert accelerated, query
+    # The memory copy really serves: a file added under a manual product is not seen
+    # until a reload, while the same folder read as files shows it at once.
+    order_file(shop / "data" / "orders" / "part-9.parquet", first=9000, rows=10)
+    poll(lambda: _assert_count(client, "shop.orders_files", 3 * ROWS_PER_FILE + 10), "files product sees the new file")
+    assert rows(client, "SELECT count(*) FROM shop.orders") == [(3 * ROWS_PER_FILE,)]
+    mark = len(server.stderr_text())
+    server.proc.send_signal(signal.SIGHUP)
+    wait_for_log(server, "reloaded", after=mark)
+    poll(lambda: _assert_count(client, "shop.orders", 3 * ROWS_PER_FILE + 10), "a reload refreshes a manual product")
+
+
+def _assert_count(client, table: str, expected: int) -> None:
+    assert rows(client, f"SELECT count(*) FROM {table}") == [(expected,)]
+
+
+def test_a_file_added_is_served_after_refresh_and_never_mixed_within_a_query(start_server, shop):
+    mesh = shop_mesh(shop, {"live": {"dir": "live", "acceleration": {"refresh": "on_change"}}})
+    server = start_server(mesh, name="accel-live", args=["--listing-ttl-secs", "1"])
+    client = flight.FlightClient(server.uri)
+    before = 3 * ROWS_PER_FILE
+    assert rows(client, "SELECT count(*) FROM shop.live") == [(before,)]
+    seen: list[tuple] = []
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def reader():
+        reader_client = flight.FlightClient(server.uri)
+        sql = ("SELECT (SELECT count(*) FROM shop.live) AS a, (SELECT count(*) FROM shop.live WHERE id >= 0) AS b, "
+               "(SELECT max(id) FROM shop.live) AS m")
+        try:
+            while not stop.is_set():
+                seen.extend(rows(reader_client, sql))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    try:
+        order_file(shop / "data" / "live" / "part-3.parquet", first=3 * ROWS_PER_FILE, rows=250)
+        poll(lambda: _assert_count(client, "shop.live", before + 250), "the new file is served")
+        # Keep reading a little after the swap.
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and not errors:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        thread.join(timeout=DEADLINE)
+    assert not errors, errors
+    assert seen
+    old, new = (before, before, before - 1), (before + 250, before + 250, before + 249)
+    assert set(seen) <= {old, new}, f"a query mixed two copies: {sorted(set(seen) - {old, new})}"
+    status = product_row(client, "live")
+    assert status["acceleration"] == "ready" and status["accelerated_rows"] == before + 250, status
+
+
+def test_a_failed_refresh_keeps_the_previous_copy_and_says_so(start_server, shop):
+    mesh = shop_mesh(shop, {"live": {"dir": "live", "acceleration": {"refresh": "on_change"}}})
+    server = start_server(mesh, name="accel-fail", args=["--listing-ttl-secs", "1"])
+    client = flight.FlightClient(server.uri)
+    before = 3 * ROWS_PER_FILE
+    assert warnings_of(client, "SELECT count(*) FROM shop.live") == []
+    mark = len(server.stderr_text())
+    broken = shop / "data" / "live" / "part-3.parquet"
+    broken.write_bytes(b"PAR1 this is not a parquet file PAR1")
+    wait_for_log(server, "shop.live could not be accelerated", "previous copy keeps serving", after=mark)
+    # The previous copy answers, and the answer says it may be behind.
+    assert rows(client, "SELECT count(*) FROM shop.live") == [(before,)]
+    (warning,) = warnings_of(client, "SELECT count(*) FROM shop.live")
+    assert warning.startswith("shop.live is answered from its accelerated copy of "), warning
+    assert "refreshing it failed at" in warning, warning
+    status = product_row(client, "live")
+    assert status["acceleration"] == "stale", status
+    assert "shop.live could not be accelerated" in status["acceleration_problem"], status
+    assert status["accelerated_rows"] == before
+    # The file fixed: the next refresh succeeds and the warning goes.
+    order_file(broken, first=3 * ROWS_PER_FILE, rows=20)
+    poll(lambda: _assert_count(client, "shop.live", before + 20), "the fixed file is served")
+    assert warnings_of(client, "SELECT count(*) FROM shop.live") == []
+    assert product_row(client, "live")["acceleration"] == "ready"
+
+
+def test_the_budget_and_max_bytes_refuse_an_oversized_product(start_server, shop):
+    mesh = shop_mesh(
+        shop,
+        {
+            "orders": {"dir": "orders", "acceleration": {}},
+            "live": {"dir": "live", "acceleration": {"max_bytes": "100B"}},
+        },
+        acceleration={"budget": "2KiB"},
+    )
+    server = start_server(mesh, name="accel-budget")
+    client = flight.FlightClient(server.uri)
+    budget = wait_for_log(server, "shop.orders is not accelerated")
+    assert "more than the 2.0 KiB left of the acceleration budget (acceleration.budget: 2.0 KiB" in budget, budget
+    limit = wait_for_log(server, "shop.live is not accelerated")
+    assert "its data takes more than its max_bytes of 100 B" in limit, limit
+    for name in ("orders", "live"):
+        status = product_row(client, name)
+        assert status["acceleration"] == "refused", status
+        assert status["accelerated_rows"] is None and status["accelerated_at"] is None
+        assert f"shop.{name} is not accelerated" in status["acceleration_problem"]
+        # Served from its files: every row, no warning.
+        assert rows(client, f"SELECT count(*) FROM shop.{name}") == [(3 * ROWS_PER_FILE,)]
+        assert warnings_of(client, f"SELECT count(*) FROM shop.{name}") == []
+
+
+@pytest.mark.parametrize(
+    "section, path, message",
+    [
+        ({"engine": "duckdb"}, "domains.shop.products.orders.acceleration.engine", "unknown engine 'duckdb'"),
+        ({"refresh": "hourly"}, "domains.shop.products.orders.acceleration.refresh", "'hourly' is not a refresh"),
+        ({"refresh": "every 0m"}, "domains.shop.products.orders.acceleration.refresh", "must be longer than zero"),
+        ({"max_bytes": "lots"}, "domains.shop.products.orders.acceleration.max_bytes", "is not a size"),
+        ({"spill": True}, "domains.shop.products.orders.acceleration", "spill"),
+    ],
+)
+def test_a_bad_acceleration_section_is_refused_with_its_path(start_server, shop, section, path, message):
+    mesh = shop_mesh(shop, {"orders": {"dir": "orders", "acceleration": section}})
+    with pytest.raises(ServerStartError) as failed:
+        start_server(mesh, name="accel-bad")
+    assert path in failed.value.stderr and message in failed.value.stderr, failed.value.stderr
+
+
+def test_a_bad_budget_is_refused_with_its_path(start_server, shop):
+    mesh = shop_mesh(shop, {"orders": {"dir": "orders"}}, acceleration={"budget": "0B"})
+    with pytest.raises(ServerStartError) as failed:
+        start_server(mesh, name="accel-bad-budget")
+    assert "acceleration.budget: must be more than zero" in failed.value.stderr, failed.value.stderr
+
+
+# -- governance: every principal sees exactly the same, accelerated or not -------------
+
+GOVERNED = [
+    ("ana", "SELECT * FROM customers.customer"),
+    ("ana", "SELECT c_mktsegment, count(*), sum(c_acctbal) FROM customers.customer GROUP BY c_mktsegment"),
+    ("ana", "SELECT n_name, count(*) FROM customers.customer JOIN customers.nation ON c_nationkey = n_nationkey "
+            "GROUP BY n_name"),
+    ("carl", "SELECT * FROM sales.orders"),
+    ("carl", "SELECT o_year, count(*), sum(o_totalprice) FROM sales.orders GROUP BY o_year"),
+    ("carl", "SELECT count(*) FROM sales.orders o JOIN sales.lineitem l ON l_orderkey = o_orderkey"),
+    ("sam", "SELECT c_name, c_email, c_acctbal FROM customers.customer WHERE c_custkey < 50"),
+    ("sam", "SELECT o_orderpriority, count(*) FROM sales.orders GROUP BY o_orderpriority"),
+    ("stella", "SELECT count(*), sum(l_extendedprice) FROM sales.lineitem"),
+]
+
+
+@pytest.fixture(scope="module")
+def demo_pair(start_server, tmp_path_factory):
+    """The demo mesh twice, with the same mask keys: as it is, and with every product
+    accelerated."""
+    root = tmp_path_factory.mktemp("accel-demo")
+    plain = write_yaml(root / "plain.yaml", demo_mesh_doc())
+    doc = demo_mesh_doc()
+    doc["acceleration"] = {"default": {"engine": "memory", "refresh": "manual"}}
+    accelerated = write_yaml(root / "accelerated.yaml", doc)
+    servers = [start_server(plain, env=govmodel.MASK_ENV, name="demo-plain"),
+               start_server(accelerated, env=govmodel.MASK_ENV, name="demo-accelerated")]
+    pools = [ClientPool(server.uri) for server in servers]
+    yield pools
+    for pool in pools:
+        pool.close()
+    for server in servers:
+        server.stop(check=True)
+
+
+def test_every_demo_product_is_accelerated(demo_pair):
+    _, accelerated = demo_pair
+    table = flight_sql_query(accelerated.client("stella"),
+                             "SELECT domain, name, acceleration FROM mesh_catalog.products WHERE status <> 'retired'")
+    states = {(row["domain"], row["name"]): row["acceleration"] for row in table.to_pylist()}
+    assert states and all(state == "ready" for state in states.values()), states
+
+
+def outcome(pool, user, sql):
+    """The rows, or the error's kind and message."""
+    try:
+        return ("ok", rows(pool.client(user), sql))
+    except pa.ArrowException as error:  # pyarrow.flight raises its codes as these
+        return (type(error).__name__, str(error).split(". Detail:")[0])
+
+
+@pytest.mark.parametrize("user, sql", GOVERNED, ids=[f"{u}-{i}" for i, (u, _) in enumerate(GOVERNED)])
+def test_governance_is_the_same_accelerated(demo_pair, user, sql):
+    plain, accelerated = demo_pair
+    expected = outcome(plain, user, sql)
+    assert outcome(accelerated, user, sql) == expected
+
+
+def test_what_each_principal_may_read_is_the_same_accelerated(demo_pair):
+    """Forbidden products stay absent and row filters keep their rows, table by table."""
+    plain, accelerated = demo_pair
+    listing = "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema <> 'mesh_catalog'"
+
+    for user in ("ana", "carl", "sam"):
+        tables = outcome(plain, user, listing)
+        assert tables == outcome(accelerated, user, listing), user
+        for schema, table in tables[1]:
+            if schema == "information_schema":
+                continue
+            sql = f'SELECT count(*) FROM {schema}."{table}"'
+            assert outcome(plain, user, sql) == outcome(accelerated, user, sql), (user, sql)
+        for forbidden in ("sales.no_such_product", "customers.customer_secret"):
+            sql = f"SELECT count(*) FROM {forbidden}"
+            assert outcome(plain, user, sql) == outcome(accelerated, user, sql), (user, sql)
