@@ -30,11 +30,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from meshbench import audit, compare, data, governance  # noqa: E402
+from meshbench import accelerated, audit, compare, data, governance  # noqa: E402
 from meshbench.data import log  # noqa: E402
 
 ENGINES = ("meshgate", "datafusion", "duckdb")
-PHASES = ("tpch", "export", "latency", "governance", "audit")
+PHASES = ("tpch", "export", "latency", "governance", "audit", "accelerated")
 EXPORT_SQL = "SELECT * FROM sales.lineitem"
 POINT_SQL = "SELECT * FROM customers.nation WHERE n_nationkey = 7"
 CONCURRENCY = (1, 8, 32)
@@ -574,6 +574,9 @@ def render(res: dict) -> str:
     if "audit" in res:
         L.extend(audit.render(res["audit"], fmt))
 
+    if "accelerated" in res:
+        L.extend(accelerated.render(res["accelerated"], fmt))
+
     if "server" in res:
         s = res["server"]
         L.append("## Server memory and CPU")
@@ -643,6 +646,8 @@ def targets(res: dict, sf: str) -> list[dict]:
         out.append({"target": f"audit log + lineage: point query p50 overhead < {TARGETS['audit_p50_overhead']:.0%}",
                     "measured": f"{over:+.1%} (TPC-H geometric mean {fmt(ad.get('geomean_ratio'), '.3f')}×)",
                     "met": "yes" if over < TARGETS["audit_p50_overhead"] else "**no**"})
+    if res.get("accelerated"):
+        out.extend(accelerated.targets(res["accelerated"]))
     return out
 
 
@@ -691,7 +696,7 @@ def main(argv=None) -> int:
     data_dir, generator = prepare_data(args)
     mesh = os.path.join(data_dir, "mesh.yaml")
 
-    need_server = "meshgate" in args.engines or {"latency", "governance", "audit"} & set(args.phases)
+    need_server = "meshgate" in args.engines or {"latency", "governance", "audit", "accelerated"} & set(args.phases)
     binary = None
     if need_server:
         binary = args.meshgate or data.build_meshgate(REPO)
@@ -761,6 +766,11 @@ def main(argv=None) -> int:
                     res["audit"] = audit.phase_audit(
                         args, binary, mesh, base, POINT_SQL, load_query=load_query, latency_stats=_latency_stats,
                         median=median, geomean=geomean, first_line=first_line, log=log)
+                elif phase == "accelerated":
+                    res["accelerated"] = accelerated.phase_accelerated(
+                        args, binary, mesh, data_dir, base, load_query=load_query, latency_stats=_latency_stats,
+                        median=median, geomean=geomean, first_line=first_line, log=log, process_cpu=_process_cpu,
+                        point_sql=POINT_SQL)
             except Exception as e:  # noqa: BLE001
                 traceback.print_exc()
                 res["errors"].append(f"phase {phase}: {first_line(e)}")
@@ -790,6 +800,7 @@ def main(argv=None) -> int:
             if not c["ok"]:
                 res["errors"].append(f"{qid.upper()} {k}: results differ: {c['detail']}")
     res["errors"] += [f"audit phase: {e}" for e in res.get("audit", {}).get("errors", [])]
+    res["errors"] += [f"accelerated phase: {e}" for e in res.get("accelerated", {}).get("errors", [])]
     if "export" in res and not res["export"].get("rows_agree", True):
         res["errors"].append("export: row counts differ between readers")
 

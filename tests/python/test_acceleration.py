@@ -112,6 +112,21 @@ def wait_for_log(server, *needles: str, after: int = 0) -> str:
 
 
 @pytest.fixture
+def serve(start_server):
+    """start_server, with every server this test started stopped when it ends."""
+    started = []
+
+    def _serve(config, **kwargs):
+        server = start_server(config, **kwargs)
+        started.append(server)
+        return server
+
+    yield _serve
+    for server in started:
+        server.stop(check=True)
+
+
+@pytest.fixture
 def shop(tmp_path):
     for folder in ("orders", "live"):
         (tmp_path / "data" / folder).mkdir(parents=True)
@@ -132,12 +147,12 @@ QUERIES = [
 ]
 
 
-def test_an_accelerated_product_answers_as_its_files(start_server, shop):
+def test_an_accelerated_product_answers_as_its_files(serve, shop):
     mesh = shop_mesh(shop, {
         "orders": {"dir": "orders", "acceleration": {"engine": "memory", "refresh": "manual"}},
         "orders_files": {"dir": "orders"},
     })
-    server = start_server(mesh, name="accel-same", args=["--target-partitions", "4"])
+    server = serve(mesh, name="accel-same", args=["--target-partitions", "4"])
     client = flight.FlightClient(server.uri)
     status = product_row(client, "orders")
     assert status["acceleration"] == "ready", status
@@ -166,9 +181,9 @@ def _assert_count(client, table: str, expected: int) -> None:
     assert rows(client, f"SELECT count(*) FROM {table}") == [(expected,)]
 
 
-def test_a_file_added_is_served_after_refresh_and_never_mixed_within_a_query(start_server, shop):
+def test_a_file_added_is_served_after_refresh_and_never_mixed_within_a_query(serve, shop):
     mesh = shop_mesh(shop, {"live": {"dir": "live", "acceleration": {"refresh": "on_change"}}})
-    server = start_server(mesh, name="accel-live", args=["--listing-ttl-secs", "1"])
+    server = serve(mesh, name="accel-live", args=["--listing-ttl-secs", "1"])
     client = flight.FlightClient(server.uri)
     before = 3 * ROWS_PER_FILE
     assert rows(client, "SELECT count(*) FROM shop.live") == [(before,)]
@@ -206,9 +221,9 @@ def test_a_file_added_is_served_after_refresh_and_never_mixed_within_a_query(sta
     assert status["acceleration"] == "ready" and status["accelerated_rows"] == before + 250, status
 
 
-def test_a_failed_refresh_keeps_the_previous_copy_and_says_so(start_server, shop):
+def test_a_failed_refresh_keeps_the_previous_copy_and_says_so(serve, shop):
     mesh = shop_mesh(shop, {"live": {"dir": "live", "acceleration": {"refresh": "on_change"}}})
-    server = start_server(mesh, name="accel-fail", args=["--listing-ttl-secs", "1"])
+    server = serve(mesh, name="accel-fail", args=["--listing-ttl-secs", "1"])
     client = flight.FlightClient(server.uri)
     before = 3 * ROWS_PER_FILE
     assert warnings_of(client, "SELECT count(*) FROM shop.live") == []
@@ -232,7 +247,7 @@ def test_a_failed_refresh_keeps_the_previous_copy_and_says_so(start_server, shop
     assert product_row(client, "live")["acceleration"] == "ready"
 
 
-def test_the_budget_and_max_bytes_refuse_an_oversized_product(start_server, shop):
+def test_the_budget_and_max_bytes_refuse_an_oversized_product(serve, shop):
     mesh = shop_mesh(
         shop,
         {
@@ -241,7 +256,7 @@ def test_the_budget_and_max_bytes_refuse_an_oversized_product(start_server, shop
         },
         acceleration={"budget": "2KiB"},
     )
-    server = start_server(mesh, name="accel-budget")
+    server = serve(mesh, name="accel-budget")
     client = flight.FlightClient(server.uri)
     budget = wait_for_log(server, "shop.orders is not accelerated")
     assert "more than the 2.0 KiB left of the acceleration budget (acceleration.budget: 2.0 KiB" in budget, budget

@@ -167,7 +167,8 @@ impl ProductData {
     ) -> Result<Arc<dyn ExecutionPlan>> {
         self.readable()?;
         match &self.opened.copy {
-            Some(copy) => Ok(self.wrap(copy.scan(projection, limit)?)),
+            // A limit is applied above (the copy's batches are whole): planned, not pushed.
+            Some(copy) => Ok(self.wrap(copy.scan(Arc::clone(&self.qualified_name), projection)?)),
             None => self.scan_files(state, projection, filters, limit).await,
         }
     }

@@ -19,13 +19,15 @@ use futures::StreamExt;
 
 use crate::health::name_read_error;
 
-/// Whether `plan` reads a product's data itself: a product scan, a file scan, or a
-/// Delta table scan (its metadata-only form too, which answers from the row counts in
-/// the log). The plan verifier requires each to sit under a barrier.
+/// Whether `plan` reads a product's data itself: a product scan, a file scan, a scan
+/// of an accelerated copy, or a Delta table scan (its metadata-only form too, which
+/// answers from the row counts in the log). The plan verifier requires each to sit
+/// under a barrier.
 pub fn reads_product_data(plan: &dyn ExecutionPlan) -> bool {
     use datafusion::datasource::physical_plan::FileScanConfig;
     use datafusion::datasource::source::DataSourceExec;
     plan.is::<ProductScanExec>()
+        || plan.is::<crate::acceleration::AcceleratedScanExec>()
         || plan.downcast_ref::<DataSourceExec>().is_some_and(|source| source.data_source().is::<FileScanConfig>())
         || plan.is::<deltalake_core::delta_datafusion::DeltaScanExec>()
         // DeltaScanMetaExec is not exported: Delta's scans are known by their names too.

@@ -56,4 +56,29 @@ mod tests {
         let barrier: Arc<dyn ExecutionPlan> = Arc::new(BarrierExec::new("d.m".into(), delta, None));
         assert!(verify_plan(&barrier).is_ok());
     }
+
+    #[tokio::test]
+    async fn an_accelerated_scan_outside_a_barrier_fails_the_plan() {
+        use meshgate_catalog::acceleration::{AcceleratedScanExec, AccelerationMemory, accelerate};
+        let nation = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/data/customers/nation");
+        let nation = std::fs::canonicalize(nation).unwrap().display().to_string();
+        let text = format!(
+            "domains:\n  d:\n    owner: a@b.c\n    products:\n      - {{ name: n, location: '{nation}/', format: parquet, \
+             acceleration: {{ refresh: manual }} }}\n"
+        );
+        let config = load_mesh_str(&text, Path::new("/")).unwrap();
+        let snapshot = MeshSnapshot::load(config, SessionConfig::new(), Arc::new(RuntimeEnv::default())).await.unwrap();
+        accelerate(&snapshot, &AccelerationMemory::new(), None).await;
+        let entry = snapshot.product("d", "n").unwrap();
+        assert!(entry.table.accelerated().is_some());
+        let product_scan = entry.table.scan(&SessionContext::new().state(), None, &[], None).await.unwrap();
+        assert!(product_scan.is::<ProductScanExec>());
+        let copy = Arc::clone(product_scan.children()[0]);
+        assert!(copy.is::<AcceleratedScanExec>(), "{}", copy.name());
+        let unverified = |plan: &Arc<dyn ExecutionPlan>| matches!(verify_plan(plan), Err(DataFusionError::External(e)) if e.to_string() == crate::PolicyError::Unverified.to_string());
+        assert!(unverified(&product_scan));
+        assert!(unverified(&copy));
+        let barrier: Arc<dyn ExecutionPlan> = Arc::new(BarrierExec::new("d.n".into(), product_scan, None));
+        assert!(verify_plan(&barrier).is_ok());
+    }
 }

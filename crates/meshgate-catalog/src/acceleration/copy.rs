@@ -7,17 +7,16 @@ use std::time::{Duration, SystemTime};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::Result;
-use datafusion::datasource::memory::MemorySourceConfig;
-use datafusion::datasource::source::DataSourceExec;
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::memory::Reservation;
+use super::scan::AcceleratedScanExec;
 
 /// A product's rows held in memory.
 #[derive(Debug)]
 pub struct AcceleratedCopy {
     schema: SchemaRef,
-    partitions: Vec<Vec<RecordBatch>>,
+    partitions: Arc<Vec<Vec<RecordBatch>>>,
     rows: u64,
     /// Identifies the files it was read from (paths, sizes, modification times).
     pub(crate) files: u64,
@@ -35,6 +34,7 @@ impl AcceleratedCopy {
         reservation: Reservation,
     ) -> Self {
         let rows = partitions.iter().flatten().map(|batch| batch.num_rows() as u64).sum();
+        let partitions = Arc::new(partitions);
         Self { schema, partitions, rows, files, loaded_at: SystemTime::now(), build_time, reservation }
     }
 
@@ -61,10 +61,11 @@ impl AcceleratedCopy {
         self.build_time
     }
 
-    /// A scan of the copy; filters stay above it (it applies none itself).
-    pub(crate) fn scan(&self, projection: Option<&Vec<usize>>, limit: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
-        let source = MemorySourceConfig::try_new(&self.partitions, Arc::clone(&self.schema), projection.cloned())?
-            .with_limit(limit);
-        Ok(DataSourceExec::from_data_source(source))
+    /// A scan of the copy for `product`; filters and limits stay above it (it applies
+    /// none itself).
+    pub(crate) fn scan(&self, product: Arc<str>, projection: Option<&Vec<usize>>) -> Result<Arc<dyn ExecutionPlan>> {
+        let scan =
+            AcceleratedScanExec::try_new(product, Arc::clone(&self.partitions), Arc::clone(&self.schema), projection.cloned())?;
+        Ok(Arc::new(scan))
     }
 }

@@ -11,10 +11,12 @@
 mod build;
 mod copy;
 mod memory;
+mod scan;
 mod status;
 mod task;
 
 pub use copy::AcceleratedCopy;
 pub use memory::AccelerationMemory;
+pub use scan::AcceleratedScanExec;
 pub use status::{AccelerationState, AccelerationStatus};
 pub use task::{AccelerationTask, accelerate};

@@ -116,34 +116,34 @@ pub(crate) fn resolve(
         _ => (default, String::new()),
     };
     let before = errors.len();
-    let mut report = |at: &str, message: String| {
+    let mut report = |at: &str, field: &str, message: String| {
         if !at.is_empty() {
-            errors.push(ConfigError::new(at, message));
+            errors.push(ConfigError::new(format!("{at}.{field}"), message));
         }
     };
     let (from, at) = field(|spec| spec.engine.is_some());
     if let Some(engine) = from.and_then(|spec| spec.engine.as_deref())
         && engine != "memory"
     {
-        report(&format!("{at}.engine"), format!("unknown engine '{engine}' (the only engine is memory)"));
+        report(&at, "engine", format!("unknown engine '{engine}' (the only engine is memory)"));
     }
     let (from, at) = field(|spec| spec.refresh.is_some());
     let refresh = match from.and_then(|spec| spec.refresh.as_ref()) {
         None => Refresh::OnChange,
         Some(value) => refresh(value).unwrap_or_else(|message| {
-            report(&format!("{at}.refresh"), message);
+            report(&at, "refresh", message);
             Refresh::OnChange
         }),
     };
     let (from, at) = field(|spec| spec.max_bytes.is_some());
     let max_bytes = from.and_then(|spec| spec.max_bytes.as_deref()).and_then(|text| match parse_byte_size(text) {
         Ok(0) => {
-            report(&format!("{at}.max_bytes"), "must be more than zero".into());
+            report(&at, "max_bytes", "must be more than zero".into());
             None
         }
         Ok(bytes) => Some(bytes),
         Err(message) => {
-            report(&format!("{at}.max_bytes"), message);
+            report(&at, "max_bytes", message);
             None
         }
     });

@@ -1,0 +1,270 @@
+"""The acceleration phase (issue 15): TPC-H with every product accelerated.
+
+A second meshgate server serves the same data with the mesh-wide acceleration default
+(`refresh: manual`, budget large enough for the scale factor), and is measured side by
+side with, in this process:
+
+    duckdb           DuckDB on the Parquet files (views over read_parquet)
+    duckdb-memory    DuckDB with every table loaded into memory first
+    datafusion-memory  DataFusion (datafusion-python) with every table in memory
+
+as the unrestricted principal (its row filter keeps every row) and as the governance
+phase's analyst principal. Every engine's result is checked against DuckDB on Parquet.
+Also measured: how long building the copies took and the memory they hold per GB of
+Parquet (from the server's log and RSS), the export CPU ratio (server CPU seconds to
+send lineitem from memory over one pyarrow.flight stream, over the CPU seconds
+in-process DataFusion needs to scan the Parquet files to Arrow), and the point query
+through ADBC from an accelerated product.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+ACCELERATION_YAML = """
+acceleration:
+  budget: {budget}
+  default: {{ engine: memory, refresh: manual }}
+"""
+BUILT = re.compile(r"accelerated: served from memory product=(\S+) rows=(\d+) bytes=(\d+) seconds=([0-9.]+)")
+EXPORT_SQL = "SELECT * FROM sales.lineitem"
+
+
+class _MemoryDuckDB:
+    name = "duckdb-memory"
+
+    def __init__(self, data_dir: str):
+        import duckdb
+
+        from . import data
+
+        self.con = duckdb.connect()
+        for domain, spec in data.DOMAINS.items():
+            self.con.execute(f"CREATE SCHEMA {domain}")
+            for table in spec["products"]:
+                pattern = os.path.join(os.path.abspath(data.table_dir(data_dir, table)), "*.parquet")
+                self.con.execute(f"CREATE TABLE {domain}.{table} AS SELECT * FROM read_parquet('{pattern}')")
+
+    def run(self, sql: str):
+        return self.con.sql(sql).to_arrow_table()
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class _MemoryDataFusion:
+    name = "datafusion-memory"
+
+    def __init__(self, data_dir: str):
+        from datafusion import SessionContext
+
+        from . import data
+
+        self.ctx = SessionContext()
+        for domain, spec in data.DOMAINS.items():
+            self.ctx.sql(f"CREATE SCHEMA {domain}")
+            self.ctx.sql(f"CREATE SCHEMA files_{domain}")
+            for table in spec["products"]:
+                loc = os.path.abspath(data.table_dir(data_dir, table)) + "/"
+                self.ctx.sql(f"CREATE EXTERNAL TABLE files_{domain}.{table} STORED AS PARQUET LOCATION '{loc}'")
+                # CREATE TABLE AS: a memory table, partitioned for the cores.
+                self.ctx.sql(f"CREATE TABLE {domain}.{table} AS SELECT * FROM files_{domain}.{table}").collect()
+
+    def run(self, sql: str):
+        return self.ctx.sql(sql).to_arrow_table()
+
+    def close(self) -> None:
+        pass
+
+
+def _datafusion_scan_cpu(data_dir: str, process_cpu) -> float:
+    """CPU seconds in-process DataFusion takes to scan lineitem's Parquet files to Arrow."""
+    from datafusion import SessionContext
+
+    from . import data
+
+    ctx = SessionContext()
+    ctx.sql("CREATE SCHEMA sales")
+    loc = os.path.abspath(data.table_dir(data_dir, "lineitem")) + "/"
+    ctx.sql(f"CREATE EXTERNAL TABLE sales.lineitem STORED AS PARQUET LOCATION '{loc}'")
+    for batch in ctx.sql(EXPORT_SQL).execute_stream():  # warm-up (page cache)
+        batch.to_pyarrow()
+    before = process_cpu()
+    for batch in ctx.sql(EXPORT_SQL).execute_stream():
+        batch.to_pyarrow()
+    return process_cpu() - before
+
+
+def phase_accelerated(args, binary: str, mesh: str, data_dir: str, base: str, *,
+                      load_query, latency_stats, median, geomean, first_line, log, process_cpu, point_sql) -> dict:
+    from . import compare, flight_export, governance
+    from .engines import DuckDB, Meshgate
+    from .server import Server
+
+    parquet_bytes = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(data_dir)
+                        for f in files if f.endswith(".parquet"))
+    budget = max(4 * parquet_bytes, 1 << 30)
+    accelerated_mesh = base + ".accelerated-mesh.yaml"
+    with open(mesh) as src, open(accelerated_mesh, "w") as dst:
+        dst.write(src.read() + ACCELERATION_YAML.format(budget=f"{budget}B"))
+    log_path = base + ".accelerated.server.log"
+    server = Server(binary, accelerated_mesh, log_path)
+    out: dict = {"parquet_bytes": parquet_bytes, "queries": {}, "errors": []}
+    engines: dict = {}
+    try:
+        t0 = time.perf_counter()
+        uri = server.start()
+        out["startup_seconds"] = time.perf_counter() - t0
+        out["rss_after_load_kb"] = server.vm_hwm_kb()
+        with open(log_path) as f:
+            built = [m.groups() for m in BUILT.finditer(f.read())]
+        out["copies"] = {name: {"rows": int(rows), "bytes": int(size), "seconds": float(secs)}
+                         for name, rows, size, secs in built}
+        copy_bytes = sum(c["bytes"] for c in out["copies"].values())
+        out["copy_bytes"] = copy_bytes
+        out["copy_seconds"] = sum(c["seconds"] for c in out["copies"].values())
+        out["bytes_per_parquet_byte"] = copy_bytes / parquet_bytes if parquet_bytes else None
+        log(f"accelerated meshgate at {uri}: {len(built)} copies, {copy_bytes / 2**20:,.0f} MiB "
+            f"({out['bytes_per_parquet_byte']:.2f}x the Parquet), built in {out['copy_seconds']:.1f}s")
+
+        engines = {
+            "meshgate": Meshgate(uri),
+            "meshgate-analyst": Meshgate(uri, user=governance.GOVERNED_USER, password=governance.GOVERNED_PASSWORD),
+            "duckdb": DuckDB(data_dir),
+        }
+        t0 = time.perf_counter()
+        engines["duckdb-memory"] = _MemoryDuckDB(data_dir)
+        out["duckdb_load_seconds"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        engines["datafusion-memory"] = _MemoryDataFusion(data_dir)
+        out["datafusion_load_seconds"] = time.perf_counter() - t0
+
+        for n in args.queries:
+            qid = f"q{n:02d}"
+            sql = load_query(n)
+            q: dict = {"median": {}, "errors": {}, "checks": {}}
+            results = {}
+            for name, eng in engines.items():
+                try:
+                    results[name] = eng.run(sql)
+                    times = []
+                    for _ in range(args.runs):
+                        t = time.perf_counter()
+                        eng.run(sql)
+                        times.append(time.perf_counter() - t)
+                    q["median"][name] = median(times)
+                except Exception as e:  # noqa: BLE001
+                    q["errors"][name] = first_line(e)
+            for name, table in results.items():
+                if name in ("duckdb", "meshgate-analyst") or "duckdb" not in results:
+                    continue  # the analyst's masks change values: timed, not compared
+                ok, why = compare.compare(results["duckdb"], table, sql)
+                q["checks"][name] = {"ok": ok, "detail": why}
+                if not ok:
+                    out["errors"].append(f"{qid} {name}: results differ from DuckDB's: {why}")
+            for name, err in q["errors"].items():
+                out["errors"].append(f"{qid} {name}: {err}")
+            m = q["median"]
+            if "meshgate" in m and "duckdb" in m:
+                q["ratio_duckdb"] = m["meshgate"] / m["duckdb"]
+            if "meshgate-analyst" in m and "duckdb" in m:
+                q["analyst_ratio_duckdb"] = m["meshgate-analyst"] / m["duckdb"]
+            out["queries"][qid] = q
+            log(f"{qid} " + "  ".join(f"{k} {v:.3f}s" for k, v in m.items())
+                + (f"  ratio {q['ratio_duckdb']:.2f}" if "ratio_duckdb" in q else ""))
+        complete = [q for q in out["queries"].values() if len(q["median"]) == len(engines)]
+        out["geomean"] = {name: geomean([q["median"][name] for q in complete]) for name in engines}
+        out["geomean_ratio_duckdb"] = geomean([q.get("ratio_duckdb") for q in complete])
+        out["geomean_analyst_ratio_duckdb"] = geomean([q.get("analyst_ratio_duckdb") for q in complete])
+        out["geomean_queries"] = len(complete)
+
+        # ---- export CPU: the server's CPU to send lineitem from memory, one stream
+        flight_export.export(uri, EXPORT_SQL, False)  # warm-up
+        cpu0 = server.cpu_seconds()
+        t0 = time.perf_counter()
+        rows, nbytes, _ = flight_export.export(uri, EXPORT_SQL, False)
+        out["export"] = {"rows": rows, "bytes": nbytes, "seconds": time.perf_counter() - t0,
+                         "server_cpu": server.cpu_seconds() - cpu0}
+        out["export"]["datafusion_scan_cpu"] = _datafusion_scan_cpu(data_dir, process_cpu)
+        out["export"]["cpu_ratio"] = out["export"]["server_cpu"] / out["export"]["datafusion_scan_cpu"]
+        log(f"export from memory: server {out['export']['server_cpu']:.2f} CPU s, DataFusion scan "
+            f"{out['export']['datafusion_scan_cpu']:.2f} CPU s: ratio {out['export']['cpu_ratio']:.2f}")
+
+        # ---- point query from an accelerated product
+        point = engines["meshgate"]
+        for _ in range(50):
+            point.run(point_sql)
+        lat = []
+        for _ in range(args.latency_count):
+            t = time.perf_counter()
+            point.run(point_sql)
+            lat.append(time.perf_counter() - t)
+        out["point"] = latency_stats(lat)
+        out["rss_end_kb"] = server.vm_hwm_kb()
+    finally:
+        for eng in engines.values():
+            eng.close()
+        out["exit_code"] = server.stop()
+    return out
+
+
+def render(a: dict, fmt) -> list[str]:
+    L = ["## Accelerated products", ""]
+    L.append("Every product accelerated (`acceleration.default`, refresh manual) on a second server, against "
+             "in-process engines on the same machine (benches/meshbench/accelerated.py). Medians in seconds; "
+             "every engine's result is checked against DuckDB on Parquet (the analyst's masks change values: "
+             "timed only).")
+    L.append("")
+    names = ["meshgate", "meshgate-analyst", "duckdb", "duckdb-memory", "datafusion-memory"]
+    L.append("| query | " + " | ".join(names) + " | meshgate / duckdb | analyst / duckdb |")
+    L.append("|---|" + "---:|" * (len(names) + 2))
+    for qid, q in a.get("queries", {}).items():
+        m = q["median"]
+        L.append(f"| {qid} | " + " | ".join(fmt(m.get(n)) for n in names)
+                 + f" | {fmt(q.get('ratio_duckdb'), '.2f')} | {fmt(q.get('analyst_ratio_duckdb'), '.2f')} |")
+    g = a.get("geomean", {})
+    L.append("| **geomean** | " + " | ".join(fmt(g.get(n)) for n in names)
+             + f" | **{fmt(a.get('geomean_ratio_duckdb'), '.2f')}** | **{fmt(a.get('geomean_analyst_ratio_duckdb'), '.2f')}** |")
+    L.append("")
+    L.append(f"Copies: {len(a.get('copies', {}))} products, {fmt((a.get('copy_bytes') or 0) / 2**20, ',.0f')} MiB in "
+             f"memory for {fmt(a.get('parquet_bytes', 0) / 2**20, ',.0f')} MiB of Parquet "
+             f"({fmt(a.get('bytes_per_parquet_byte'), '.2f')} bytes per Parquet byte), built in "
+             f"{fmt(a.get('copy_seconds'), '.1f')} s (server ready after {fmt(a.get('startup_seconds'), '.1f')} s). "
+             f"DuckDB took {fmt(a.get('duckdb_load_seconds'), '.1f')} s and DataFusion "
+             f"{fmt(a.get('datafusion_load_seconds'), '.1f')} s to load the same tables.")
+    x = a.get("export")
+    if x:
+        L.append("")
+        L.append(f"Export from memory (`{EXPORT_SQL}`, one pyarrow.flight stream): {x['rows']:,} rows in "
+                 f"{x['seconds']:.2f} s; server CPU {x['server_cpu']:.2f} s against {x['datafusion_scan_cpu']:.2f} s "
+                 f"for in-process DataFusion to scan the Parquet files: **{x['cpu_ratio']:.2f}**.")
+    p = a.get("point")
+    if p:
+        L.append("")
+        L.append(f"Point query from an accelerated product (ADBC, one connection): p50 **{fmt(p.get('p50_ms'), '.2f')} ms**, "
+                 f"p99 {fmt(p.get('p99_ms'), '.2f')} ms.")
+    L.append("")
+    return L
+
+
+def targets(a: dict) -> list[dict]:
+    out = []
+    if a.get("geomean_ratio_duckdb") is not None:
+        g = a["geomean_ratio_duckdb"]
+        out.append({"target": "TPC-H accelerated, all-rows principal: geometric mean ≤ 1.0× DuckDB on Parquet",
+                    "measured": f"{g:.2f}", "met": "yes" if g <= 1.0 else "**no**"})
+    if a.get("geomean_analyst_ratio_duckdb") is not None and a.get("geomean_ratio_duckdb"):
+        r = a["geomean_analyst_ratio_duckdb"] / a["geomean_ratio_duckdb"]
+        out.append({"target": "TPC-H accelerated, analyst principal ≤ 1.15× the all-rows principal",
+                    "measured": f"{r:.2f}", "met": "yes" if r <= 1.15 else "**no**"})
+    x = a.get("export")
+    if x:
+        out.append({"target": "export server CPU ≤ 1.3× DataFusion's in-process scan CPU (from memory)",
+                    "measured": f"{x['cpu_ratio']:.2f}", "met": "yes" if x["cpu_ratio"] <= 1.3 else "**no**"})
+    p = a.get("point")
+    if p and p.get("p50_ms") is not None:
+        out.append({"target": "point query p50 < 2 ms from an accelerated product",
+                    "measured": f"{p['p50_ms']:.2f} ms", "met": "yes" if p["p50_ms"] < 2 else "**no**"})
+    return out
