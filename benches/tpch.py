@@ -30,11 +30,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
 
-from meshbench import accelerated, audit, compare, data, governance  # noqa: E402
+from meshbench import accelerated, audit, compare, data, distributed, governance  # noqa: E402
 from meshbench.data import log  # noqa: E402
 
 ENGINES = ("meshgate", "datafusion", "duckdb")
-PHASES = ("tpch", "export", "latency", "governance", "audit", "accelerated")
+PHASES = ("tpch", "export", "latency", "governance", "audit", "accelerated", "distributed")
 EXPORT_SQL = "SELECT * FROM sales.lineitem"
 POINT_SQL = "SELECT * FROM customers.nation WHERE n_nationkey = 7"
 CONCURRENCY = (1, 8, 32)
@@ -576,6 +576,8 @@ def render(res: dict) -> str:
 
     if "accelerated" in res:
         L.extend(accelerated.render(res["accelerated"], fmt))
+    if "distributed" in res:
+        L.extend(distributed.render(res["distributed"], fmt))
 
     if "server" in res:
         s = res["server"]
@@ -696,7 +698,8 @@ def main(argv=None) -> int:
     data_dir, generator = prepare_data(args)
     mesh = os.path.join(data_dir, "mesh.yaml")
 
-    need_server = "meshgate" in args.engines or {"latency", "governance", "audit", "accelerated"} & set(args.phases)
+    need_server = ("meshgate" in args.engines
+                   or {"latency", "governance", "audit", "accelerated", "distributed"} & set(args.phases))
     binary = None
     if need_server:
         binary = args.meshgate or data.build_meshgate(REPO)
@@ -771,6 +774,10 @@ def main(argv=None) -> int:
                         args, binary, mesh, data_dir, base, load_query=load_query, latency_stats=_latency_stats,
                         median=median, geomean=geomean, first_line=first_line, log=log, process_cpu=_process_cpu,
                         point_sql=POINT_SQL)
+                elif phase == "distributed":
+                    res["distributed"] = distributed.phase_distributed(
+                        args, binary, mesh, base, load_query=load_query, median=median, geomean=geomean,
+                        first_line=first_line, log=log)
             except Exception as e:  # noqa: BLE001
                 traceback.print_exc()
                 res["errors"].append(f"phase {phase}: {first_line(e)}")
@@ -801,6 +808,7 @@ def main(argv=None) -> int:
                 res["errors"].append(f"{qid.upper()} {k}: results differ: {c['detail']}")
     res["errors"] += [f"audit phase: {e}" for e in res.get("audit", {}).get("errors", [])]
     res["errors"] += [f"accelerated phase: {e}" for e in res.get("accelerated", {}).get("errors", [])]
+    res["errors"] += [f"distributed phase: {e}" for e in res.get("distributed", {}).get("errors", [])]
     if "export" in res and not res["export"].get("rows_agree", True):
         res["errors"].append("export: row counts differ between readers")
 

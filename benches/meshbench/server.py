@@ -9,7 +9,7 @@ import subprocess
 import threading
 import time
 
-READY = re.compile(r"meshgate listening on (grpc://\S+)")
+READY = re.compile(r"meshgate (?:worker )?listening on ((?:grpc|http)://\S+)")
 
 
 def _status_kb(pid: int, field: str) -> int | None:
@@ -39,8 +39,10 @@ class Server:
     its address."""
 
     def __init__(self, binary: str, config: str, log_path: str, ready_timeout: float = 300.0,
-                 extra_args: list[str] | tuple[str, ...] = ()):
+                 extra_args: list[str] | tuple[str, ...] = (), command: str = "serve", env: dict | None = None):
         self.binary = binary
+        self.command = command  # serve, or worker (a distributed worker)
+        self.env = env
         self.config = config
         self.log_path = log_path
         self.extra_args = list(extra_args)
@@ -54,7 +56,8 @@ class Server:
     def start(self) -> str:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [self.binary, "serve", "--config", self.config, "--bind", "127.0.0.1:0", *self.extra_args],
+            [self.binary, self.command, "--config", self.config, "--bind", "127.0.0.1:0", *self.extra_args],
+            env={**os.environ, **(self.env or {})},
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,

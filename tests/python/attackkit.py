@@ -1,8 +1,9 @@
 """Shared pieces of the governance attack suite (test_attacks.py, test_attacks_sidedoors.py).
 
 - `attack_mesh(root)`: the demo mesh (its users and policies) plus an HS256 JWT identity
-  provider, written with absolute paths; conftest's `attack_server` serves it in four
-  configurations (parquet filter pushdown on/off x target partitions 1/4).
+  provider, written with absolute paths; conftest's `attack_server` serves it in six
+  configurations (parquet filter pushdown on/off x target partitions 1/4, every product
+  accelerated, and a gateway spreading queries over three workers).
 - hidden values picked from the raw files: keys, prices and e-mails of rows the attacking
   principal must not see, used as oracles;
 - `Case` and `run_case`: one attack, its principal, and what must come back — the
@@ -39,12 +40,21 @@ JWT_ENV = {"MESHGATE_ATTACK_IDP_SECRET": JWT_SECRET}
 ISSUER = "https://idp.attack.example"
 AUDIENCE = "meshgate"
 
-# (parquet filter pushdown, target partitions, every product accelerated)
-CONFIGS = [(False, 1, False), (False, 4, False), (True, 1, False), (True, 4, False), (False, 4, True)]
+# (parquet filter pushdown, target partitions, every product accelerated, spread over
+# three distributed workers)
+CONFIGS = [
+    (False, 1, False, False),
+    (False, 4, False, False),
+    (True, 1, False, False),
+    (True, 4, False, False),
+    (False, 4, True, False),
+    (False, 2, False, True),
+]
 
 
 def config_id(cfg) -> str:
-    return f"{'pushdown' if cfg[0] else 'nopushdown'}-tp{cfg[1]}" + ("-accelerated" if cfg[2] else "")
+    return (f"{'pushdown' if cfg[0] else 'nopushdown'}-tp{cfg[1]}" + ("-accelerated" if cfg[2] else "")
+            + ("-distributed" if cfg[3] else ""))
 
 
 def serve_args(cfg) -> list[str]:

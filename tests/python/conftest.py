@@ -19,6 +19,7 @@ import stat
 import pytest
 
 import attackkit
+import distkit
 import govmodel
 import mgtest
 from mgtest import (  # re-exported for tests that prefer fixtures' module
@@ -131,13 +132,20 @@ def run_query(request, demo_server):
 
 
 @pytest.fixture(scope="session", params=attackkit.CONFIGS, ids=attackkit.config_id)
-def attack_server(request, start_server, tmp_path_factory):
+def attack_server(request, start_server, tmp_path_factory, meshgate_bin, log_dir):
     """The attack suite's server: the demo mesh plus a JWT identity provider, with known
-    keyed_hash secrets, in five configurations (filter pushdown x target partitions, and
-    every product accelerated)."""
+    keyed_hash secrets, in six configurations (filter pushdown x target partitions, every
+    product accelerated, and a gateway over three distributed workers)."""
     cfg = attackkit.attack_mesh(tmp_path_factory.mktemp("attack-mesh"), accelerated=request.param[2])
-    srv = start_server(cfg, env={**govmodel.MASK_ENV, **attackkit.JWT_ENV},
-                       name=f"attack-{attackkit.config_id(request.param)}", args=attackkit.serve_args(request.param))
+    env = {**govmodel.MASK_ENV, **attackkit.JWT_ENV}
+    name = f"attack-{attackkit.config_id(request.param)}"
+    if request.param[3]:
+        cluster = distkit.Cluster(meshgate_bin, cfg, log_dir, env=env, name=name,
+                                  args=attackkit.serve_args(request.param)).start()
+        yield cluster.gateway
+        cluster.stop(check=True)
+        return
+    srv = start_server(cfg, env=env, name=name, args=attackkit.serve_args(request.param))
     yield srv
     srv.stop(check=True)
 

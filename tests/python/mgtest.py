@@ -155,6 +155,8 @@ class Server:
     """
 
     _counter = 0
+    COMMAND = "serve"  # the meshgate subcommand
+    READY = READY_RE  # its ready line: the URI (group 1) and the port (group 2)
 
     def __init__(
         self,
@@ -192,7 +194,7 @@ class Server:
         env.setdefault("NO_COLOR", "1")
         env.update(self.extra_env)
         self._stderr_file = open(self.stderr_path, "wb")
-        argv = [str(self.binary), "serve"]
+        argv = [str(self.binary), self.COMMAND]
         if self.config is not None:
             argv += ["--config", str(self.config)]
         argv += ["--bind", self.bind]
@@ -229,7 +231,7 @@ class Server:
                 "".join(self._stdout_lines),
                 self.stderr_text(),
             )
-        m = READY_RE.match(line.rstrip("\r\n"))
+        m = self.READY.match(line.rstrip("\r\n"))
         if not m:
             self._kill()
             raise ServerStartError(

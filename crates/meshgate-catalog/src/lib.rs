@@ -35,3 +35,4 @@ pub use recovery::{Backoff, RecoveryTask};
 pub use scan_exec::{ProductScanExec, reads_product_data};
 pub use snapshot::{MeshSnapshot, ProductEntry};
 pub use sql_catalog::{DomainSchema, MeshCatalog};
+pub use stores::register_stores;

@@ -53,6 +53,11 @@ impl ProductScanExec {
     pub fn product(&self) -> &str {
         &self.product
     }
+
+    /// Where the product's data lives, as its errors name it.
+    pub fn location(&self) -> &str {
+        &self.location
+    }
 }
 
 impl DisplayAs for ProductScanExec {

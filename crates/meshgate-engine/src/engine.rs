@@ -31,6 +31,7 @@ use meshgate_policy::{MeshView, PolicyError, PolicySet, Principal, render_physic
 use crate::balance::{BalanceFilters, balance_boolean_chains};
 use crate::complexity::check_complexity;
 use crate::contracts::contract_warnings;
+use crate::distributed::{Distribution, Spread, SpreadSlot};
 use crate::error::EngineError;
 use crate::lineage::{ColumnSource, column_sources};
 use crate::partitions::independent_partitions;
@@ -133,6 +134,8 @@ pub struct Engine {
     quality: Arc<QualityBook>,
     /// The recorded queries (query log, usage, consumers in lineage).
     audit: meshgate_audit::Audit,
+    /// The workers queries may be spread over (none: every query runs here).
+    distribution: Option<Arc<Distribution>>,
 }
 
 /// A planned query.
@@ -145,6 +148,9 @@ pub struct Query {
     warnings: Vec<String>,
     /// When the query must have finished (the engine's query timeout).
     deadline: Option<(Instant, Duration)>,
+    /// The workers it may be spread over, and how it was (set when it starts).
+    distribution: Option<Arc<Distribution>>,
+    spread: SpreadSlot,
 }
 
 #[derive(Debug)]
@@ -253,7 +259,7 @@ impl Query {
         }
         let plan = plan.with_param_values(typed)?;
         let kind = QueryKind::Plan { plan, state };
-        Ok(Self { kind, reads: self.reads, warnings: self.warnings, deadline: self.deadline })
+        Ok(Self { kind, ..self })
     }
 
     /// How the result can be read: how many independent streams, and how many rows
@@ -361,13 +367,30 @@ impl Query {
         self
     }
 
+    /// How the query ran once it started: on how many workers, in how many stages.
+    pub fn spread(&self) -> SpreadSlot {
+        Arc::clone(&self.spread)
+    }
+
     /// Starts execution; batches stream as the plan produces them. The physical plan
-    /// is verified first: a product scan outside a barrier fails the query.
+    /// is verified first: a product scan outside a barrier fails the query. With
+    /// workers, a plan that reads enough is cut into stages over them and verified again.
     pub async fn execute(self) -> Result<SendableRecordBatchStream, EngineError> {
         let deadline = self.deadline;
         match self.kind {
             QueryKind::Plan { plan, state } => {
                 let physical = physical_within(&state, &plan, self.deadline).await?;
+                if let Some(distribution) = &self.distribution
+                    && let Some((staged, staged_state)) =
+                        distribution.distribute(&physical, &state, token_ttl(deadline)).await?
+                {
+                    verify_plan(&staged)?;
+                    let spread = crate::distributed::spread(&staged);
+                    tracing::debug!(workers = spread.workers, stages = spread.stages, "query distributed");
+                    let _ = self.spread.set(spread);
+                    return Ok(with_deadline(distribution.execute(staged, &staged_state)?, deadline));
+                }
+                let _ = self.spread.set(Spread { workers: 0, stages: 1 });
                 Ok(with_deadline(execute_stream(physical, state.task_ctx())?, deadline))
             }
             QueryKind::Rendered(batch) => {
@@ -400,6 +423,7 @@ impl Engine {
             query_timeout: None,
             quality: Arc::default(),
             audit: meshgate_audit::Audit::default(),
+            distribution: None,
         }
     }
 
@@ -415,6 +439,24 @@ impl Engine {
     pub fn with_audit(mut self, audit: meshgate_audit::Audit) -> Self {
         self.audit = audit;
         self
+    }
+
+    /// Spreads queries that read enough over `distribution`'s workers (none: every
+    /// query runs here). Uncorrelated scalar subqueries are then planned as joins,
+    /// which distributed plans can carry.
+    pub fn with_distribution(mut self, distribution: Option<Arc<Distribution>>) -> Self {
+        if distribution.is_some() {
+            let mut state = SessionState::clone(&self.state);
+            state.config_mut().options_mut().optimizer.enable_physical_uncorrelated_scalar_subquery = false;
+            self.state = Arc::new(state);
+        }
+        self.distribution = distribution;
+        self
+    }
+
+    /// The workers queries may be spread over, when there are any.
+    pub fn distribution(&self) -> Option<&Arc<Distribution>> {
+        self.distribution.as_ref()
     }
 
     /// The products' quality results.
@@ -449,6 +491,8 @@ impl Engine {
             reads: Vec::new(),
             warnings: Vec::new(),
             deadline: self.query_timeout.map(|timeout| (started + timeout, timeout)),
+            distribution: self.distribution.clone(),
+            spread: SpreadSlot::default(),
         }
     }
 
@@ -746,8 +790,15 @@ impl Engine {
         verify_read_only(&plan)?;
         // Optimized once: shown as the logical plan and planned physically as it is.
         let optimized = state.optimize(&plan)?;
-        let physical = state.query_planner().create_physical_plan(&optimized, state).await?;
+        let mut physical = state.query_planner().create_physical_plan(&optimized, state).await?;
         verify_plan(&physical)?;
+        // The plan as it would run: cut into stages when it would be distributed.
+        if let Some(distribution) = &self.distribution
+            && let Some((staged, _)) = distribution.distribute(&physical, state, token_ttl(None)).await?
+        {
+            verify_plan(&staged)?;
+            physical = staged;
+        }
         let logical = optimized.display_indent().to_string();
         let physical = render_physical(&physical, steward);
         let schema = Arc::new(Schema::new(vec![
@@ -891,6 +942,15 @@ fn with_deadline(
         }
     });
     Box::pin(RecordBatchStreamAdapter::new(schema, timed))
+}
+
+/// How long a distributed query's stage token stays valid: its deadline and a minute,
+/// or six hours for a query without one.
+fn token_ttl(deadline: Option<(Instant, Duration)>) -> Duration {
+    match deadline {
+        Some((at, _)) => at.saturating_duration_since(Instant::now()) + Duration::from_secs(60),
+        None => Duration::from_secs(6 * 3600),
+    }
 }
 
 /// A query ran past the engine's query timeout.

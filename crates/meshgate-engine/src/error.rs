@@ -53,6 +53,9 @@ pub enum EngineError {
     /// described: reading it would mix two versions of the data.
     #[error("the files of {0} changed since the shards were planned; plan the shards again")]
     ShardsChanged(String),
+    /// A distributed worker stopped answering mid-query (the next queries avoid it).
+    #[error("{0}")]
+    WorkerUnavailable(String),
     /// A bug or an unexpected state inside meshgate; details are logged, not sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -69,6 +72,11 @@ impl From<DataFusionError> for EngineError {
             && let Some(timed_out) = inner.downcast_ref::<crate::engine::QueryTimedOut>()
         {
             return EngineError::TimedOut(timed_out.to_string());
+        }
+        if let DataFusionError::External(inner) = error.find_root()
+            && let Some(lost) = inner.downcast_ref::<crate::distributed::WorkerLost>()
+        {
+            return EngineError::WorkerUnavailable(lost.to_string());
         }
         if let Some(product) = find_product_error(&error) {
             return EngineError::Product(product.clone());

@@ -7,6 +7,7 @@ mod complexity;
 mod contracts;
 mod date_diff;
 mod delta_pins;
+pub mod distributed;
 mod engine;
 mod error;
 mod functions;

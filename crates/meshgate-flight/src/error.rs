@@ -77,6 +77,7 @@ pub fn to_status(error: &FlightError) -> Status {
             EngineError::TimedOut(_) => (Code::DeadlineExceeded, engine.to_string()),
             EngineError::Product(product) => (product_code(product), engine.to_string()),
             EngineError::ResourcesExhausted(_) => (Code::ResourceExhausted, engine.to_string()),
+            EngineError::WorkerUnavailable(_) => (Code::Unavailable, engine.to_string()),
             EngineError::Governance(PolicyError::ExplainAnalyzeRefused) => (Code::InvalidArgument, engine.to_string()),
             EngineError::Governance(PolicyError::Unverified) => {
                 tracing::error!("a query plan failed governance verification");

@@ -102,6 +102,8 @@ pub struct QueryLog {
     /// Ended before running (planning failed): refused or failed by its code.
     before_running: std::sync::atomic::AtomicBool,
     audit: std::sync::Mutex<Option<QueryAudit>>,
+    /// How the query ran: on how many distributed workers, in how many stages.
+    spread: std::sync::OnceLock<meshgate_engine::distributed::SpreadSlot>,
 }
 
 impl QueryLog {
@@ -128,6 +130,7 @@ impl QueryLog {
             ending: std::sync::OnceLock::new(),
             before_running: std::sync::atomic::AtomicBool::new(false),
             audit: std::sync::Mutex::new(Some(audit)),
+            spread: std::sync::OnceLock::new(),
         })
     }
 }
@@ -156,6 +159,11 @@ impl QueryLog {
         if let Some(audit) = self.audit.lock().unwrap_or_else(std::sync::PoisonError::into_inner).as_mut() {
             audit.planned(planned);
         }
+    }
+
+    /// Where the query will say how it ran (its workers and stages, in the log line).
+    pub fn spread(&self, slot: meshgate_engine::distributed::SpreadSlot) {
+        let _ = self.spread.set(slot);
     }
 
     /// Hands the query's end to the audit log, lineage and the metrics.
@@ -201,6 +209,7 @@ impl Drop for QueryLog {
             "cancelled"
         };
         let active = self.metrics.stream_closed();
+        let spread = self.spread.get().and_then(|slot| slot.get().copied()).unwrap_or_default();
         tracing::info!(
             principal = %self.principal,
             duration_ms = self.started.elapsed().as_millis() as u64,
@@ -209,6 +218,8 @@ impl Drop for QueryLog {
             outcome,
             active,
             memory_reserved = self.pool.reserved(),
+            workers = spread.workers,
+            stages = spread.stages,
             sql = %self.sql,
             "query"
         );

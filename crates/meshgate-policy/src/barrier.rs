@@ -41,6 +41,11 @@ impl BarrierExec {
     pub fn product(&self) -> &str {
         &self.product
     }
+
+    /// `Some(unmasked per output column)` when no row is hidden from the principal.
+    pub fn transparent(&self) -> Option<&[bool]> {
+        self.transparent.as_deref()
+    }
 }
 
 impl DisplayAs for BarrierExec {

@@ -27,6 +27,7 @@ pub use error::PolicyError;
 pub use explain::render_physical;
 pub use governed_table::GovernedTable;
 pub use load::{configured_users, load_policies};
+pub use masks::{KeyedHash, keyed_hash_from_env, mask_key_variable};
 pub use policy_expr::PolicyExpr;
 pub use policy_set::{ColumnDecision, Decision, PolicySet};
 pub use principal::{AttrType, AttrValue, PURPOSE_ATTRIBUTE, Principal};

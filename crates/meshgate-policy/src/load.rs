@@ -467,7 +467,7 @@ impl<'a> Loader<'a> {
             return Err(ConfigErrors(self.errors));
         }
         let keys = crate::masks::domain_keys(self.config.domains.iter().map(|domain| domain.name.as_str()));
-        let hashes = keys.into_iter().map(|(domain, key)| (domain, KeyedHash::udf(key))).collect();
+        let hashes = keys.into_iter().map(|(domain, key)| (domain, KeyedHash::udf(key.key, key.from_env))).collect();
         Ok(PolicySet {
             attributes: self.attributes,
             stewards,

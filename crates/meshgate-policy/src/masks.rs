@@ -117,22 +117,31 @@ fn masked_type(mask: &Mask, ty: &DataType) -> DataType {
     }
 }
 
+/// A domain's `keyed_hash` key, and whether it came from the environment (then every
+/// process started with the same environment, distributed workers among them,
+/// computes the same hashes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DomainKey {
+    pub key: Arc<[u8]>,
+    pub from_env: bool,
+}
+
 /// The `keyed_hash` key of each domain: `MESHGATE_MASK_KEY_<DOMAIN>` when set, else a
 /// key derived from one random secret drawn once per process, so a domain's hashes
 /// stay the same across reloads (they still change on restart and differ between
 /// replicas). Every load warns, naming the domains without a key.
-pub(crate) fn domain_keys<'a>(domains: impl Iterator<Item = &'a str>) -> BTreeMap<String, Arc<[u8]>> {
+pub(crate) fn domain_keys<'a>(domains: impl Iterator<Item = &'a str>) -> BTreeMap<String, DomainKey> {
     let mut keys = BTreeMap::new();
     let mut unset = Vec::new();
     for domain in domains {
-        let key = match std::env::var(mask_key_variable(domain)) {
-            Ok(key) if !key.is_empty() => key.into_bytes(),
-            _ => {
+        let key = match env_key(domain) {
+            Some(key) => DomainKey { key, from_env: true },
+            None => {
                 unset.push(domain);
-                fallback_key(domain).to_vec()
+                DomainKey { key: Arc::from(fallback_key(domain).to_vec()), from_env: false }
             }
         };
-        keys.insert(domain.to_owned(), Arc::from(key));
+        keys.insert(domain.to_owned(), key);
     }
     if !unset.is_empty() {
         let variables: Vec<String> = unset.iter().map(|domain| mask_key_variable(domain)).collect();
@@ -148,7 +157,22 @@ pub(crate) fn domain_keys<'a>(domains: impl Iterator<Item = &'a str>) -> BTreeMa
     keys
 }
 
-fn mask_key_variable(domain: &str) -> String {
+fn env_key(domain: &str) -> Option<Arc<[u8]>> {
+    match std::env::var(mask_key_variable(domain)) {
+        Ok(key) if !key.is_empty() => Some(Arc::from(key.into_bytes())),
+        _ => None,
+    }
+}
+
+/// The `keyed_hash` function of `domain` from `MESHGATE_MASK_KEY_<DOMAIN>` alone, for
+/// a process that must compute the same hashes as the gateway (a distributed worker);
+/// `None` when the variable is unset: a random key would give other values.
+pub fn keyed_hash_from_env(domain: &str) -> Option<Arc<ScalarUDF>> {
+    env_key(domain).map(|key| KeyedHash::udf(key, true))
+}
+
+/// The environment variable holding `domain`'s `keyed_hash` key.
+pub fn mask_key_variable(domain: &str) -> String {
     format!("MESHGATE_MASK_KEY_{}", domain.to_ascii_uppercase())
 }
 
@@ -170,17 +194,25 @@ fn fallback_key(domain: &str) -> [u8; 32] {
 pub struct KeyedHash {
     signature: Signature,
     key: Arc<[u8]>,
+    /// The key came from the environment: other processes can compute the same hashes.
+    portable: bool,
     /// The HMAC with the key already absorbed; cloned per value.
     keyed: Hmac<Sha256>,
 }
 
 impl KeyedHash {
-    pub fn udf(key: Arc<[u8]>) -> Arc<ScalarUDF> {
+    pub fn udf(key: Arc<[u8]>, portable: bool) -> Arc<ScalarUDF> {
         // HMAC takes keys of any length.
         let keyed =
             Hmac::<Sha256>::new_from_slice(&key).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         let signature = Signature::exact(vec![DataType::Utf8], Volatility::Immutable);
-        Arc::new(ScalarUDF::new_from_impl(Self { signature, key, keyed }))
+        Arc::new(ScalarUDF::new_from_impl(Self { signature, key, portable, keyed }))
+    }
+
+    /// `Some(portable)` when `udf` is a `keyed_hash`: whether another process started
+    /// with the same environment computes the same values.
+    pub fn portable(udf: &ScalarUDF) -> Option<bool> {
+        udf.inner().downcast_ref::<Self>().map(|hash| hash.portable)
     }
 
     /// Appends the hex digest of `text` to `out`.
@@ -262,5 +294,6 @@ mod tests {
         let again = domain_keys(domains.into_iter());
         assert_eq!(first, again, "a reload must not change a domain's fallback key");
         assert_ne!(first[domains[0]], first[domains[1]]);
+        assert!(!first[domains[0]].from_env);
     }
 }

@@ -212,7 +212,7 @@ impl PolicySet {
             .hashes
             .get(&entry.product.domain)
             .cloned()
-            .unwrap_or_else(|| crate::masks::KeyedHash::udf(Arc::from(vec![0u8; 0])));
+            .unwrap_or_else(|| crate::masks::KeyedHash::udf(Arc::from(vec![0u8; 0]), false));
         let mut outputs = Vec::new();
         let mut fields = Vec::new();
         for (index, field) in raw_schema.fields().iter().enumerate() {

@@ -1,22 +1,51 @@
 //! The last check before a plan runs: every scan of product data (files, Delta
-//! tables) must sit under a [`BarrierExec`]. Anything else fails the query closed.
+//! tables, accelerated copies) must sit under a [`BarrierExec`], and in a distributed
+//! plan nothing under a barrier may cross the network: the scan, its row filter, its
+//! masks and the barrier run in one task. Anything else fails the query closed.
 
 use std::sync::Arc;
 
 use datafusion::common::{DataFusionError, Result};
 use datafusion::physical_plan::ExecutionPlan;
+use datafusion_distributed::{DistributedExec, DistributedLeafExec, NetworkBoundaryExt};
 use meshgate_catalog::reads_product_data;
 
 use crate::barrier::BarrierExec;
 
 pub fn verify_plan(plan: &Arc<dyn ExecutionPlan>) -> Result<()> {
-    if plan.is::<BarrierExec>() {
-        return Ok(());
+    if let Some(barrier) = plan.downcast_ref::<BarrierExec>() {
+        return stays_in_one_task(barrier.product(), plan);
     }
     if reads_product_data(plan.as_ref()) {
-        return Err(DataFusionError::External(Box::new(crate::PolicyError::Unverified)));
+        return Err(unverified());
     }
+    leaf_variants(plan).iter().try_for_each(verify_plan)?;
     plan.children().into_iter().try_for_each(verify_plan)
+}
+
+/// A distributed leaf runs one of its variants in each task; they are not its children.
+fn leaf_variants(plan: &Arc<dyn ExecutionPlan>) -> Vec<Arc<dyn ExecutionPlan>> {
+    match plan.downcast_ref::<DistributedLeafExec>() {
+        Some(leaf) => leaf.variants().iter().chain([leaf.original()]).cloned().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Nothing below a barrier may be a network boundary (or a nested distributed plan):
+/// rows below it are raw, and must not leave the task that filters and masks them.
+fn stays_in_one_task(product: &str, plan: &Arc<dyn ExecutionPlan>) -> Result<()> {
+    for child in plan.children().into_iter().cloned().chain(leaf_variants(plan)) {
+        if child.as_ref().is_network_boundary() || child.is::<DistributedExec>() {
+            tracing::error!(%product, node = child.name(), "a network boundary below a governed scan's barrier");
+            return Err(unverified());
+        }
+        stays_in_one_task(product, &child)?;
+    }
+    Ok(())
+}
+
+fn unverified() -> DataFusionError {
+    DataFusionError::External(Box::new(crate::PolicyError::Unverified))
 }
 
 #[cfg(test)]

@@ -55,9 +55,14 @@ pub async fn run(args: CheckArgs) -> ExitCode {
     if columnless > 0 {
         let _ = writeln!(out, "{columnless} readable product(s) served with no columns to anyone");
     }
+    let unreachable = check_workers(&args.workers, &mut out).await;
     drop(out);
     let contracts = crate::contracts::run(snapshot).await;
-    if failures + columnless == 0 && contracts.error_failures == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if failures + columnless + unreachable == 0 && contracts.error_failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn datafusion_schema_len(table: &meshgate_catalog::ProductTable) -> usize {
@@ -78,4 +83,29 @@ async fn count_rows(engine: &meshgate_engine::Engine, entry: &meshgate_catalog::
         Ok::<_, datafusion::error::DataFusionError>(frame as u64)
     };
     counted.await.map_err(|e| meshgate_engine::EngineError::from(e).to_string())
+}
+
+/// Probes each of `--workers`; prints a line per worker and returns how many failed.
+async fn check_workers(addresses: &[String], out: &mut impl Write) -> usize {
+    let addresses: Vec<&str> = addresses.iter().map(|a| a.trim()).filter(|a| !a.is_empty()).collect();
+    if addresses.is_empty() {
+        return 0;
+    }
+    let workers = match meshgate_engine::distributed::WorkerSet::parse(addresses) {
+        Ok(workers) => workers,
+        Err(error) => {
+            let _ = writeln!(out, "  FAIL  --workers: {error}");
+            return 1;
+        }
+    };
+    let mut unreachable = 0;
+    for (url, live) in workers.probe().await {
+        if live {
+            let _ = writeln!(out, "  ok    worker {url} (answers)");
+        } else {
+            unreachable += 1;
+            let _ = writeln!(out, "  FAIL  worker {url}: unreachable");
+        }
+    }
+    unreachable
 }

@@ -16,6 +16,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve the mesh over Arrow Flight SQL (the built-in demo mesh without --config).
     Serve(Box<ServeArgs>),
+    /// Run the stages of distributed queries for gateways started with --workers.
+    Worker(WorkerArgs),
     /// Validate a mesh configuration, its policies and its data; print a report; exit 1 on any error.
     Check(CheckArgs),
     /// Test and explain policies.
@@ -145,6 +147,34 @@ pub struct ServeArgs {
     /// and contract files for changes (watched by default).
     #[arg(long, env = "MESHGATE_NO_WATCH")]
     pub no_watch: bool,
+    /// Distributed workers (`meshgate worker`), as host:port or http://host:port,
+    /// comma-separated: queries reading at least --distribute-min-bytes are spread
+    /// over them. Needs MESHGATE_TICKET_SECRET, shared with the workers.
+    #[arg(long, env = "MESHGATE_WORKERS", value_delimiter = ',')]
+    pub workers: Vec<String>,
+    /// Queries reading fewer bytes of files than this run on the gateway (e.g. 64MiB; 0: every query that can).
+    #[arg(long, env = "MESHGATE_DISTRIBUTE_MIN_BYTES", default_value = "64MiB", value_parser = meshgate_engine::parse_byte_size)]
+    pub distribute_min_bytes: usize,
+    /// Bytes of files each partition of a distributed scan reads: a scan is spread over
+    /// bytes / this / target partitions workers (at most all of them).
+    #[arg(long, env = "MESHGATE_DISTRIBUTE_PARTITION_BYTES", default_value = "16MiB", value_parser = meshgate_engine::parse_byte_size)]
+    pub distribute_partition_bytes: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Mesh file: the worker reads products with its store credentials (the demo mesh when unset).
+    #[arg(long, env = "MESHGATE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on for gateways (port 0 picks a free port).
+    #[arg(long, env = "MESHGATE_WORKER_BIND", default_value = "127.0.0.1:50061")]
+    pub bind: SocketAddr,
+    /// Memory the stages running here may hold together (e.g. 1GiB); unlimited when unset.
+    #[arg(long, env = "MESHGATE_MEMORY_LIMIT", value_parser = meshgate_engine::parse_byte_size)]
+    pub memory_limit: Option<usize>,
+    /// Directory for spill files (the system temporary directory when unset).
+    #[arg(long, env = "MESHGATE_SPILL_DIR")]
+    pub spill_dir: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -213,6 +243,9 @@ pub struct CheckArgs {
     /// Mesh file to check.
     #[arg(long, env = "MESHGATE_CONFIG")]
     pub config: PathBuf,
+    /// Distributed workers to check too (host:port or http://host:port, comma-separated).
+    #[arg(long, env = "MESHGATE_WORKERS", value_delimiter = ',')]
+    pub workers: Vec<String>,
 }
 
 fn parse_lineage_url(url: &str) -> Result<String, String> {

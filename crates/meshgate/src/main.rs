@@ -9,6 +9,7 @@ mod policy;
 mod reload;
 mod serve;
 mod watch;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
             runtime.block_on(async {
                 match cli.command {
                     Command::Serve(args) => serve::run(*args).await,
+                    Command::Worker(args) => worker::run(args).await,
                     Command::Check(args) => check::run(args).await,
                     Command::Policy(command) => policy::run(command).await,
                     Command::HashPassword => policy::hash_password(),

@@ -31,6 +31,8 @@ pub struct Loader {
     pub acceleration: Arc<AccelerationMemory>,
     /// How often `on_change` accelerated products look at their files.
     pub listing_ttl: std::time::Duration,
+    /// The distributed workers, across reloads (none: every query runs here).
+    pub distribution: Option<Arc<meshgate_engine::distributed::Distribution>>,
 }
 
 impl Loader {
@@ -39,7 +41,8 @@ impl Loader {
     /// was loaded.
     pub async fn load(&self, previous: Option<&MeshSnapshot>) -> Result<Serving, ConfigErrors> {
         let engine = load_engine(&self.config, Arc::clone(&self.runtime), &self.tuning).await?;
-        let engine = Arc::new(engine.with_quality(Arc::clone(&self.quality)).with_audit(self.audit.clone()));
+        let engine = engine.with_quality(Arc::clone(&self.quality)).with_audit(self.audit.clone());
+        let engine = Arc::new(engine.with_distribution(self.distribution.clone()));
         let auth = Arc::new(Authenticator::from_config(
             engine.snapshot().config(),
             engine.policy().attributes(),

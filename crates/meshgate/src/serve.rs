@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use meshgate_catalog::quality::QualityBook;
+use meshgate_engine::distributed::{Distribution, DistributionOptions, WorkerSet};
 use meshgate_flight::tls::TlsHandle;
 use meshgate_flight::{MeshFlightSqlService, ServerOptions, TicketSigner};
 use std::io::Write;
@@ -17,7 +18,7 @@ use crate::reload::{Loader, Reloader};
 
 /// Environment variable holding the secret tickets and bearer tokens are signed with;
 /// replicas that share it can redeem each other's. Without it a random secret is used.
-const TICKET_SECRET_ENV: &str = "MESHGATE_TICKET_SECRET";
+pub(crate) const TICKET_SECRET_ENV: &str = "MESHGATE_TICKET_SECRET";
 
 pub async fn run(args: ServeArgs) -> ExitCode {
     let Some(config) = args.config.clone().or_else(demo_config) else {
@@ -44,6 +45,13 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         Ok(secret) if !secret.is_empty() => secret.into_bytes(),
         _ => rand::random::<[u8; 32]>().to_vec(),
     };
+    let distribution = match distribution(&args).await {
+        Ok(distribution) => distribution,
+        Err(message) => {
+            eprintln!("meshgate: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let audit = match open_audit(&args) {
         Ok(audit) => audit,
         Err(error) => {
@@ -62,6 +70,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         tls: tls.clone(),
         acceleration: meshgate_catalog::acceleration::AccelerationMemory::new(),
         listing_ttl: Duration::from_secs(args.listing_ttl_secs.max(1)),
+        distribution,
     };
     let serving = match loader.load(None).await {
         Ok(serving) => serving,
@@ -161,6 +170,34 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
+/// The workers of `--workers`, probed once (each one's state is logged) and then
+/// every two seconds; `None` without workers.
+async fn distribution(args: &ServeArgs) -> Result<Option<Arc<Distribution>>, String> {
+    let addresses: Vec<&str> = args.workers.iter().map(|a| a.trim()).filter(|a| !a.is_empty()).collect();
+    if addresses.is_empty() {
+        return Ok(None);
+    }
+    let Some(secret) = std::env::var(TICKET_SECRET_ENV).ok().filter(|secret| !secret.is_empty()) else {
+        return Err(format!("--workers needs {TICKET_SECRET_ENV}: the secret stage requests are signed with, shared with the workers"));
+    };
+    let workers = WorkerSet::parse(addresses).map_err(|error| format!("--workers: {error}"))?;
+    for (url, live) in workers.probe().await {
+        if live {
+            tracing::info!(worker = %url, "distributed worker reachable");
+        } else {
+            tracing::warn!(worker = %url, "distributed worker unreachable; queries go to the others until it answers");
+        }
+    }
+    workers.watch(Duration::from_secs(2));
+    let options = DistributionOptions {
+        workers,
+        min_bytes: args.distribute_min_bytes as u64,
+        partition_bytes: args.distribute_partition_bytes,
+        secret: secret.into_bytes(),
+    };
+    Ok(Some(Arc::new(Distribution::new(options))))
+}
+
 /// Opens the audit log (re-reading its files for the query log and usage) and the
 /// lineage sinks.
 fn open_audit(args: &ServeArgs) -> Result<meshgate_audit::Audit, meshgate_audit::AuditError> {
@@ -177,7 +214,7 @@ fn open_audit(args: &ServeArgs) -> Result<meshgate_audit::Audit, meshgate_audit:
 
 /// Resolves on SIGTERM or Ctrl-C. The handlers are installed when this is called, not
 /// when the future is first polled, so no signal is missed in between.
-fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -151,6 +151,7 @@ impl MeshFlightSqlService {
         let started = async {
             let query = plan_statement(&engine, &acting, &payload).await?;
             log.planned(audit::planned(self.audit(), &query));
+            log.spread(query.spread());
             let warnings = query.warnings().to_vec();
             let schema = parameters::result_schema(self.result_schema(&engine, &acting, &query), &payload.parameters)?;
             let batches = match (payload.shards, payload.partitions) {
