@@ -394,6 +394,7 @@ impl Query {
                 Ok(with_deadline(execute_stream(physical, state.task_ctx())?, deadline))
             }
             QueryKind::Rendered(batch) => {
+                let _ = self.spread.set(Spread { workers: 0, stages: 1 });
                 let schema = batch.schema();
                 let stream = futures::stream::iter([Ok(batch)]);
                 Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))

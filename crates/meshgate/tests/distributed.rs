@@ -1,6 +1,8 @@
 //! A real `meshgate worker`, called straight over gRPC as no gateway would: it refuses
 //! every request that does not carry a stage token signed with its secret.
 
+#![allow(clippy::expect_used, reason = "test set-up: a failed start should stop the test")]
+
 mod support;
 
 use std::io::{BufRead, BufReader};

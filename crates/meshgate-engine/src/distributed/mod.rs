@@ -142,8 +142,8 @@ impl Distribution {
         Ok(Some((distributed, staged)))
     }
 
-    /// Executes a distributed plan; a failure on the network names the worker that
-    /// stopped answering (probed now, so the next queries avoid it).
+    /// Executes a distributed plan; a failure while a worker is down names that worker
+    /// (probed now, so the next queries avoid it).
     pub(crate) fn execute(
         &self,
         plan: Arc<dyn ExecutionPlan>,
@@ -156,8 +156,8 @@ impl Distribution {
             let workers = workers.clone();
             async move {
                 match item {
-                    Err(error) if is_network_failure(&error) => Err(worker_lost(&workers, error).await),
-                    other => other,
+                    Err(error) => Err(failed(&workers, error).await),
+                    ok => ok,
                 }
             }
         });
@@ -183,11 +183,26 @@ pub(crate) fn spread(plan: &Arc<dyn ExecutionPlan>) -> Spread {
 #[error("{0}")]
 pub struct WorkerLost(pub String);
 
-async fn worker_lost(workers: &WorkerSet, error: DataFusionError) -> DataFusionError {
-    let down: Vec<String> =
-        workers.probe().await.into_iter().filter(|(_, live)| !live).map(|(url, _)| url.to_string()).collect();
+/// A distributed query failed with `error`: when a worker is down (probed now, so the
+/// next queries avoid it), the failure is that worker's; a failure of the network with
+/// every worker answering is said as such; any other error is the query's own.
+async fn failed(workers: &WorkerSet, error: DataFusionError) -> DataFusionError {
+    let network = is_network_failure(&error);
+    // A worker that just died may still accept connections for a moment while its
+    // process is torn down: after a network failure, probe a few times.
+    let mut down: Vec<String> = Vec::new();
+    for attempt in 0..if network { 5 } else { 1 } {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        down = workers.probe().await.into_iter().filter(|(_, live)| !live).map(|(url, _)| url.to_string()).collect();
+        if !down.is_empty() {
+            break;
+        }
+    }
     let detail = error.strip_backtrace();
     let message = match down.as_slice() {
+        [] if !network => return error,
         [] => format!("a distributed worker connection failed: {detail}"),
         [one] => format!("distributed worker {one} is unreachable: {detail}"),
         many => format!("distributed workers {} are unreachable: {detail}", many.join(", ")),
