@@ -17,7 +17,7 @@ TICKET_SECRET = "distributed-suite-ticket-secret-0123456789abcdef"
 SECRET_ENV = {"MESHGATE_TICKET_SECRET": TICKET_SECRET}
 # Every query that can travel does, over as many tasks as there are workers.
 DISTRIBUTE_ARGS = ["--distribute-min-bytes", "0", "--distribute-partition-bytes", "1"]
-QUERY_LINE = re.compile(r"workers=(\d+) stages=(\d+) sql=(.*)$")
+QUERY_LINE = re.compile(r"workers=(\d+) stages=(\d+) .*sql=(.*)$")
 
 
 class Worker(mgtest.Server):

@@ -215,11 +215,11 @@ impl Drop for QueryLog {
             duration_ms = self.started.elapsed().as_millis() as u64,
             rows = self.rows.load(Ordering::Relaxed),
             bytes = self.bytes.load(Ordering::Relaxed),
+            workers = spread.workers,
+            stages = spread.stages,
             outcome,
             active,
             memory_reserved = self.pool.reserved(),
-            workers = spread.workers,
-            stages = spread.stages,
             sql = %self.sql,
             "query"
         );
