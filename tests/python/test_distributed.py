@@ -8,6 +8,7 @@ processes on loopback, started here.
 - EXPLAIN shows a steward the stages, and a restricted principal no more than on one node;
 - a worker killed mid-query fails that query with UNAVAILABLE naming the worker, the
   gateway keeps serving, and the next queries run on the workers left;
+- the query timeout stops a distributed query, and its stages stop on every worker;
 - bad set-up: a worker or a gateway with --workers but no secret, a bad worker address.
 
 A forged stage request sent straight to a worker is refused in crates/meshgate/tests/distributed.rs.
@@ -27,6 +28,9 @@ from mgtest import REPO_ROOT, assert_same_rows, flight_grpc_code, server_message
 
 TPCH = sorted((REPO_ROOT / "benches" / "queries").glob("q*.sql"))
 STEWARD = "stella"
+# Every lineitem row against every other one with the same key remainder: seconds of work on each worker.
+HEAVY = ("SELECT count(*) FROM sales.lineitem a JOIN sales.lineitem b "
+         "ON a.l_orderkey % 5 = b.l_orderkey % 5 WHERE a.l_quantity + b.l_quantity > 1")
 
 
 def tpch_sql(path) -> str:
@@ -122,14 +126,11 @@ def test_a_worker_killed_mid_query_fails_it_with_unavailable_and_the_next_query_
     c = distkit.Cluster(meshgate_bin, mgtest.DEMO_CONFIG, log_dir, env=govmodel.MASK_ENV, name="dist-kill").start()
     try:
         client = mgtest.flight_client(c.uri, user=STEWARD)
-        # Every lineitem row against every other one with the same key remainder: seconds of work on each worker.
-        heavy = ("SELECT count(*) FROM sales.lineitem a JOIN sales.lineitem b "
-                 "ON a.l_orderkey % 5 = b.l_orderkey % 5 WHERE a.l_quantity + b.l_quantity > 1")
         outcome: dict = {}
 
         def run():
             try:
-                outcome["table"] = mgtest.flight_sql_query(client, heavy)
+                outcome["table"] = mgtest.flight_sql_query(client, HEAVY)
             except Exception as error:  # noqa: BLE001 - inspected below
                 outcome["error"] = error
 
@@ -157,6 +158,29 @@ def test_a_worker_killed_mid_query_fails_it_with_unavailable_and_the_next_query_
         client.close()
     finally:
         c.stop(check=False)
+
+
+def test_the_query_timeout_stops_a_distributed_query_and_its_stages_on_every_worker(meshgate_bin, log_dir):
+    c = distkit.Cluster(meshgate_bin, mgtest.DEMO_CONFIG, log_dir, env=govmodel.MASK_ENV, name="dist-timeout",
+                        args=["--query-timeout-secs", "2"]).start()
+    try:
+        client = mgtest.flight_client(c.uri, user=STEWARD)
+        started = time.monotonic()
+        with pytest.raises(Exception) as caught:
+            mgtest.flight_sql_query(client, HEAVY)
+        assert flight_grpc_code(caught.value) == "DEADLINE_EXCEEDED", mgtest.describe_exc(caught.value)
+        assert time.monotonic() - started < 15
+        # The workers stop too: over the next two seconds they use next to no CPU.
+        time.sleep(0.5)
+        before = [mgtest.cpu_seconds(w) for w in c.workers]
+        time.sleep(2.0)
+        busy = [mgtest.cpu_seconds(w) - b for w, b in zip(c.workers, before)]
+        assert max(busy) < 0.3, f"workers kept working after the query ended: {busy} CPU s"
+        table = mgtest.flight_sql_query(client, "SELECT count(*) AS n FROM sales.orders")
+        assert table.column("n")[0].as_py() > 0
+        client.close()
+    finally:
+        c.stop(check=True)
 
 
 def test_a_gateway_with_an_unreachable_worker_serves_on_the_others(meshgate_bin, log_dir, tmp_path):
