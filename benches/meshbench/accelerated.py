@@ -106,7 +106,8 @@ def phase_accelerated(args, binary: str, mesh: str, data_dir: str, base: str, *,
     parquet_bytes = sum(os.path.getsize(os.path.join(root, f)) for root, _, files in os.walk(data_dir)
                         for f in files if f.endswith(".parquet"))
     budget = max(4 * parquet_bytes, 1 << 30)
-    accelerated_mesh = base + ".accelerated-mesh.yaml"
+    # Beside the served mesh: its products' locations are relative to its directory.
+    accelerated_mesh = os.path.splitext(mesh)[0] + "-accelerated.yaml"
     with open(mesh) as src, open(accelerated_mesh, "w") as dst:
         dst.write(src.read() + ACCELERATION_YAML.format(budget=f"{budget}B"))
     log_path = base + ".accelerated.server.log"
