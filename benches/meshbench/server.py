@@ -57,7 +57,7 @@ class Server:
         self._log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
             [self.binary, self.command, "--config", self.config, "--bind", "127.0.0.1:0", *self.extra_args],
-            env={**os.environ, **(self.env or {})},
+            env={**os.environ, "NO_COLOR": "1", **(self.env or {})},  # plain log lines: phases parse them
             stdout=subprocess.PIPE,
             stderr=self._log,
             stdin=subprocess.DEVNULL,
