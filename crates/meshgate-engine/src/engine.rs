@@ -31,7 +31,7 @@ use meshgate_policy::{MeshView, PolicyError, PolicySet, Principal, render_physic
 use crate::balance::{BalanceFilters, balance_boolean_chains};
 use crate::complexity::check_complexity;
 use crate::contracts::contract_warnings;
-use crate::distributed::{Distribution, Spread, SpreadSlot};
+use crate::distributed::{Distribution, SpreadSlot};
 use crate::error::EngineError;
 use crate::lineage::{ColumnSource, column_sources};
 use crate::partitions::independent_partitions;
@@ -384,17 +384,14 @@ impl Query {
                     && let Some((staged, staged_state)) =
                         distribution.distribute(&physical, &state, token_ttl(deadline)).await?
                 {
-                    verify_plan(&staged)?;
                     let spread = crate::distributed::spread(&staged);
                     tracing::debug!(workers = spread.workers, stages = spread.stages, "query distributed");
                     let _ = self.spread.set(spread);
                     return Ok(with_deadline(distribution.execute(staged, &staged_state)?, deadline));
                 }
-                let _ = self.spread.set(Spread { workers: 0, stages: 1 });
                 Ok(with_deadline(execute_stream(physical, state.task_ctx())?, deadline))
             }
             QueryKind::Rendered(batch) => {
-                let _ = self.spread.set(Spread { workers: 0, stages: 1 });
                 let schema = batch.schema();
                 let stream = futures::stream::iter([Ok(batch)]);
                 Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
@@ -797,7 +794,6 @@ impl Engine {
         if let Some(distribution) = &self.distribution
             && let Some((staged, _)) = distribution.distribute(&physical, state, token_ttl(None)).await?
         {
-            verify_plan(&staged)?;
             physical = staged;
         }
         let logical = optimized.display_indent().to_string();

@@ -87,12 +87,9 @@ async fn count_rows(engine: &meshgate_engine::Engine, entry: &meshgate_catalog::
 
 /// Probes each of `--workers`; prints a line per worker and returns how many failed.
 async fn check_workers(addresses: &[String], out: &mut impl Write) -> usize {
-    let addresses: Vec<&str> = addresses.iter().map(|a| a.trim()).filter(|a| !a.is_empty()).collect();
-    if addresses.is_empty() {
-        return 0;
-    }
-    let workers = match meshgate_engine::distributed::WorkerSet::parse(addresses) {
-        Ok(workers) => workers,
+    let workers = match meshgate_engine::distributed::WorkerSet::from_flag(addresses) {
+        Ok(None) => return 0,
+        Ok(Some(workers)) => workers,
         Err(error) => {
             let _ = writeln!(out, "  FAIL  --workers: {error}");
             return 1;

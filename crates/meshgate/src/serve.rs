@@ -173,14 +173,12 @@ pub async fn run(args: ServeArgs) -> ExitCode {
 /// The workers of `--workers`, probed once (each one's state is logged) and then
 /// every two seconds; `None` without workers.
 async fn distribution(args: &ServeArgs) -> Result<Option<Arc<Distribution>>, String> {
-    let addresses: Vec<&str> = args.workers.iter().map(|a| a.trim()).filter(|a| !a.is_empty()).collect();
-    if addresses.is_empty() {
+    let Some(workers) = WorkerSet::from_flag(&args.workers).map_err(|error| format!("--workers: {error}"))? else {
         return Ok(None);
-    }
+    };
     let Some(secret) = std::env::var(TICKET_SECRET_ENV).ok().filter(|secret| !secret.is_empty()) else {
         return Err(format!("--workers needs {TICKET_SECRET_ENV}: the secret stage requests are signed with, shared with the workers"));
     };
-    let workers = WorkerSet::parse(addresses).map_err(|error| format!("--workers: {error}"))?;
     for (url, live) in workers.probe().await {
         if live {
             tracing::info!(worker = %url, "distributed worker reachable");

@@ -50,7 +50,7 @@ impl MeshCodec {
         if !uses_keyed_hash(&plan)? {
             return Ok(plan);
         }
-        let domain = product.split_once('.').map_or(product, |(domain, _)| domain);
+        let domain = domain_of(product);
         let Some(udf) = self.keys.get(domain) else {
             return Err(DataFusionError::Execution(format!(
                 "this worker cannot mask {product}: it was started without {}, the gateway's keyed_hash key for \
@@ -84,6 +84,11 @@ impl MeshCodec {
         })
         .map(|bound| bound.data)
     }
+}
+
+/// The domain of a product named `domain.product`: whose keyed_hash key masks it.
+fn domain_of(product: &str) -> &str {
+    product.split_once('.').map_or(product, |(domain, _)| domain)
 }
 
 /// Whether a projection in `plan` calls `keyed_hash`.
@@ -145,12 +150,11 @@ impl PhysicalExtensionCodec for MeshCodec {
             let mut random_key = false;
             keyed_hashes(&node, &mut |udf| random_key |= KeyedHash::portable(udf) == Some(false))?;
             if random_key {
-                let domain = barrier.product().split_once('.').map_or(barrier.product(), |(domain, _)| domain);
                 return Err(DataFusionError::NotImplemented(format!(
                     "{} is masked with keyed_hash under a key drawn at random by this gateway (no {}): workers \
                      could not compute the same values",
                     barrier.product(),
-                    mask_key_variable(domain)
+                    mask_key_variable(domain_of(barrier.product()))
                 )));
             }
             Node::Barrier { product: barrier.product().to_owned(), transparent: barrier.transparent().map(<[bool]>::to_vec) }

@@ -72,12 +72,18 @@ impl std::fmt::Debug for Distribution {
     }
 }
 
-/// How a query ran: on how many workers, in how many stages (one, on the gateway,
-/// for a query that was not distributed).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// How a query ran: on how many workers, in how many stages. The default is how a
+/// query that was not distributed ran: one stage, on the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Spread {
     pub workers: usize,
     pub stages: usize,
+}
+
+impl Default for Spread {
+    fn default() -> Self {
+        Self { workers: 0, stages: 1 }
+    }
 }
 
 impl Distribution {
@@ -97,7 +103,8 @@ impl Distribution {
     }
 
     /// `plan` (verified, as planned for one node) cut into stages over the live
-    /// workers, with the session to execute it in; `None` when it runs on the gateway:
+    /// workers and verified again, with the session to execute it in; `None` when it
+    /// runs on the gateway:
     /// it reads less than the threshold, holds a node that cannot travel (an
     /// accelerated copy, a Delta scan, a point-in-time join, a mask whose key only
     /// this process knows), no worker answers, or the planner found nothing to spread.
@@ -139,6 +146,8 @@ impl Distribution {
         if !distributed.is::<DistributedExec>() {
             return Ok(None);
         }
+        // Nothing below a barrier may cross the network: fails closed otherwise.
+        meshgate_policy::verify_plan(&distributed)?;
         Ok(Some((distributed, staged)))
     }
 
@@ -167,7 +176,7 @@ impl Distribution {
 
 /// How `plan` (distributed) is spread: its stages, and the most workers one stage runs on.
 pub(crate) fn spread(plan: &Arc<dyn ExecutionPlan>) -> Spread {
-    let mut spread = Spread { workers: 0, stages: 1 };
+    let mut spread = Spread::default();
     let _ = plan.apply(|node| {
         if let Some(boundary) = node.as_ref().as_network_boundary() {
             spread.stages += 1;
@@ -311,13 +320,13 @@ mod tests {
 
         let split: Arc<dyn ExecutionPlan> = Arc::new(CoalescePartitionsExec::new(governed(shuffled(Arc::clone(&scan)))));
         verify_plan(&split).unwrap();
-        let (staged, _) = distribution.distribute(&split, &state, ttl).await.unwrap().expect("a distributed plan");
-        assert!(staged.is::<DistributedExec>());
-        let error = verify_plan(&staged).expect_err("a network boundary below a barrier");
+        // The planner puts a network boundary below the barrier; the staged plan fails verification.
+        let error = distribution.distribute(&split, &state, ttl).await.expect_err("a network boundary below a barrier");
         assert!(matches!(&error, DataFusionError::External(e) if e.to_string() == PolicyError::Unverified.to_string()));
 
         let whole: Arc<dyn ExecutionPlan> = Arc::new(CoalescePartitionsExec::new(shuffled(governed(scan))));
         let (staged, _) = distribution.distribute(&whole, &state, ttl).await.unwrap().expect("a distributed plan");
+        assert!(staged.is::<DistributedExec>());
         verify_plan(&staged).unwrap();
         assert!(spread(&staged).stages >= 2, "{}", datafusion_distributed::display_plan_ascii(staged.as_ref(), false));
     }

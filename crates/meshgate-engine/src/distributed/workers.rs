@@ -37,6 +37,14 @@ pub struct BadWorkerAddress {
 }
 
 impl WorkerSet {
+    /// The workers of a `--workers` flag (blank entries ignored); `None` without any.
+    pub fn from_flag(addresses: &[String]) -> Result<Option<Self>, BadWorkerAddress> {
+        if addresses.iter().all(|address| address.trim().is_empty()) {
+            return Ok(None);
+        }
+        Self::parse(addresses.iter().map(String::as_str)).map(Some)
+    }
+
     /// Workers from `http://host:port` (or bare `host:port`) addresses; every one is
     /// taken as live until a probe says otherwise.
     pub fn parse<'a>(addresses: impl IntoIterator<Item = &'a str>) -> Result<Self, BadWorkerAddress> {
@@ -128,6 +136,8 @@ mod tests {
         assert!(WorkerSet::parse(["x:1", "http://x:1"]).unwrap_err().reason.contains("twice"));
         assert!(WorkerSet::parse(["x:1/path"]).is_err());
         assert!(WorkerSet::parse([" "]).is_err());
+        assert!(WorkerSet::from_flag(&[String::new(), " ".into()]).unwrap().is_none());
+        assert_eq!(WorkerSet::from_flag(&["x:1".into(), "".into()]).unwrap().unwrap().urls().count(), 1);
     }
 
     #[tokio::test]
