@@ -80,3 +80,34 @@ fn kind_text(kind: &ProblemKind) -> &'static str {
         ProblemKind::Corrupt => "has unreadable files",
     }
 }
+
+/// A failure of the server's own spill files (creating, writing or reading them back):
+/// never a product's problem, whichever scan the error passes through on its way up.
+/// The directory is for the server's log; the message sent to clients leaves it out.
+#[derive(Debug, thiserror::Error)]
+#[error("the server cannot {action} ({})", describe_io(source.as_ref()))]
+pub struct SpillError {
+    /// What failed: "create a spill file", "write a spill file", "read a spill file back".
+    pub action: &'static str,
+    /// Where spill files go.
+    pub directory: String,
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// The I/O error behind a spill failure as its kind ("permission denied", "entity not
+/// found"): errors that carry paths (temporary files name theirs) are not quoted. A
+/// failure with no kind (the disk manager's own size limit) is quoted as it says itself.
+fn describe_io(error: &(dyn std::error::Error + Send + Sync + 'static)) -> String {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(error) = current {
+        if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            return match io.kind() {
+                std::io::ErrorKind::Other if io.raw_os_error().is_none() => io.to_string(),
+                kind => kind.to_string(),
+            };
+        }
+        current = error.source();
+    }
+    "an error of its spill files".to_owned()
+}

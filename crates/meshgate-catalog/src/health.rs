@@ -6,7 +6,7 @@ use datafusion::common::DataFusionError;
 
 use crate::config::types::{type_name, type_satisfies};
 use crate::config::{Column, Format};
-use crate::error::{ProblemKind, ProductError};
+use crate::error::{ProblemKind, ProductError, SpillError};
 
 /// A product's state when the snapshot was built.
 #[derive(Debug, Clone)]
@@ -79,7 +79,7 @@ pub fn name_read_error(product: &str, location: &str, error: DataFusionError) ->
 pub fn read_problem(product: &str, location: &str, error: &DataFusionError) -> Option<ProductError> {
     use datafusion::arrow::error::ArrowError;
     let root = error.find_root();
-    if disk_full(error) || evaluating_an_expression(error) {
+    if disk_full(error) || spill_failure(error).is_some() || evaluating_an_expression(error) {
         // The server's own disk (spilling), or the query's own expression evaluated in
         // the reader (a pushed-down filter dividing by zero): never the product's.
         return None;
@@ -123,6 +123,20 @@ pub fn disk_full(error: &DataFusionError) -> bool {
         source
             .downcast_ref::<std::io::Error>()
             .is_some_and(|io| matches!(io.kind(), ErrorKind::StorageFull | ErrorKind::QuotaExceeded))
+    })
+}
+
+/// The failure of the server's spill files behind `error`, if that is what it is. An
+/// I/O error hides the error it wraps from `source()` (it skips to that error's own
+/// source), so each I/O error is looked into.
+pub fn spill_failure(error: &DataFusionError) -> Option<&SpillError> {
+    sources(error).find_map(|source| {
+        source.downcast_ref::<SpillError>().or_else(|| {
+            source
+                .downcast_ref::<std::io::Error>()
+                .and_then(std::io::Error::get_ref)
+                .and_then(|inner| inner.downcast_ref())
+        })
     })
 }
 
@@ -170,7 +184,8 @@ fn hide_urls(message: &str) -> String {
         out.push_str(&rest[..at]);
         out.push_str("<store>");
         let url = &rest[at..];
-        let end = url.find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '>' | ',')).unwrap_or(url.len());
+        let end =
+            url.find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ')' | '>' | ',')).unwrap_or(url.len());
         rest = &url[end..];
     }
     out.push_str(rest);

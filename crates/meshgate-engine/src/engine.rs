@@ -536,9 +536,10 @@ impl Engine {
         let state = SessionStateBuilder::new_from_existing(SessionState::clone(&self.state))
             .with_catalog_list(catalogs)
             .build();
-        state
-            .catalog_list()
-            .register_catalog(self.snapshot.catalog_name().to_owned(), Arc::new(CatalogWithSystem::new(view.clone(), self.system_sources())));
+        state.catalog_list().register_catalog(
+            self.snapshot.catalog_name().to_owned(),
+            Arc::new(CatalogWithSystem::new(view.clone(), self.system_sources())),
+        );
         state
     }
 
@@ -866,7 +867,8 @@ impl Engine {
 fn retired_hint(view: &MeshView, domain: &str, table: &str) -> String {
     let Some((retired, current)) = view.snapshot().retired(domain, table) else { return String::new() };
     let product = &retired.product;
-    let readable = |entry: &Arc<meshgate_catalog::ProductEntry>| view.policy().can_read(view.principal(), &entry.product);
+    let readable =
+        |entry: &Arc<meshgate_catalog::ProductEntry>| view.policy().can_read(view.principal(), &entry.product);
     match current.filter(|current| readable(current)) {
         Some(current) => format!(
             ": version {} of {} is retired; read {} (version {})",

@@ -95,6 +95,11 @@ impl From<DataFusionError> for EngineError {
                 "the server's spill space is full; the query could not spill its intermediate results".into(),
             );
         }
+        if let Some(spill) = meshgate_catalog::spill_failure(&error) {
+            // The spill directory cannot be used: the query needed it and the server
+            // cannot give it (the directory is named in the server's log).
+            return EngineError::ResourcesExhausted(spill.to_string());
+        }
         if meshgate_catalog::evaluating_an_expression(&error) {
             // The query's own expression failed (in the reader, for a pushed-down filter).
             return EngineError::Execution(strip_backtrace(&error));

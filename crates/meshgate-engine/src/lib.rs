@@ -18,11 +18,12 @@ mod point_in_time;
 mod reads;
 mod runtime;
 mod shards;
+mod spill;
 mod split_hash;
 mod sql_guard;
-mod training;
 mod substrait;
 mod system;
+mod training;
 mod unsupported;
 mod yielding;
 
@@ -33,7 +34,7 @@ pub use engine::{
 pub use error::EngineError;
 pub use lineage::ColumnSource;
 pub use reads::ProductRead;
-pub use runtime::{RuntimeOptions, memory_peak, parse_byte_size, runtime};
+pub use runtime::{RuntimeOptions, memory_peak, parse_byte_size, runtime, spill_bytes};
 pub use substrait::substrait_version;
-pub use training::{ProductSnapshot, TrainingSnapshot};
 pub use system::{SYSTEM_SCHEMA, SystemSources, SystemTable};
+pub use training::{ProductSnapshot, TrainingSnapshot};

@@ -9,13 +9,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use datafusion::common::Result as DataFusionResult;
-use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::disk_manager::DiskManagerBuilder;
 use datafusion::execution::memory_pool::{
     FairSpillPool, MemoryConsumer, MemoryLimit, MemoryPool, MemoryReservation, TrackConsumersPool, UnboundedMemoryPool,
 };
 use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::spill_file::TempFileFactory;
 
 use crate::error::EngineError;
+use crate::spill::SpillFiles;
 
 /// How long a product's file listing is reused before the store is listed again:
 /// files a domain adds become visible within this time.
@@ -40,8 +42,8 @@ impl Default for RuntimeOptions {
 }
 
 /// Builds the runtime: a fair spilling pool under the limit (reporting its largest
-/// consumers when exhausted) that remembers its peak, and a disk manager for spill
-/// files.
+/// consumers when exhausted) that remembers its peak, and a disk manager whose spill
+/// files report their own failures (`spill.rs`).
 pub fn runtime(options: &RuntimeOptions) -> Result<Arc<RuntimeEnv>, EngineError> {
     let pool: Arc<dyn MemoryPool> = match options.memory_limit {
         Some(limit) => {
@@ -49,11 +51,12 @@ pub fn runtime(options: &RuntimeOptions) -> Result<Arc<RuntimeEnv>, EngineError>
         }
         None => Arc::new(UnboundedMemoryPool::default()),
     };
-    let pool: Arc<dyn MemoryPool> = Arc::new(PeakMemoryPool::new(pool));
-    let disk = match &options.spill_dir {
-        Some(dir) => DiskManagerBuilder::default().with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
-        None => DiskManagerBuilder::default(),
-    };
+    let spill = Arc::new(
+        SpillFiles::new(options.spill_dir.as_deref())
+            .map_err(|error| EngineError::Internal(format!("cannot prepare the spill directory: {error}")))?,
+    );
+    let disk = DiskManagerBuilder::default().with_temp_file_factory(Arc::clone(&spill) as Arc<dyn TempFileFactory>);
+    let pool: Arc<dyn MemoryPool> = Arc::new(PeakMemoryPool::new(pool, spill));
     RuntimeEnvBuilder::new()
         .with_memory_pool(pool)
         .with_disk_manager_builder(disk)
@@ -70,18 +73,32 @@ pub fn memory_peak(runtime: &RuntimeEnv) -> Option<usize> {
     runtime.memory_pool.as_ref().downcast_ref::<PeakMemoryPool>().map(PeakMemoryPool::peak)
 }
 
+/// Bytes of spill files on disk now; `None` for a runtime [`runtime`] did not build.
+/// (A disk manager given a file factory leaves the counting to it.)
+pub fn spill_bytes(runtime: &RuntimeEnv) -> Option<u64> {
+    runtime.memory_pool.as_ref().downcast_ref::<PeakMemoryPool>().map(|pool| pool.spill.used_bytes())
+}
+
 /// A memory pool that counts what it hands out and remembers the most it held at once
 /// (atomics only: reservations never wait on it); everything else is the inner pool's.
-#[derive(Debug)]
+/// It is the one part of the runtime meshgate's code can find again, so it also holds
+/// the runtime's spill files for [`spill_bytes`].
 struct PeakMemoryPool {
     inner: Arc<dyn MemoryPool>,
     reserved: AtomicUsize,
     peak: AtomicUsize,
+    spill: Arc<SpillFiles>,
+}
+
+impl fmt::Debug for PeakMemoryPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PeakMemoryPool").field("inner", &self.inner).field("peak", &self.peak).finish_non_exhaustive()
+    }
 }
 
 impl PeakMemoryPool {
-    fn new(inner: Arc<dyn MemoryPool>) -> Self {
-        Self { inner, reserved: AtomicUsize::new(0), peak: AtomicUsize::new(0) }
+    fn new(inner: Arc<dyn MemoryPool>, spill: Arc<SpillFiles>) -> Self {
+        Self { inner, reserved: AtomicUsize::new(0), peak: AtomicUsize::new(0), spill }
     }
 
     fn peak(&self) -> usize {

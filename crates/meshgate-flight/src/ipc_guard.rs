@@ -76,11 +76,15 @@ impl IpcGuard {
         if data.data_header.is_empty() {
             return Ok(());
         }
-        let message = root_as_message(&data.data_header).map_err(|error| bad(format!("not an Arrow IPC message: {error}")))?;
+        let message =
+            root_as_message(&data.data_header).map_err(|error| bad(format!("not an Arrow IPC message: {error}")))?;
         if message.version() < MetadataVersion::V5 && message.header_type() != MessageHeader::Schema {
             // Older versions lay out some buffers differently; every client of this
             // gateway's Arrow version writes version 5.
-            return Err(bad(format!("Arrow IPC metadata version {:?} is not supported; send version 5", message.version())));
+            return Err(bad(format!(
+                "Arrow IPC metadata version {:?} is not supported; send version 5",
+                message.version()
+            )));
         }
         let body = data.data_body.len();
         match message.header_type() {
@@ -89,17 +93,21 @@ impl IpcGuard {
                 self.schema(&schema).map_err(|problem| bad(format!("the parameters' schema: {problem}")))
             }
             MessageHeader::RecordBatch => {
-                let batch = message.header_as_record_batch().ok_or_else(|| bad("a record batch message without its batch"))?;
+                let batch =
+                    message.header_as_record_batch().ok_or_else(|| bad("a record batch message without its batch"))?;
                 check_batch(&batch, &self.columns, body, "record batch").map_err(bad)?;
                 self.rows += batch.length();
                 if self.rows > MAX_PARAMETER_ROWS {
-                    return Err(bad(format!("over {MAX_PARAMETER_ROWS} rows of parameters; bind fewer rows per execution")));
+                    return Err(bad(format!(
+                        "over {MAX_PARAMETER_ROWS} rows of parameters; bind fewer rows per execution"
+                    )));
                 }
                 Ok(())
             }
             MessageHeader::DictionaryBatch => {
-                let dictionary =
-                    message.header_as_dictionary_batch().ok_or_else(|| bad("a dictionary message without its batch"))?;
+                let dictionary = message
+                    .header_as_dictionary_batch()
+                    .ok_or_else(|| bad("a dictionary message without its batch"))?;
                 let layout = self
                     .dictionaries
                     .get(&dictionary.id())
@@ -156,7 +164,8 @@ impl IpcGuard {
         if let Some(ids) = union.typeIds() {
             let ids: Vec<i32> = ids.iter().collect();
             let distinct: std::collections::BTreeSet<i32> = ids.iter().copied().collect();
-            if ids.len() != fields.len() || distinct.len() != ids.len() || ids.iter().any(|id| !(0..=127).contains(id)) {
+            if ids.len() != fields.len() || distinct.len() != ids.len() || ids.iter().any(|id| !(0..=127).contains(id))
+            {
                 return Err(malformed());
             }
         } else if fields.len() > 128 {
@@ -205,14 +214,18 @@ fn scalar_layout(field: &Field) -> Result<Layout, String> {
             (64, TimeUnit::MICROSECOND | TimeUnit::NANOSECOND) => Some(8),
             _ => None,
         })),
-        Type::Timestamp => fixed(field.type_as_timestamp().filter(|t| TimeUnit::ENUM_VALUES.contains(&t.unit())).map(|_| 8)),
+        Type::Timestamp => {
+            fixed(field.type_as_timestamp().filter(|t| TimeUnit::ENUM_VALUES.contains(&t.unit())).map(|_| 8))
+        }
         Type::Interval => fixed(field.type_as_interval().and_then(|interval| match interval.unit() {
             IntervalUnit::YEAR_MONTH => Some(4),
             IntervalUnit::DAY_TIME => Some(8),
             IntervalUnit::MONTH_DAY_NANO => Some(16),
             _ => None,
         })),
-        Type::Duration => fixed(field.type_as_duration().filter(|d| TimeUnit::ENUM_VALUES.contains(&d.unit())).map(|_| 8)),
+        Type::Duration => {
+            fixed(field.type_as_duration().filter(|d| TimeUnit::ENUM_VALUES.contains(&d.unit())).map(|_| 8))
+        }
         Type::Decimal => fixed(field.type_as_decimal().and_then(|decimal| {
             let fits = u8::try_from(decimal.precision()).is_ok() && i8::try_from(decimal.scale()).is_ok();
             bits(decimal.bitWidth(), &[32, 64, 128, 256]).filter(|_| fits)
@@ -245,7 +258,9 @@ fn check_batch(batch: &RecordBatch, layouts: &[Layout], body: usize, what: &str)
             let offset = usize::try_from(buffer.offset()).ok();
             let length = usize::try_from(buffer.length()).ok();
             match offset.zip(length) {
-                Some((offset, length)) if offset.checked_add(length).is_some_and(|end| end <= body) => Ok((offset, length)),
+                Some((offset, length)) if offset.checked_add(length).is_some_and(|end| end <= body) => {
+                    Ok((offset, length))
+                }
                 _ => Err(format!(
                     "buffer {index} of the {what} (offset {}, length {}) lies outside its {body}-byte body",
                     buffer.offset(),
@@ -254,7 +269,8 @@ fn check_batch(batch: &RecordBatch, layouts: &[Layout], body: usize, what: &str)
             }
         })
         .collect::<Result<_, _>>()?;
-    let nodes: Vec<(i64, i64)> = batch.nodes().iter().flatten().map(|node| (node.length(), node.null_count())).collect();
+    let nodes: Vec<(i64, i64)> =
+        batch.nodes().iter().flatten().map(|node| (node.length(), node.null_count())).collect();
     let views: usize = layouts.iter().map(Layout::views).sum();
     let variadic: Vec<i64> = batch.variadicBufferCounts().into_iter().flatten().collect();
     if variadic.len() != views {
@@ -298,14 +314,17 @@ impl Walk<'_> {
             _ => 0,
         };
         let count = layout.buffers(extra);
-        let own = self.buffers.get(self.buffer..self.buffer + count).ok_or_else(|| {
-            format!("the {what} has {} buffers, too few for its columns", self.buffers.len())
-        })?;
+        let own = self
+            .buffers
+            .get(self.buffer..self.buffer + count)
+            .ok_or_else(|| format!("the {what} has {} buffers, too few for its columns", self.buffers.len()))?;
         self.buffer += count;
         let bitmap = (length as usize).div_ceil(8);
         let validity = matches!(layout, Layout::Fixed(_) | Layout::Boolean | Layout::Variable(_) | Layout::View);
         if validity && nulls > 0 && own[0].1 < bitmap {
-            return Err(format!("column {column} of the {what}: its validity bitmap is smaller than its {length} rows"));
+            return Err(format!(
+                "column {column} of the {what}: its validity bitmap is smaller than its {length} rows"
+            ));
         }
         // Buffers read as typed values must hold whole values.
         let typed = match layout {
@@ -317,7 +336,10 @@ impl Walk<'_> {
         if let Some((index, width)) = typed
             && own[index].1 % width != 0
         {
-            return Err(format!("column {column} of the {what}: a buffer of {} bytes for {width}-byte values", own[index].1));
+            return Err(format!(
+                "column {column} of the {what}: a buffer of {} bytes for {width}-byte values",
+                own[index].1
+            ));
         }
         if *layout == Layout::Boolean && own[1].1 < bitmap {
             return Err(format!("column {column} of the {what}: its values are fewer than its {length} rows"));

@@ -17,8 +17,8 @@ mod metadata;
 mod metrics;
 mod panic_guard;
 mod parameters;
-mod results;
 mod request_limits;
+mod results;
 mod revocations;
 mod server;
 mod service;
@@ -27,8 +27,8 @@ mod session;
 mod sql_info;
 mod statement_route;
 mod tickets;
-mod training;
 pub mod tls;
+mod training;
 mod updates;
 mod warnings;
 mod xdbc_types;
@@ -40,8 +40,8 @@ pub mod proto {
 }
 
 pub use audit::PURPOSE_HEADER;
-pub use connection_limits::ConnectionLimits;
 pub use auth::{Authenticator, hash_password};
+pub use connection_limits::ConnectionLimits;
 pub use error::FlightError;
 pub use metrics::{Metrics, ProductState, product_states};
 pub use server::{ServerOptions, grpc_service, serve};

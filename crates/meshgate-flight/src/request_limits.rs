@@ -100,7 +100,8 @@ impl MessageLimit {
             self.prefix.extend_from_slice(&data[..taken]);
             data = &data[taken..];
             if self.prefix.len() == 5 {
-                let length = u32::from_be_bytes([self.prefix[1], self.prefix[2], self.prefix[3], self.prefix[4]]) as usize;
+                let length =
+                    u32::from_be_bytes([self.prefix[1], self.prefix[2], self.prefix[3], self.prefix[4]]) as usize;
                 self.prefix.clear();
                 if length > self.limit {
                     return Err(Status::resource_exhausted(format!(

@@ -15,8 +15,8 @@ use tower_service::Service;
 
 use crate::connection_limits::ConnectionLimits;
 use crate::flight_service::MeshFlightService;
-use crate::request_limits::RequestLimits;
 use crate::panic_guard::CatchPanics;
+use crate::request_limits::RequestLimits;
 use crate::service::MeshFlightSqlService;
 use crate::statement_route::StatementDoGet;
 use crate::tls::TlsHandle;

@@ -17,8 +17,12 @@ use futures::future::BoxFuture;
 use meshgate_catalog::{MeshSnapshot, load_mesh};
 use meshgate_engine::{Engine, RuntimeOptions, runtime, session_config};
 use meshgate_flight::auth::Authenticator;
-use meshgate_flight::proto::{SessionOptionValue, SessionState, SetSessionOptionsRequest, StatementPayload, session_option_value};
-use meshgate_flight::{Current, MeshFlightSqlService, ServerOptions, ServiceOptions, Serving, TicketSigner, grpc_service};
+use meshgate_flight::proto::{
+    SessionOptionValue, SessionState, SetSessionOptionsRequest, StatementPayload, session_option_value,
+};
+use meshgate_flight::{
+    Current, MeshFlightSqlService, ServerOptions, ServiceOptions, Serving, TicketSigner, grpc_service,
+};
 use meshgate_policy::{Principal, configured_users, load_policies};
 use prost::Message;
 use tonic::body::Body;
@@ -71,11 +75,8 @@ pub fn repo_root() -> PathBuf {
 
 impl Harness {
     fn load() -> Self {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("tokio runtime");
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
         let (engine, auth) = runtime.block_on(load_demo());
         let users = configured_users(engine.snapshot().config(), engine.policy().attributes());
         let principals = users.into_iter().map(|(name, principal)| (name, Arc::new(principal))).collect();
@@ -147,7 +148,8 @@ impl Harness {
         let info = FlightInfo::decode(outcome.messages[0].clone()).expect("FlightInfo");
         let ticket = info.endpoint[0].ticket.as_ref().expect("ticket");
         let any = Any::decode(ticket.ticket.clone()).expect("Any");
-        let handle = any.unpack::<TicketStatementQuery>().expect("unpack").expect("a statement ticket").statement_handle;
+        let handle =
+            any.unpack::<TicketStatementQuery>().expect("unpack").expect("a statement ticket").statement_handle;
         self.open_payload(&handle)
     }
 
@@ -170,9 +172,8 @@ impl Harness {
 
     /// The state a real session cookie carries.
     fn real_session(&self) -> SessionState {
-        let value = SessionOptionValue {
-            option_value: Some(session_option_value::OptionValue::StringValue("sales".into())),
-        };
+        let value =
+            SessionOptionValue { option_value: Some(session_option_value::OptionValue::StringValue("sales".into())) };
         let request = SetSessionOptionsRequest { session_options: [("schema".to_owned(), value)].into() };
         let action = Action { r#type: "SetSessionOptions".into(), body: request.encode_to_vec().into() };
         let outcome = self.call(&Call::unary("DoAction", &action.encode_to_vec())).expect("call");

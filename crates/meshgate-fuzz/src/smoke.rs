@@ -18,10 +18,50 @@ use std::time::{Duration, Instant};
 
 /// Tokens spliced into inputs: SQL and YAML syntax the targets' parsers branch on.
 const TOKENS: &[&[u8]] = &[
-    b"SELECT ", b" FROM ", b" WHERE ", b" JOIN ", b" ON ", b" UNION ALL ", b" GROUP BY ", b" ORDER BY ",
-    b" LIMIT ", b"(", b")", b"'", b"\"", b"--", b";", b" OR ", b" AND ", b" NOT ", b"NULL", b"1/0", b"*",
-    b"::", b" AS ", b"CAST(", b"WITH ", b"EXPLAIN ", b"$1", b"?", b": ", b"\n- ", b"\n  ", b"{", b"}", b"[",
-    b"]", b"&a ", b"*a", b"!!", b"~", b"0x", b"-9223372036854775808", b"1e309", b"\0", b"\xff\xfe",
+    b"SELECT ",
+    b" FROM ",
+    b" WHERE ",
+    b" JOIN ",
+    b" ON ",
+    b" UNION ALL ",
+    b" GROUP BY ",
+    b" ORDER BY ",
+    b" LIMIT ",
+    b"(",
+    b")",
+    b"'",
+    b"\"",
+    b"--",
+    b";",
+    b" OR ",
+    b" AND ",
+    b" NOT ",
+    b"NULL",
+    b"1/0",
+    b"*",
+    b"::",
+    b" AS ",
+    b"CAST(",
+    b"WITH ",
+    b"EXPLAIN ",
+    b"$1",
+    b"?",
+    b": ",
+    b"\n- ",
+    b"\n  ",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"&a ",
+    b"*a",
+    b"!!",
+    b"~",
+    b"0x",
+    b"-9223372036854775808",
+    b"1e309",
+    b"\0",
+    b"\xff\xfe",
 ];
 
 /// Integers at the edges of what lengths and counts mean.
@@ -61,10 +101,13 @@ pub fn run(target: fn(&[u8]), seeds: Vec<Vec<u8>>, options: &Options) -> std::io
     install_crash_hook(options.artifacts.clone());
     let began = Instant::now();
     spawn_watchdog(began, options.timeout, options.artifacts.clone());
-    let mut corpus: Vec<Vec<u8>> = seeds.into_iter().map(|mut seed| {
-        seed.truncate(options.max_len);
-        seed
-    }).collect();
+    let mut corpus: Vec<Vec<u8>> = seeds
+        .into_iter()
+        .map(|mut seed| {
+            seed.truncate(options.max_len);
+            seed
+        })
+        .collect();
     let mut executions = 0u64;
     for seed in &corpus {
         execute(target, seed, began);
@@ -182,7 +225,8 @@ fn mutate(input: &mut Vec<u8>, corpus: &[Vec<u8>], rng: &mut Rng) {
         }
         6 => {
             let value = EDGES[rng.below(EDGES.len())];
-            let bytes = if rng.below(2) == 0 { (value as u32).to_le_bytes().to_vec() } else { value.to_le_bytes().to_vec() };
+            let bytes =
+                if rng.below(2) == 0 { (value as u32).to_le_bytes().to_vec() } else { value.to_le_bytes().to_vec() };
             let at = rng.below(len + 1);
             let end = (at + bytes.len()).min(len);
             input.splice(at..end, bytes);
@@ -235,8 +279,14 @@ mod tests {
     #[test]
     fn the_same_seed_gives_the_same_inputs() {
         let corpus = vec![b"a: 1\n".to_vec()];
-        let a: Vec<_> = { let mut rng = Rng(3); (0..50).map(|_| mutant(&corpus, &mut rng, 64)).collect() };
-        let b: Vec<_> = { let mut rng = Rng(3); (0..50).map(|_| mutant(&corpus, &mut rng, 64)).collect() };
+        let a: Vec<_> = {
+            let mut rng = Rng(3);
+            (0..50).map(|_| mutant(&corpus, &mut rng, 64)).collect()
+        };
+        let b: Vec<_> = {
+            let mut rng = Rng(3);
+            (0..50).map(|_| mutant(&corpus, &mut rng, 64)).collect()
+        };
         assert_eq!(a, b);
     }
 }

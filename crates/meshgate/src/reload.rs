@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::execution::runtime_env::RuntimeEnv;
-use meshgate_catalog::quality::{QualityBook, QualityTask};
 use meshgate_catalog::acceleration::{AccelerationMemory, AccelerationTask, accelerate};
+use meshgate_catalog::quality::{QualityBook, QualityTask};
 use meshgate_catalog::{Backoff, ConfigError, ConfigErrors, MeshSnapshot, RecoveryTask};
 use meshgate_flight::tls::TlsHandle;
 use meshgate_flight::{Authenticator, Current, Serving};

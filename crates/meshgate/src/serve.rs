@@ -177,7 +177,9 @@ async fn distribution(args: &ServeArgs) -> Result<Option<Arc<Distribution>>, Str
         return Ok(None);
     };
     let Some(secret) = std::env::var(TICKET_SECRET_ENV).ok().filter(|secret| !secret.is_empty()) else {
-        return Err(format!("--workers needs {TICKET_SECRET_ENV}: the secret stage requests are signed with, shared with the workers"));
+        return Err(format!(
+            "--workers needs {TICKET_SECRET_ENV}: the secret stage requests are signed with, shared with the workers"
+        ));
     };
     for (url, live) in workers.probe().await {
         if live {

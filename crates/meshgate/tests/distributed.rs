@@ -69,7 +69,9 @@ async fn a_worker_refuses_stage_requests_it_cannot_trust_and_keeps_serving() {
     let channel = Channel::from_shared(worker.uri.clone()).expect("uri").connect().await.expect("connect");
     let forged = StageTokens::new(b"not the secret").mint(Duration::from_secs(60));
     let garbage = "mgw1.99999999999.00.zz";
-    for (token, says) in [(None, "no meshgate worker token"), (Some(forged.as_str()), "not signed"), (Some(garbage), "malformed")] {
+    for (token, says) in
+        [(None, "no meshgate worker token"), (Some(forged.as_str()), "not signed"), (Some(garbage), "malformed")]
+    {
         let status = worker_info(channel.clone(), token).await.expect_err("a forged request was served");
         assert_eq!(status.code(), Code::Unauthenticated, "{status:?}");
         assert!(status.message().contains(says), "{}", status.message());

@@ -48,7 +48,12 @@ pub(crate) fn files_digest(plan: &Arc<dyn ExecutionPlan>, delta_version: Option<
         {
             for file in config.file_groups.iter().flat_map(|group| group.iter()) {
                 let meta = &file.object_meta;
-                files.push((meta.location.to_string(), meta.size, meta.last_modified.timestamp_millis(), meta.e_tag.clone()));
+                files.push((
+                    meta.location.to_string(),
+                    meta.size,
+                    meta.last_modified.timestamp_millis(),
+                    meta.e_tag.clone(),
+                ));
             }
         }
         Ok(TreeNodeRecursion::Continue)

@@ -64,8 +64,12 @@ impl AcceleratedCopy {
     /// A scan of the copy for `product`; filters and limits stay above it (it applies
     /// none itself).
     pub(crate) fn scan(&self, product: Arc<str>, projection: Option<&Vec<usize>>) -> Result<Arc<dyn ExecutionPlan>> {
-        let scan =
-            AcceleratedScanExec::try_new(product, Arc::clone(&self.partitions), Arc::clone(&self.schema), projection.cloned())?;
+        let scan = AcceleratedScanExec::try_new(
+            product,
+            Arc::clone(&self.partitions),
+            Arc::clone(&self.schema),
+            projection.cloned(),
+        )?;
         Ok(Arc::new(scan))
     }
 }

@@ -90,7 +90,11 @@ impl ExecutionPlan for AcceleratedScanExec {
         Ok(Box::pin(stream))
     }
 
-    fn statistics_from_inputs(&self, _input_stats: &[Arc<Statistics>], args: &StatisticsArgs) -> Result<Arc<Statistics>> {
+    fn statistics_from_inputs(
+        &self,
+        _input_stats: &[Arc<Statistics>],
+        args: &StatisticsArgs,
+    ) -> Result<Arc<Statistics>> {
         let statistics = match args.partition() {
             Some(partition) => {
                 let batches = self.partitions.get(partition).cloned().unwrap_or_default();

@@ -55,7 +55,9 @@ async fn guarded_refresh(
 }
 
 fn accelerated(snapshot: &MeshSnapshot) -> impl Iterator<Item = &Arc<ProductEntry>> {
-    snapshot.all_versions().filter(|entry| entry.product.acceleration.is_some() && entry.product.status != Status::Retired)
+    snapshot
+        .all_versions()
+        .filter(|entry| entry.product.acceleration.is_some() && entry.product.status != Status::Retired)
 }
 
 /// Builds `entry`'s copy again if its files changed since `current` was read; on
@@ -124,7 +126,13 @@ pub(crate) async fn refresh(
     }
 }
 
-fn failed(entry: &ProductEntry, current: Option<Arc<AcceleratedCopy>>, refused: bool, message: String, files: Option<u64>) {
+fn failed(
+    entry: &ProductEntry,
+    current: Option<Arc<AcceleratedCopy>>,
+    refused: bool,
+    message: String,
+    files: Option<u64>,
+) {
     let kept = current.is_some();
     if kept {
         tracing::warn!(product = %entry.product.qualified_name(), "{message}; its previous copy keeps serving");

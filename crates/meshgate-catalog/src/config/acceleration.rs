@@ -159,7 +159,9 @@ fn refresh(value: &serde_norway::Value) -> Result<Refresh, String> {
             "manual" => Ok(Refresh::Manual),
             other => match other.strip_prefix("every") {
                 Some(interval) if interval.starts_with([' ', ':']) => every(interval.trim_start_matches(':').trim()),
-                _ => Err(format!("'{other}' is not a refresh (on_change, manual, or every DURATION such as every 10m)")),
+                _ => {
+                    Err(format!("'{other}' is not a refresh (on_change, manual, or every DURATION such as every 10m)"))
+                }
             },
         },
         Value::Mapping(map) if map.len() == 1 => match map.get("every") {

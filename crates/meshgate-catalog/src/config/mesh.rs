@@ -90,7 +90,10 @@ impl Product {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Parquet,
-    Csv { has_header: bool, delimiter: u8 },
+    Csv {
+        has_header: bool,
+        delimiter: u8,
+    },
     Ndjson,
     /// A Delta Lake table (its location is the table's root, holding `_delta_log/`).
     Delta,

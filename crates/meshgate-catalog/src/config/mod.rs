@@ -12,7 +12,9 @@ mod validate;
 mod validate_contract;
 
 pub use load::{load_mesh, load_mesh_str};
-pub use mesh::{Acceleration, Refresh, Column, Contract, Domain, Format, MeshConfig, Product, Role, Status, StoreSettings};
+pub use mesh::{
+    Acceleration, Column, Contract, Domain, Format, MeshConfig, Product, Refresh, Role, Status, StoreSettings,
+};
 pub use validate::SUPPORTED_SCHEMES;
 
 #[cfg(test)]

@@ -119,7 +119,10 @@ impl<'a> Validator<'a> {
         let path = format!("domains.{}", domain.name);
         self.identifier(&path, &domain.name);
         if RESERVED_SCHEMAS.contains(&domain.name.as_str()) {
-            self.error(&path, format!("'{}' is reserved for meshgate's own tables; name the domain otherwise", domain.name));
+            self.error(
+                &path,
+                format!("'{}' is reserved for meshgate's own tables; name the domain otherwise", domain.name),
+            );
         }
         if domain.header_ok && domain.spec.owner.trim().is_empty() {
             self.error(format!("{path}.owner"), "must not be empty");

@@ -65,12 +65,14 @@ impl MeshCodec {
             let mut exprs = Vec::with_capacity(projection.expr().len());
             for item in projection.expr() {
                 let bound = Arc::clone(&item.expr).transform_up(|expr| {
-                    let Some(call) = expr.downcast_ref::<ScalarFunctionExpr>().filter(|c| c.name() == KEYED_HASH) else {
+                    let Some(call) = expr.downcast_ref::<ScalarFunctionExpr>().filter(|c| c.name() == KEYED_HASH)
+                    else {
                         return Ok(Transformed::no(expr));
                     };
                     let field = call.return_field(&schema)?;
                     let options = Arc::new(call.config_options().clone());
-                    let bound = ScalarFunctionExpr::new(KEYED_HASH, Arc::clone(udf), call.args().to_vec(), field, options);
+                    let bound =
+                        ScalarFunctionExpr::new(KEYED_HASH, Arc::clone(udf), call.args().to_vec(), field, options);
                     Ok(Transformed::yes(Arc::new(bound) as Arc<dyn PhysicalExpr>))
                 })?;
                 changed |= bound.transformed;
@@ -127,7 +129,10 @@ impl PhysicalExtensionCodec for MeshCodec {
         let node: Node = serde_json::from_slice(buf)
             .map_err(|error| DataFusionError::Internal(format!("undecodable meshgate plan node: {error}")))?;
         let [input] = inputs else {
-            return Err(DataFusionError::Internal(format!("a meshgate plan node takes one input, got {}", inputs.len())));
+            return Err(DataFusionError::Internal(format!(
+                "a meshgate plan node takes one input, got {}",
+                inputs.len()
+            )));
         };
         Ok(match node {
             Node::Barrier { product, transparent } => {
@@ -157,7 +162,10 @@ impl PhysicalExtensionCodec for MeshCodec {
                     mask_key_variable(domain_of(barrier.product()))
                 )));
             }
-            Node::Barrier { product: barrier.product().to_owned(), transparent: barrier.transparent().map(<[bool]>::to_vec) }
+            Node::Barrier {
+                product: barrier.product().to_owned(),
+                transparent: barrier.transparent().map(<[bool]>::to_vec),
+            }
         } else if let Some(scan) = node.downcast_ref::<ProductScanExec>() {
             Node::ProductScan { product: scan.product().to_owned(), location: scan.location().to_owned() }
         } else {

@@ -136,12 +136,14 @@ impl Distribution {
             .with_distributed_planner()
             .build();
         let codec = DistributedCodec::new_combined_with_user(staged.config());
-        if let Err(error) = datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(Arc::clone(plan), &codec)
+        if let Err(error) =
+            datafusion_proto::bytes::physical_plan_to_bytes_with_extension_codec(Arc::clone(plan), &codec)
         {
             tracing::debug!(error = %error.strip_backtrace(), "the query runs on the gateway: its plan cannot travel");
             return Ok(None);
         }
-        let nothing = LogicalPlan::EmptyRelation(EmptyRelation { produce_one_row: false, schema: Arc::new(DFSchema::empty()) });
+        let nothing =
+            LogicalPlan::EmptyRelation(EmptyRelation { produce_one_row: false, schema: Arc::new(DFSchema::empty()) });
         let distributed = staged.query_planner().create_physical_plan(&nothing, &staged).await?;
         if !distributed.is::<DistributedExec>() {
             return Ok(None);
@@ -250,11 +252,13 @@ fn files_read(plan: &Arc<dyn ExecutionPlan>) -> Option<u64> {
         if !node.children().is_empty() {
             return Ok(TreeNodeRecursion::Continue);
         }
-        if let Some(files) =
-            node.downcast_ref::<DataSourceExec>().and_then(|source| source.data_source().downcast_ref::<FileScanConfig>())
+        if let Some(files) = node
+            .downcast_ref::<DataSourceExec>()
+            .and_then(|source| source.data_source().downcast_ref::<FileScanConfig>())
         {
             scans += 1;
-            bytes += files.file_groups.iter().flat_map(|group| group.iter()).map(|file| file.object_meta.size).sum::<u64>();
+            bytes +=
+                files.file_groups.iter().flat_map(|group| group.iter()).map(|file| file.object_meta.size).sum::<u64>();
         } else if !(node.is::<EmptyExec>() || node.is::<PlaceholderRowExec>()) {
             other = true;
             return Ok(TreeNodeRecursion::Stop);
@@ -271,7 +275,11 @@ struct Planned(Arc<dyn ExecutionPlan>);
 
 #[async_trait]
 impl QueryPlanner for Planned {
-    async fn create_physical_plan(&self, _plan: &LogicalPlan, _session: &dyn Session) -> Result<Arc<dyn ExecutionPlan>> {
+    async fn create_physical_plan(
+        &self,
+        _plan: &LogicalPlan,
+        _session: &dyn Session,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         Ok(Arc::clone(&self.0))
     }
 }
@@ -318,7 +326,8 @@ mod tests {
         let state = ctx.state();
         let ttl = Duration::from_secs(60);
 
-        let split: Arc<dyn ExecutionPlan> = Arc::new(CoalescePartitionsExec::new(governed(shuffled(Arc::clone(&scan)))));
+        let split: Arc<dyn ExecutionPlan> =
+            Arc::new(CoalescePartitionsExec::new(governed(shuffled(Arc::clone(&scan)))));
         verify_plan(&split).unwrap();
         // The planner puts a network boundary below the barrier; the staged plan fails verification.
         let error = distribution.distribute(&split, &state, ttl).await.expect_err("a network boundary below a barrier");

@@ -60,7 +60,8 @@ impl StageTokens {
         let token = token.ok_or(TokenRefusal::Missing)?;
         let (body, mac) = token.rsplit_once('.').ok_or(TokenRefusal::Malformed)?;
         let mut parts = body.split('.');
-        let (Some(VERSION), Some(expiry), Some(_nonce), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(VERSION), Some(expiry), Some(_nonce), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(TokenRefusal::Malformed);
         };
@@ -76,8 +77,8 @@ impl StageTokens {
     }
 
     fn keyed(&self) -> Hmac<Sha256> {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(&self.secret).unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC accepts any key length"));
         mac.update(b"meshgate worker stage token\0");
         mac
     }

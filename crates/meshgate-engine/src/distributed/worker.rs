@@ -8,14 +8,12 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::Result;
 use datafusion::execution::SessionState;
 use datafusion::execution::registry::FunctionRegistry;
 use datafusion::execution::runtime_env::RuntimeEnv;
-use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
-};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::logical_expr::{ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility};
 use datafusion_distributed::{DistributedExt, Worker, WorkerQueryContext};
 use http::HeaderMap;
 use tokio::net::TcpListener;
@@ -96,7 +94,8 @@ fn stage_session(ctx: WorkerQueryContext, codec: Arc<MeshCodec>, catalog: &str) 
     if let Some(token) = ctx.headers.get(WORKER_TOKEN_HEADER) {
         passthrough.insert(WORKER_TOKEN_HEADER, token.clone());
     }
-    let mut state = ctx.builder.with_distributed_user_codec_arc(codec).with_distributed_passthrough_headers(passthrough)?.build();
+    let mut state =
+        ctx.builder.with_distributed_user_codec_arc(codec).with_distributed_passthrough_headers(passthrough)?.build();
     crate::functions::register_dialect(&mut state, catalog)?;
     state.register_udf(Arc::new(ScalarUDF::new_from_impl(UnboundKeyedHash::default())))?;
     Ok(state)

@@ -91,7 +91,9 @@ impl WorkerSet {
             let live = matches!(tokio::time::timeout(PROBE_TIMEOUT, connect).await, Ok(Ok(_)));
             let was = worker.live.swap(live, Ordering::Relaxed);
             match (was, live) {
-                (true, false) => tracing::warn!(worker = %worker.url, "worker is unreachable; queries go to the others"),
+                (true, false) => {
+                    tracing::warn!(worker = %worker.url, "worker is unreachable; queries go to the others")
+                }
                 (false, true) => tracing::info!(worker = %worker.url, "worker is reachable again"),
                 _ => {}
             }
@@ -131,7 +133,10 @@ mod tests {
     #[test]
     fn addresses_parse_strictly() {
         let set = WorkerSet::parse(["127.0.0.1:7001", "http://localhost:7002/"]).unwrap();
-        assert_eq!(set.urls().map(Url::as_str).collect::<Vec<_>>(), ["http://127.0.0.1:7001/", "http://localhost:7002/"]);
+        assert_eq!(
+            set.urls().map(Url::as_str).collect::<Vec<_>>(),
+            ["http://127.0.0.1:7001/", "http://localhost:7002/"]
+        );
         assert!(WorkerSet::parse(["https://x:1"]).is_err());
         assert!(WorkerSet::parse(["x:1", "http://x:1"]).unwrap_err().reason.contains("twice"));
         assert!(WorkerSet::parse(["x:1/path"]).is_err());

@@ -52,7 +52,8 @@ pub(super) fn rows(view: &MeshView, sources: &SystemSources) -> Result<RecordBat
     for result in sources.quality.history() {
         let Some(seen) = sight.version(&result.domain, &result.product, &result.version)? else { continue };
         let is_latest = latest.iter().any(|l| same_run(l, &result));
-        let shows_values = seen.whole && (seen.steward || result.kind != "sql")
+        let shows_values = seen.whole
+            && (seen.steward || result.kind != "sql")
             && result.columns.iter().all(|column| seen.plain_columns.contains(column));
         let measured = if shows_values { result.measured } else { None };
         let files = |value: u64| Cell::Int(seen.whole.then(|| i64::try_from(value).ok()).flatten());
@@ -81,7 +82,11 @@ pub(super) fn rows(view: &MeshView, sources: &SystemSources) -> Result<RecordBat
 }
 
 fn same_run(a: &CheckResult, b: &CheckResult) -> bool {
-    a.domain == b.domain && a.product == b.product && a.version == b.version && a.check == b.check && a.ran_at == b.ran_at
+    a.domain == b.domain
+        && a.product == b.product
+        && a.version == b.version
+        && a.check == b.check
+        && a.ran_at == b.ran_at
 }
 
 pub(super) fn millis(time: SystemTime) -> i64 {

@@ -31,7 +31,7 @@ pub(super) fn families(current: &Current) -> Vec<MetricFamily> {
         gauge(
             "meshgate_spill_bytes",
             "Bytes of spill files on disk now (sorts, aggregations and joins beyond the memory limit).",
-            runtime.disk_manager.used_disk_space() as f64,
+            meshgate_engine::spill_bytes(runtime).unwrap_or_else(|| runtime.disk_manager.used_disk_space()) as f64,
         ),
     ];
     if let Some(peak) = meshgate_engine::memory_peak(runtime) {
@@ -71,14 +71,19 @@ pub(super) fn families(current: &Current) -> Vec<MetricFamily> {
         families.extend(labelled(
             "meshgate_product_accelerated_bytes",
             "Memory the product's accelerated copy holds (0 while it is served from its files).",
-            accelerated.iter().map(|(labels, copy, _)| (labels.clone(), copy.as_ref().map_or(0.0, |c| c.bytes() as f64))),
+            accelerated
+                .iter()
+                .map(|(labels, copy, _)| (labels.clone(), copy.as_ref().map_or(0.0, |c| c.bytes() as f64))),
         ));
         families.extend(labelled(
             "meshgate_product_acceleration_ready",
             "1 when the accelerated product is served from a copy of its files as they are; 0 when loading, \
              refused, failed, or stale after a failed refresh.",
             accelerated.iter().map(|(labels, _, state)| {
-                (labels.clone(), f64::from(u8::from(*state == meshgate_catalog::acceleration::AccelerationState::Ready)))
+                (
+                    labels.clone(),
+                    f64::from(u8::from(*state == meshgate_catalog::acceleration::AccelerationState::Ready)),
+                )
             }),
         ));
     }

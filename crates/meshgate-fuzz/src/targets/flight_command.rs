@@ -4,10 +4,10 @@
 //! a command that is not a query never returns data it should not (the governance
 //! targets check that), and nothing panics.
 
+use crate::{Call, harness};
 use arbitrary::Arbitrary;
 use arrow_flight::sql::Any;
 use arrow_flight::{Action, Criteria, FlightData, FlightDescriptor, HandshakeRequest, Ticket};
-use crate::{Call, harness};
 use prost::Message;
 
 /// The commands of Flight SQL 1.x, and meshgate's own action names.
@@ -136,7 +136,9 @@ pub fn run(data: &[u8]) {
         Rpc::DoActionNamed(kind) => {
             Call::unary("DoAction", &Action { r#type: kind.clone(), body: command.clone().into() }.encode_to_vec())
         }
-        Rpc::ListFlights => Call::unary("ListFlights", &Criteria { expression: command.clone().into() }.encode_to_vec()),
+        Rpc::ListFlights => {
+            Call::unary("ListFlights", &Criteria { expression: command.clone().into() }.encode_to_vec())
+        }
         Rpc::ListActions => Call::unary("ListActions", &[]),
         Rpc::Handshake => {
             let request = HandshakeRequest { protocol_version: 0, payload: command.clone().into() };

@@ -6,10 +6,10 @@
 //! - every statement that is not a read-only query is refused;
 //! - execution ends with rows or an error within the query timeout, never a panic.
 
-use futures::StreamExt;
-use meshgate_engine::EngineError;
 use crate::harness;
 use crate::plans::assert_scans_under_barriers;
+use futures::StreamExt;
+use meshgate_engine::EngineError;
 use meshgate_policy::PolicyError;
 
 /// Enough batches to run past the first operators of any plan, few enough to keep

@@ -2,10 +2,10 @@
 //! every error at a path and with a message; a file that loads has its policies and
 //! users checked against the demo mesh's products, with the same guarantees.
 
-use meshgate_catalog::{ConfigErrors, load_mesh_str};
-use meshgate_flight::auth::Authenticator;
 use crate::harness;
 use crate::mesh::{SECRET, repo_root};
+use meshgate_catalog::{ConfigErrors, load_mesh_str};
+use meshgate_flight::auth::Authenticator;
 use meshgate_policy::load_policies;
 
 pub fn run(data: &[u8]) {

@@ -2,9 +2,9 @@
 //! against the demo's attributes; what parses is evaluated for every demo user and
 //! bound to a product's schema, refused with a message or accepted, never a panic.
 
+use crate::harness;
 use datafusion::catalog::TableProvider;
 use datafusion::common::DFSchema;
-use crate::harness;
 use meshgate_policy::{Condition, PolicyExpr};
 
 pub fn run(data: &[u8]) {

@@ -2,11 +2,11 @@
 //! DoPut of parameters, ClosePreparedStatement): forged handles are refused; validly
 //! signed ones with any contents are answered with a status, never a panic.
 
+use crate::{Call, harness};
 use arbitrary::Arbitrary;
 use arrow_flight::sql::{ActionClosePreparedStatementRequest, CommandPreparedStatementQuery, ProstMessageExt};
 use arrow_flight::{Action, FlightData, FlightDescriptor};
 use meshgate_flight::proto::Purpose;
-use crate::{Call, harness};
 use prost::Message;
 
 #[derive(Arbitrary, Debug)]
@@ -15,7 +15,13 @@ enum Handle {
     /// Any bytes signed with the server's secret.
     Signed(Vec<u8>),
     /// The real handle's payload, varied.
-    Sealed { sql: Option<String>, parameters: Option<Vec<u8>>, default_schema: String, purpose: i32, expired: bool },
+    Sealed {
+        sql: Option<String>,
+        parameters: Option<Vec<u8>>,
+        default_schema: String,
+        purpose: i32,
+        expired: bool,
+    },
 }
 
 #[derive(Arbitrary, Debug)]

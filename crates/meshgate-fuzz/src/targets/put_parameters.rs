@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use crate::{Call, harness};
 use arbitrary::Arbitrary;
 use arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -12,7 +13,6 @@ use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::sql::{Any, CommandPreparedStatementQuery, DoPutPreparedStatementResult, ProstMessageExt};
 use arrow_flight::{FlightData, FlightDescriptor, FlightInfo};
 use futures::TryStreamExt;
-use crate::{Call, harness};
 use prost::Message;
 
 #[derive(Arbitrary, Debug)]
@@ -37,10 +37,7 @@ fn base_batch(index: u8) -> RecordBatch {
         2 => vec![column("$1", Arc::new(StringArray::from(vec!["1"])))],
         3 => vec![column("$1", Arc::new(Int64Array::from(vec![None::<i64>])))],
         4 => vec![column("$1", Arc::new(Float64Array::from(vec![1.5])))],
-        5 => vec![
-            column("$1", Arc::new(Int32Array::from(vec![1]))),
-            column("$2", Arc::new(Int32Array::from(vec![2]))),
-        ],
+        5 => vec![column("$1", Arc::new(Int32Array::from(vec![1]))), column("$2", Arc::new(Int32Array::from(vec![2])))],
         _ => vec![column("$1", Arc::new(Int64Array::from(Vec::<i64>::new())))],
     };
     let fields: Vec<Field> =

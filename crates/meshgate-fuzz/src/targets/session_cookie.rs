@@ -2,12 +2,12 @@
 //! (never silently dropped), a validly signed state with any options is answered with
 //! a status, and SetSessionOptions takes any option names and values without a panic.
 
+use crate::{Call, harness};
 use arbitrary::Arbitrary;
 use arrow_flight::sql::{CommandStatementQuery, ProstMessageExt};
 use arrow_flight::{Action, FlightDescriptor};
 use meshgate_flight::proto::session_option_value::{OptionValue, StringListValue};
 use meshgate_flight::proto::{SessionOptionValue, SetSessionOptionsRequest};
-use crate::{Call, harness};
 use prost::Message;
 
 #[derive(Arbitrary, Debug)]
@@ -73,7 +73,9 @@ pub fn run(data: &[u8]) {
                         Value::Flag(flag) => Some(OptionValue::BoolValue(*flag)),
                         Value::Whole(whole) => Some(OptionValue::Int64Value(*whole)),
                         Value::Real(real) => Some(OptionValue::DoubleValue(*real)),
-                        Value::List(values) => Some(OptionValue::StringListValue(StringListValue { values: values.clone() })),
+                        Value::List(values) => {
+                            Some(OptionValue::StringListValue(StringListValue { values: values.clone() }))
+                        }
                         Value::Empty => None,
                     };
                     (name.clone(), SessionOptionValue { option_value: value })
@@ -94,7 +96,17 @@ pub fn run(data: &[u8]) {
             // An empty value is no cookie: the call starts a fresh session.
             (call.header("cookie", format!("arrow_flight_session_id={value}")), !bytes.is_empty())
         }
-        Cookie::Sealed { schema, query_timeout_ms, endpoints, time_zone, purpose, shards, provenance, other_principal, expired } => {
+        Cookie::Sealed {
+            schema,
+            query_timeout_ms,
+            endpoints,
+            time_zone,
+            purpose,
+            shards,
+            provenance,
+            other_principal,
+            expired,
+        } => {
             let mut state = harness.session.clone();
             state.schema = schema.clone();
             state.query_timeout_ms = *query_timeout_ms;

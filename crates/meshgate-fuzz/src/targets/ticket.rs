@@ -3,10 +3,10 @@
 //! bound parameters, partitions, shards, schema, time zone, purpose) are answered
 //! with a status, never a panic or a truncated stream.
 
+use crate::{Call, harness};
 use arbitrary::Arbitrary;
 use arrow_flight::Ticket;
 use arrow_flight::sql::{ProstMessageExt, TicketStatementQuery};
-use crate::{Call, harness};
 use meshgate_flight::proto::{Purpose, SignedEnvelope};
 use prost::Message;
 
