@@ -12,7 +12,9 @@ torch tensors (numeric columns without a copy, as the package does):
 - `pyarrow.dataset`: the files read in this process (the baseline);
 - `meshgate loader, N workers`: a planned training set (16 shards) read through
   `manifest.to_torch(...).loader(num_workers=N)` (forkserver DataLoader workers, each
-  reading its shards from the server), N = 0 (in the training process), 1 and 2;
+  reading its shards from the server), N = 0 (in the training process), 1 and 2; the
+  next shard streams while one is read (`read_ahead=1`, the default); the in-process
+  read is also timed with `read_ahead=0` (one shard at a time);
 - `SELECT * export`: one Flight SQL stream of the whole product (ADBC), batches to
   tensors in this process.
 
@@ -115,8 +117,8 @@ def run_pyarrow(folder: Path) -> tuple[int, int]:
     return rows, size
 
 
-def run_loader(manifest, workers: int) -> tuple[int, int]:
-    dataset = manifest.to_torch("all", batch_size=BATCH)
+def run_loader(manifest, workers: int, read_ahead: int = 1) -> tuple[int, int]:
+    dataset = manifest.to_torch("all", batch_size=BATCH, read_ahead=read_ahead)
     rows = size = 0
     for batch in dataset.loader(num_workers=workers):
         n = len(batch["id"])
@@ -155,6 +157,7 @@ def main() -> None:
     phases = {
         "pyarrow.dataset (in process)": lambda: run_pyarrow(root / "features" / "wide"),
         "meshgate loader, 0 workers": lambda: run_loader(manifest, 0),
+        "meshgate loader, 0 workers, no read-ahead": lambda: run_loader(manifest, 0, read_ahead=0),
         "meshgate loader, 1 worker": lambda: run_loader(manifest, 1),
         "meshgate loader, 2 workers": lambda: run_loader(manifest, 2),
         "SELECT * export (ADBC)": lambda: run_export(uri),

@@ -297,6 +297,35 @@ def test_manifest_tampering_is_detected(tmp_path, hand_shards):
         assert err.value.code == "INVALID_ARGUMENT"
 
 
+def test_reading_ahead_keeps_the_order_and_raises_a_shards_error_at_that_shard(client, hand_shards):
+    """Shards streaming ahead (on threads) change nothing a reader sees: the same batches in
+    the same order for read_ahead 0, 1 and 5; a forged ticket in the 4th shard fails only
+    when the reader reaches it, after every row of the first three; a reader that stops
+    early leaves no stream or thread behind."""
+    import threading
+
+    orders = [epoch_keys(hand_dataset(client, hand_shards, read_ahead=ahead)) for ahead in (0, 1, 5)]
+    assert orders[0] == orders[1] == orders[2]
+    shards, schema = hand_shards
+    bad = [*shards[:3], dataclasses.replace(shards[3], ticket=b"forged"), *shards[4:]]
+    before_bad = [k for s in shards[:3] for k in keys_of(s.read(client).read_all())]
+    seen = []
+    dataset = TorchDataset(client, bad, schema=schema, manifest_id="hand-made", batch_size=500, read_ahead=3)
+    with pytest.raises(meshgate.MeshgateError) as err:
+        for batch in dataset:
+            seen += keys_of(batch)
+    assert err.value.code == "INVALID_ARGUMENT"
+    assert seen == before_bad[: len(seen)] and len(before_bad) - len(seen) < 500, (
+        "the rows before the bad shard were not all delivered first")
+    stream = iter(hand_dataset(client, hand_shards, read_ahead=4))
+    next(stream)
+    stream.close()
+    wait_for(lambda: not [t for t in threading.enumerate() if t.name == "meshgate-readahead"],
+             "the read-ahead threads to end with their reader", timeout=10)
+    with pytest.raises(ValueError, match="read_ahead"):
+        hand_dataset(client, hand_shards, read_ahead=-1)
+
+
 def test_server_errors_carry_their_grpc_code_and_message(client, demo_server, hand_shards):
     with pytest.raises(meshgate.MeshgateError) as err:
         client.sql("SELECT * FROM sales.no_such_product")

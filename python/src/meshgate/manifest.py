@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import pyarrow as pa
 
-from . import _wire
+from . import _wire, readahead
 from .errors import ManifestTampered, SnapshotChanged
 from .snapshot import snapshot_changes
 
@@ -259,11 +260,14 @@ class Manifest:
             for i, t in enumerate(tickets)
         ]
 
-    def batches(self, split: str | None = None, *, client: Client | None = None) -> Iterator[pa.RecordBatch]:
-        """Every batch of the split, shard after shard."""
+    def batches(
+        self, split: str | None = None, *, client: Client | None = None, read_ahead: int = 1
+    ) -> Iterator[pa.RecordBatch]:
+        """Every batch of the split, shard after shard, with ``read_ahead`` more shards
+        streaming meanwhile (:mod:`meshgate.readahead`; 0 reads one shard at a time)."""
         reader_client = self._client(client)
-        for shard in self.shards(split):
-            yield from shard.read(reader_client)
+        sources = [functools.partial(shard.read, reader_client) for shard in self.shards(split)]
+        return readahead.in_order(sources, ahead=read_ahead)
 
     def to_arrow(self, split: str | None = None, *, client: Client | None = None) -> pa.Table:
         """The whole split as one ``pyarrow.Table`` (shards in order)."""
@@ -303,6 +307,7 @@ class Manifest:
         rank: int | None = None,
         world_size: int | None = None,
         positions: bool = False,
+        read_ahead: int = 1,
         client: Client | None = None,
     ) -> TorchDataset:
         """A ``torch.utils.data.IterableDataset`` of batches over the split (needs torch);
@@ -324,6 +329,7 @@ class Manifest:
             rank=rank,
             world_size=world_size,
             positions=positions,
+            read_ahead=read_ahead,
         )
 
     def __repr__(self) -> str:

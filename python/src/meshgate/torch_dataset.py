@@ -21,6 +21,7 @@ nor skips a row. The state is kept where the batches are made:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import warnings
@@ -32,7 +33,7 @@ import pyarrow as pa
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from . import batching
+from . import batching, readahead
 
 if TYPE_CHECKING:
     from .client import Client
@@ -75,6 +76,9 @@ class TorchDataset(IterableDataset):  # type: ignore[type-arg]
         positions: each batch carries its position for :meth:`record` (the
             ``"_meshgate_position"`` key of a dict batch, or the ``meshgate.position``
             schema metadata of an Arrow batch).
+        read_ahead: shards each reader keeps streaming beyond the one it is reading, so
+            the server decodes the next while this one becomes tensors (0: one at a
+            time). The order of rows does not depend on it.
 
     Tensors share memory with the Arrow buffers they were made from, which are read-only:
     clone a tensor before changing it in place.
@@ -97,6 +101,7 @@ class TorchDataset(IterableDataset):  # type: ignore[type-arg]
         rank: int | None = None,
         world_size: int | None = None,
         positions: bool = False,
+        read_ahead: int = 1,
     ):
         super().__init__()
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -107,6 +112,8 @@ class TorchDataset(IterableDataset):  # type: ignore[type-arg]
             raise ValueError(f"seed is a non-negative integer, not {seed!r}")
         if output not in ("tensors", "arrow"):
             raise ValueError(f"output is 'tensors' or 'arrow', not {output!r}")
+        if not isinstance(read_ahead, int) or read_ahead < 0:
+            raise ValueError(f"read_ahead is a non-negative integer, not {read_ahead!r}")
         if (rank is None) != (world_size is None):
             raise ValueError("rank and world_size go together")
         if world_size is not None and rank is not None and not 0 <= rank < world_size:
@@ -130,6 +137,7 @@ class TorchDataset(IterableDataset):  # type: ignore[type-arg]
         self.rank = rank
         self.world_size = world_size
         self.positions = positions
+        self.read_ahead = read_ahead
         self._epoch = 0
         self._readers: int | None = None  # the readers of the state (known once iterated)
         self._rows: dict[int, int] = {}  # reader -> rows yielded this epoch
@@ -301,9 +309,9 @@ class TorchDataset(IterableDataset):  # type: ignore[type-arg]
             yield self._output(batch, (reader, readers, rows, epoch))
 
     def _rows_of(self, shards: list[int]) -> Iterator[pa.RecordBatch]:
-        for index in shards:
-            for batch in self.shards[index].read(self.client):
-                yield batch.select(self.columns) if self.columns is not None else batch
+        sources = [functools.partial(self.shards[index].read, self.client) for index in shards]
+        for batch in readahead.in_order(sources, ahead=self.read_ahead):
+            yield batch.select(self.columns) if self.columns is not None else batch
 
     def _output(self, batch: pa.RecordBatch, position: tuple[int, int, int, int]) -> Any:
         if self.output == "arrow":
