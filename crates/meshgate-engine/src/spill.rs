@@ -88,8 +88,9 @@ impl SpillFile for TaggedFile {
     }
 }
 
-/// A spill file's writer. Its errors stay I/O errors of the same kind (a full disk is
-/// still `StorageFull`), wrapping the [`SpillError`].
+/// A spill file's writer. Its errors stay I/O errors of the kind the disk manager's
+/// writer gives them, wrapping the [`SpillError`], which keeps the error behind it (a
+/// full disk is still found as one).
 struct TaggedWriter {
     writer: Box<dyn SpillWriter>,
     directory: Arc<str>,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -129,10 +130,20 @@ class Client:
         self._headers = list(headers or [])
         self._flight_client: flight.FlightClient | None = None
         self._pid = -1
+        # Shards read ahead on threads share this client: one connection is opened, and
+        # an expired token is renewed once.
+        self._lock = threading.Lock()
 
     # -- the Flight connection ----------------------------------------------------------
 
     def _flight(self) -> flight.FlightClient:
+        client = self._flight_client
+        if client is not None and self._pid == os.getpid():
+            return client
+        with self._lock:
+            return self._open()
+
+    def _open(self) -> flight.FlightClient:
         global _GRPC_PID
         if self._flight_client is None or self._pid != os.getpid():
             if _GRPC_PID is not None and _GRPC_PID != os.getpid():
@@ -185,7 +196,10 @@ class Client:
         except MeshgateError as exc:
             if exc.code != "UNAUTHENTICATED" or self._credentials is None or self._pid != os.getpid():
                 raise
-        self._login(*self._credentials)
+            refused = self._authorization
+        with self._lock:
+            if self._authorization == refused:  # not renewed meanwhile by another thread
+                self._login(*self._credentials)
         with server_errors():
             return call()
 
@@ -196,9 +210,16 @@ class Client:
         extra = list(headers)
         return self._authenticated(lambda: self._flight().get_flight_info(descriptor, self._options(extra)))
 
-    def read_ticket(self, ticket: bytes, headers: Iterable[tuple[str, str]] = ()) -> pa.RecordBatchReader:
+    def read_ticket(
+        self,
+        ticket: bytes,
+        headers: Iterable[tuple[str, str]] = (),
+        *,
+        started: Callable[[flight.FlightStreamReader], None] | None = None,
+    ) -> pa.RecordBatchReader:
         """DoGet one ticket; server errors (also those arriving mid-stream) are raised as
-        :class:`~meshgate.MeshgateError`."""
+        :class:`~meshgate.MeshgateError`. ``started`` is handed the Flight stream once it
+        is open (its ``cancel()`` stops the stream from another thread)."""
         extra = list(headers)
 
         def start() -> tuple[flight.FlightStreamReader, pa.Schema]:
@@ -206,6 +227,8 @@ class Client:
             return reader, reader.schema
 
         reader, schema = self._authenticated(start)
+        if started is not None:
+            started(reader)
 
         def batches() -> Iterable[pa.RecordBatch]:
             with server_errors():
@@ -294,10 +317,12 @@ class Client:
         state["_flight_client"] = None
         state["_pid"] = -1
         state["_credentials"] = None
+        del state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"meshgate.Client({self.uri!r})"

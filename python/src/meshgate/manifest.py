@@ -7,7 +7,7 @@ import functools
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import datasets
     import pandas
     import polars
+    import pyarrow.flight as flight
 
     from .client import Client
     from .torch_dataset import TorchDataset
@@ -77,11 +78,13 @@ class Shard:
             out.append((_wire.TRAINING_SET_HEADER, self.training_set))
         return out
 
-    def read(self, client: Client) -> pa.RecordBatchReader:
+    def read(
+        self, client: Client, *, started: Callable[[flight.FlightStreamReader], None] | None = None
+    ) -> pa.RecordBatchReader:
         """Stream the shard's rows: DoGet of its ticket with the training set's purpose,
         naming the training set (``x-meshgate-training-set``) for the audit log and
-        lineage."""
-        return client.read_ticket(self.ticket, self.headers())
+        lineage. ``started``: see :meth:`Client.read_ticket`."""
+        return client.read_ticket(self.ticket, self.headers(), started=started)
 
 
 class Manifest:
@@ -265,6 +268,7 @@ class Manifest:
     ) -> Iterator[pa.RecordBatch]:
         """Every batch of the split, shard after shard, with ``read_ahead`` more shards
         streaming meanwhile (:mod:`meshgate.readahead`; 0 reads one shard at a time)."""
+        readahead.check(read_ahead)
         reader_client = self._client(client)
         sources = [functools.partial(shard.read, reader_client) for shard in self.shards(split)]
         return readahead.in_order(sources, ahead=read_ahead)

@@ -112,8 +112,7 @@ class TorchDataset(IterableDataset):  # type: ignore[type-arg]
             raise ValueError(f"seed is a non-negative integer, not {seed!r}")
         if output not in ("tensors", "arrow"):
             raise ValueError(f"output is 'tensors' or 'arrow', not {output!r}")
-        if not isinstance(read_ahead, int) or read_ahead < 0:
-            raise ValueError(f"read_ahead is a non-negative integer, not {read_ahead!r}")
+        readahead.check(read_ahead)
         if (rank is None) != (world_size is None):
             raise ValueError("rank and world_size go together")
         if world_size is not None and rank is not None and not 0 <= rank < world_size:
