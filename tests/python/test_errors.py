@@ -342,3 +342,23 @@ def test_unknown_actions_are_unimplemented_and_named(flight_client):
     assert "NoSuchAction" in str(caught.value)
     # the server keeps serving
     assert mgtest.flight_sql_query(flight_client, "SELECT 1 AS one").column("one")[0].as_py() == 1
+
+
+@pytest.mark.parametrize("function, sql", [
+    ("repeat", "SELECT length(repeat('x', 1500000000))"),
+    ("lpad", "SELECT lpad('a', 2000000000, 'x') IS NULL"),
+    ("rpad", "SELECT rpad(c_name, 100000000) FROM customers.customer"),
+    ("repeat", "SELECT max(length(repeat(l_comment, CAST(l_quantity AS BIGINT) * 100000))) FROM sales.lineitem"),
+], ids=["repeat", "lpad", "rpad-per-row", "repeat-by-column"])
+def test_functions_sized_by_an_argument_cannot_take_the_servers_memory(demo_server, flight_client, function, sql):
+    """repeat/lpad/rpad make their values outside the query pool: a huge count is
+    refused before it runs (RESOURCE_EXHAUSTED naming the function), the server's memory
+    does not grow by the gigabytes asked for, and it keeps answering."""
+    before = demo_server.proc_status("VmHWM")
+    err = _flight_error(flight_client, sql)
+    assert flight_grpc_code(err) == "RESOURCE_EXHAUSTED", describe_exc(err)
+    _assert_mentions(err, [f"{function}()"])
+    grown = demo_server.proc_status("VmHWM") - before
+    assert grown < 256 << 20, f"the server's peak RSS grew by {grown >> 20} MiB"
+    _check_good_query_flight(flight_client)
+    assert flight_sql_query(flight_client, "SELECT rpad('ab', 5, '-') AS p").column("p").to_pylist() == ["ab---"]

@@ -25,6 +25,9 @@ pub(crate) fn register_dialect(state: &mut SessionState, catalog: &str) -> Resul
     state.register_udf(DateDiff::udf())?;
     state.register_udf(RegexpExtract::udf())?;
     state.register_udf(crate::split_hash::SplitHash::udf())?;
+    for function in crate::bounded::bounded_functions() {
+        state.register_udf(function)?;
+    }
     state.register_udf(SessionValue::udf("current_database", &["current_catalog"], Some(catalog)))?;
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod asof;
 mod balance;
+mod bounded;
 mod complexity;
 mod contracts;
 mod date_diff;
