@@ -57,7 +57,7 @@ impl Bounded {
                         text_len(text).saturating_mul(sum_counts(counts))
                     }
                     (ColumnarValue::Array(texts), ColumnarValue::Scalar(count)) => {
-                        longest(texts).saturating_mul(count_of(count)).saturating_mul(rows as u64)
+                        total_bytes(texts).saturating_mul(count_of(count))
                     }
                     (ColumnarValue::Array(texts), ColumnarValue::Array(counts)) => row_products(texts, counts),
                 }
@@ -113,9 +113,10 @@ fn row_products(texts: &dyn Array, counts: &dyn Array) -> u64 {
         .fold(0, u64::saturating_add)
 }
 
-fn longest(texts: &dyn Array) -> u64 {
+/// The bytes of every text in the column.
+fn total_bytes(texts: &dyn Array) -> u64 {
     let Ok(texts) = datafusion::arrow::compute::cast(texts, &DataType::LargeUtf8) else { return u64::MAX };
-    texts.as_string::<i64>().iter().flatten().map(|s| s.len() as u64).max().unwrap_or(0)
+    texts.as_string::<i64>().iter().flatten().map(|s| s.len() as u64).fold(0, u64::saturating_add)
 }
 
 impl ScalarUDFImpl for Bounded {
