@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{ArrayRef, RecordBatch};
-use datafusion::arrow::compute::{cast, take};
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
@@ -17,6 +17,7 @@ use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{
     Boundedness, ChildrenPropertiesMode, EmissionType, ReplaceChildrenOptions,
 };
+use datafusion::physical_plan::metrics::{Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time};
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, Distribution, ExecutionPlan, ExecutionPlanProperties, PlanProperties, execute_stream,
@@ -49,6 +50,13 @@ pub(crate) struct AsOfJoinExec {
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     index: Arc<OnceCell<Arc<Indexed>>>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+/// What building the index reports (in EXPLAIN ANALYZE).
+struct IndexMetrics {
+    feature_rows: Count,
+    build_time: Time,
 }
 
 /// The index and the memory it holds in the query's pool (released with it).
@@ -74,7 +82,16 @@ impl AsOfJoinExec {
         }
         let schema = Arc::new(Schema::new(fields));
         let properties = Arc::new(Self::properties_for(&entities, &schema));
-        Ok(Self { entities, features, columns, product, schema, properties, index: Arc::default() })
+        Ok(Self {
+            entities,
+            features,
+            columns,
+            product,
+            schema,
+            properties,
+            index: Arc::default(),
+            metrics: ExecutionPlanMetricsSet::new(),
+        })
     }
 
     fn properties_for(entities: &Arc<dyn ExecutionPlan>, schema: &SchemaRef) -> PlanProperties {
@@ -89,8 +106,9 @@ impl AsOfJoinExec {
     /// The feature side, read and indexed once for all the entity partitions.
     async fn feature_index(
         features: Arc<dyn ExecutionPlan>,
-        columns: FeatureColumns,
+        columns: AsOfColumns,
         context: Arc<TaskContext>,
+        metrics: IndexMetrics,
     ) -> Result<Arc<Indexed>> {
         let reservation = MemoryConsumer::new("AsOfJoinExec[features]").register(context.memory_pool());
         let schema = features.schema();
@@ -100,13 +118,14 @@ impl AsOfJoinExec {
             reservation.try_grow(batch.get_array_memory_size())?;
             batches.push(batch);
         }
-        // Building needs the rows once more (concatenated) and 64 bytes a row to sort
-        // (the entries and their merged copy).
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        reservation.try_grow(reservation.size() + rows * 64)?;
-        let index = FeatureIndex::build(&schema, &batches, &columns)?;
-        drop(batches);
-        reservation.try_resize(index.rows.get_array_memory_size() + index.index_bytes())?;
+        metrics.feature_rows.add(rows);
+        reservation.try_grow(FeatureIndex::build_bytes(&schema, &batches, &columns.features))?;
+        let index = {
+            let _timer = metrics.build_time.timer();
+            FeatureIndex::build(&schema, batches, &columns.features, &columns.outputs)?
+        };
+        reservation.try_resize(index.bytes())?;
         Ok(Arc::new(Indexed { index, _reservation: reservation }))
     }
 }
@@ -168,6 +187,7 @@ impl ExecutionPlan for AsOfJoinExec {
             schema: Arc::clone(&self.schema),
             properties,
             index: Arc::default(),
+            metrics: ExecutionPlanMetricsSet::new(),
         }))
     }
 
@@ -175,35 +195,55 @@ impl ExecutionPlan for AsOfJoinExec {
         self.replace_children(children, ReplaceChildrenOptions::new(ChildrenPropertiesMode::Recompute))
     }
 
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
     fn execute(&self, partition: usize, context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
         let entities = self.entities.execute(partition, Arc::clone(&context))?;
         let (features, columns, cell) = (Arc::clone(&self.features), self.columns.clone(), Arc::clone(&self.index));
         let schema = Arc::clone(&self.schema);
+        let key_types: Vec<DataType> =
+            columns.features.keys.iter().map(|&key| features.schema().field(key).data_type().clone()).collect();
+        let index_metrics = IndexMetrics {
+            feature_rows: MetricBuilder::new(&self.metrics).global_counter("feature_rows"),
+            build_time: MetricBuilder::new(&self.metrics).subset_time("index_build_time", partition),
+        };
+        let lookup_time = MetricBuilder::new(&self.metrics).elapsed_compute(partition);
+        let output_rows = MetricBuilder::new(&self.metrics).output_rows(partition);
         let stream = futures::stream::once(async move {
             let index = cell
-                .get_or_try_init(|| Self::feature_index(features, columns.features.clone(), context))
+                .get_or_try_init(|| Self::feature_index(features, columns.clone(), context, index_metrics))
                 .await
                 .map(Arc::clone)?;
-            Ok::<_, DataFusionError>(entities.map(move |batch| joined(&batch?, &index.index, &columns, &schema)))
+            Ok::<_, DataFusionError>(entities.map(move |batch| {
+                let _timer = lookup_time.timer();
+                let batch = joined(&batch?, &index.index, &columns, &key_types, &schema)?;
+                output_rows.add(batch.num_rows());
+                Ok(batch)
+            }))
         })
         .try_flatten();
         Ok(Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), stream)))
     }
 }
 
-/// One entity batch with its feature columns.
-fn joined(batch: &RecordBatch, index: &FeatureIndex, columns: &AsOfColumns, schema: &SchemaRef) -> Result<RecordBatch> {
-    let feature_schema = index.rows.schema();
+/// One entity batch with its feature columns. `key_types`: the feature keys' types.
+fn joined(
+    batch: &RecordBatch,
+    index: &FeatureIndex,
+    columns: &AsOfColumns,
+    key_types: &[DataType],
+    schema: &SchemaRef,
+) -> Result<RecordBatch> {
     let keys: Vec<ArrayRef> = columns
         .entity_keys
         .iter()
-        .zip(&columns.features.keys)
-        .map(|(&entity, &feature)| cast(batch.column(entity), feature_schema.field(feature).data_type()))
+        .zip(key_types)
+        .map(|(&entity, data_type)| cast(batch.column(entity), data_type))
         .collect::<std::result::Result<_, _>>()?;
     let found = index.lookup(&keys, batch.column(columns.entity_time), columns.ttl, columns.features.time.is_none())?;
     let mut arrays: Vec<ArrayRef> = batch.columns().to_vec();
-    for &output in &columns.outputs {
-        arrays.push(take(index.rows.column(output).as_ref(), &found, None)?);
-    }
+    arrays.extend(index.take(&found)?);
     Ok(RecordBatch::try_new(Arc::clone(schema), arrays)?)
 }
