@@ -16,6 +16,9 @@ most 30 days old (NULL otherwise). Two forms are timed:
   the join's cost alone;
 - `export`: every joined row to the client as Arrow (meshgate over Flight SQL with
   ADBC; DuckDB in process, `.to_arrow_table()`).
+- `checksum, features unsorted`: the checksum over a copy of the feature table whose
+  rows are shuffled (feature tables are usually written sorted by key and time, which
+  meshgate uses; this form shows the cost when they are not).
 The checksums must agree, or the run fails. Prints a Markdown report; writes it under
 benches/results/.
 """
@@ -75,6 +78,18 @@ domains:
           - {{ name: lines, type: int64, nullable: false, role: feature }}
           - {{ name: quantity, type: "decimal(25, 2)", role: feature }}
           - {{ name: shipped_value, type: "decimal(25, 2)", role: feature }}
+      - name: customer_daily_shuffled
+        description: The same rows as customer_daily, in no particular order
+        version: 1.0.0
+        location: features/customer_daily_shuffled/
+        format: parquet
+        schema:
+          - {{ name: c_custkey, type: int64, nullable: false, role: entity_key }}
+          - {{ name: feature_date, type: date32, nullable: false, role: event_time }}
+          - {{ name: created_at, type: timestamp, nullable: false, role: created_at }}
+          - {{ name: lines, type: int64, nullable: false, role: feature }}
+          - {{ name: quantity, type: "decimal(25, 2)", role: feature }}
+          - {{ name: shipped_value, type: "decimal(25, 2)", role: feature }}
 """
 
 ENTITIES = "SELECT o_orderkey, o_custkey AS c_custkey, o_orderdate FROM sales.orders"
@@ -82,6 +97,7 @@ FEATURES = "features.customer_daily.lines, features.customer_daily.quantity, fea
 MESHGATE_PIT = f"point_in_time('{ENTITIES}', 'o_orderdate', '{FEATURES}', '{TTL_DAYS} days')"
 CHECKSUM = "SELECT count(*) AS n, count(lines) AS matched, sum(lines) AS lines, sum(shipped_value) AS value FROM {source}"
 MESHGATE_CHECKSUM = CHECKSUM.format(source=MESHGATE_PIT)
+MESHGATE_UNSORTED = CHECKSUM.format(source=MESHGATE_PIT.replace("customer_daily.", "customer_daily_shuffled."))
 MESHGATE_EXPORT = f"SELECT * FROM {MESHGATE_PIT}"
 
 DUCKDB_PIT = f"""
@@ -112,6 +128,13 @@ def write_features(data: Path) -> Path:
               GROUP BY 1, 2 ORDER BY 1, 2
             ) TO '{out}/part-0.parquet' (FORMAT PARQUET, ROW_GROUP_SIZE 122880)
         """)
+    shuffled = data / "features" / "customer_daily_shuffled"
+    if not (shuffled / "part-0.parquet").exists():
+        shuffled.mkdir(parents=True, exist_ok=True)
+        duckdb.connect().execute(f"""
+            COPY (SELECT * FROM '{out}/part-0.parquet' ORDER BY hash(c_custkey, feature_date))
+            TO '{shuffled}/part-0.parquet' (FORMAT PARQUET, ROW_GROUP_SIZE 122880)
+        """)
     config = data / "mesh-pit.yaml"
     config.write_text(MESH.format())
     return config
@@ -138,6 +161,9 @@ def main() -> None:
     duck_pit = DUCKDB_PIT.format(orders=f"{data}/sales/orders/*.parquet", features=features)
     duck_checksum = CHECKSUM.format(source=duck_pit)
     duck_export = f"SELECT * FROM {duck_pit}"
+    shuffled = data / "features" / "customer_daily_shuffled" / "part-0.parquet"
+    duck_unsorted = CHECKSUM.format(
+        source=DUCKDB_PIT.format(orders=f"{data}/sales/orders/*.parquet", features=shuffled))
 
     import adbc_driver_flightsql.dbapi as flightsql
 
@@ -145,7 +171,7 @@ def main() -> None:
     uri = server.start()
     conn = flightsql.connect(uri)
     times: dict[tuple[str, str], list[float]] = {}
-    cpu: dict[str, list[float]] = {"meshgate": []}
+    cpu: dict[str, list[float]] = {}
     checks = {}
     try:
         def meshgate(sql):
@@ -157,41 +183,42 @@ def main() -> None:
         duck.execute(duck_checksum).fetchall()
         for _ in range(args.runs):
             for form, (m_sql, d_sql) in {"checksum": (MESHGATE_CHECKSUM, duck_checksum),
-                                         "export": (MESHGATE_EXPORT, duck_export)}.items():
+                                         "export": (MESHGATE_EXPORT, duck_export),
+                                         "unsorted": (MESHGATE_UNSORTED, duck_unsorted)}.items():
                 before = server.cpu_seconds()
                 seconds, table = timed(lambda: meshgate(m_sql))
-                cpu["meshgate"].append(server.cpu_seconds() - before)
+                cpu.setdefault(form, []).append(server.cpu_seconds() - before)
                 times.setdefault(("meshgate", form), []).append(seconds)
-                if form == "checksum":
-                    checks["meshgate"] = [str(v) for v in table.to_pylist()[0].values()]
+                if form != "export":
+                    checks.setdefault("meshgate", {})[form] = [str(v) for v in table.to_pylist()[0].values()]
                 else:
                     rows_exported = table.num_rows
                 seconds, result = timed(lambda: duck.execute(d_sql).to_arrow_table() if form == "export" else duck.execute(d_sql).fetchall())
                 times.setdefault(("duckdb", form), []).append(seconds)
-                if form == "checksum":
-                    checks["duckdb"] = [str(v) for v in result[0]]
+                if form != "export":
+                    checks.setdefault("duckdb", {})[form] = [str(v) for v in result[0]]
     finally:
         conn.close()
         server.stop()
 
-    if checks["meshgate"] != checks["duckdb"]:
+    if checks["meshgate"] != checks["duckdb"] or checks["duckdb"]["checksum"] != checks["duckdb"]["unsorted"]:
         raise SystemExit(f"results differ: meshgate {checks['meshgate']} vs DuckDB {checks['duckdb']}")
+    checksum = checks["duckdb"]["checksum"]
     median = {key: statistics.median(values) for key, values in times.items()}
     lines = [
         f"## Point-in-time join, SF{args.sf} ({args.runs} runs, medians)",
         "",
-        f"Entities: {checks['duckdb'][0]} orders; features: {feature_rows} daily rows; TTL {TTL_DAYS} days; "
-        f"{checks['duckdb'][1]} entity rows found a feature row. Checksums equal: {checks['duckdb']}.",
+        f"Entities: {checksum[0]} orders; features: {feature_rows} daily rows; TTL {TTL_DAYS} days; "
+        f"{checksum[1]} entity rows found a feature row. Checksums equal (sorted and unsorted features): {checksum}.",
         "",
-        "| form | meshgate (s) | DuckDB ASOF (s) | ratio |",
-        "| --- | ---: | ---: | ---: |",
+        "| form | meshgate (s) | DuckDB ASOF (s) | ratio | meshgate server CPU (s) |",
+        "| --- | ---: | ---: | ---: | ---: |",
     ]
-    for form in ("checksum", "export"):
+    for form in ("checksum", "export", "unsorted"):
         m, d = median[("meshgate", form)], median[("duckdb", form)]
-        lines.append(f"| {form} | {m:.3f} | {d:.3f} | {m / d:.2f} |")
+        lines.append(f"| {form} | {m:.3f} | {d:.3f} | {m / d:.2f} | {statistics.median(cpu[form]):.2f} |")
     lines.append("")
-    lines.append(f"meshgate server CPU per query (median): {statistics.median(cpu['meshgate']):.2f} s; "
-                 f"rows exported: {rows_exported}.")
+    lines.append(f"Rows exported: {rows_exported}.")
     report = "\n".join(lines)
     print(report)
     stamp = time.strftime("%Y%m%d-%H%M%S")

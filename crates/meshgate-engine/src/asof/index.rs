@@ -84,6 +84,11 @@ impl Part {
         self.keys.is_valid(row) && self.times.is_valid(row)
     }
 
+    /// The rows that can match: key and time not NULL.
+    fn usable_rows(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..self.keys.len()).filter(|&row| self.usable(row))
+    }
+
     fn all_usable(&self) -> bool {
         self.keys.null_count() == 0 && self.times.null_count() == 0
     }
@@ -338,12 +343,21 @@ fn in_sequence(pairs: &mut [(RecordBatch, Part)]) -> bool {
 
 /// Sorts the usable rows of `parts` by (key, time, created).
 fn sort_integer(parts: Vec<Part>) -> (Vec<u32>, Vec<i64>, KeyRanges) {
+    let usable = parts.iter().flat_map(|part| part.usable_rows().map(|row| part.keys.value(row)));
+    let (mut min, mut max, mut rows) = (i64::MAX, i64::MIN, 0u64);
+    for key in usable {
+        (min, max, rows) = (min.min(key), max.max(key), rows + 1);
+    }
+    let span = max.abs_diff(min).saturating_add(1);
+    if rows > 0 && span <= (rows * 2).max(1 << 16) {
+        return sort_by_counting(&parts, min, span as usize);
+    }
     let mut entries: Vec<(i64, i64, i64, u32)> = Vec::with_capacity(parts.iter().map(|part| part.keys.len()).sum());
     let mut first = 0u32;
     for part in &parts {
         let rows = part.keys.len();
         entries.extend(
-            (0..rows).filter(|&row| part.usable(row)).map(|row| {
+            part.usable_rows().map(|row| {
                 let (key, time, created) = part.entry(row);
                 (key, time, created, first + row as u32)
             }),
@@ -355,6 +369,60 @@ fn sort_integer(parts: Vec<Part>) -> (Vec<u32>, Vec<i64>, KeyRanges) {
     let keys = KeyRanges::from_sorted(entries.iter().map(|entry| entry.0));
     let times = entries.iter().map(|entry| entry.1).collect();
     (entries.into_iter().map(|entry| entry.3).collect(), times, keys)
+}
+
+/// Sorts the usable rows of `parts` when their keys lie close together (`span` values
+/// from `min`): one counting pass gives each key its range, the rows are placed in
+/// their key's range, and each range is sorted by (time, created) on its own. On
+/// millions of rows this is several times faster than sorting them all.
+fn sort_by_counting(parts: &[Part], min: i64, span: usize) -> (Vec<u32>, Vec<i64>, KeyRanges) {
+    let slot = |key: i64| key.abs_diff(min) as usize;
+    // Counts first, in the ranges' ends.
+    let mut ranges = vec![(0u32, 0u32); span];
+    for part in parts {
+        for row in part.usable_rows() {
+            ranges[slot(part.keys.value(row))].1 += 1;
+        }
+    }
+    let mut next = 0u32;
+    for range in &mut ranges {
+        let count = range.1;
+        *range = (next, next);
+        next += count;
+    }
+    // Each row into its key's range; the ends move up to where each range stops.
+    let mut entries = vec![(0i64, 0i64, 0u32); next as usize];
+    let mut first = 0u32;
+    for part in parts {
+        for row in part.usable_rows() {
+            let (key, time, created) = part.entry(row);
+            let range = &mut ranges[slot(key)];
+            entries[range.1 as usize] = (time, created, first + row as u32);
+            range.1 += 1;
+        }
+        first += part.keys.len() as u32;
+    }
+    // The ranges sorted on two threads, split at a range boundary near the middle.
+    let middle = ranges.partition_point(|range| (range.0 as usize) < entries.len() / 2);
+    let split = ranges.get(middle).map_or(entries.len(), |range| range.0 as usize);
+    let sort_ranges = |entries: &mut [(i64, i64, u32)], ranges: &[(u32, u32)], offset: usize| {
+        for &(start, end) in ranges {
+            if end - start > 1 {
+                entries[start as usize - offset..end as usize - offset].sort_unstable();
+            }
+        }
+    };
+    {
+        let (left, right) = entries.split_at_mut(split);
+        let (left_ranges, right_ranges) = ranges.split_at(middle);
+        std::thread::scope(|scope| {
+            scope.spawn(|| sort_ranges(left, left_ranges, 0));
+            sort_ranges(right, right_ranges, split);
+        });
+    }
+    let times = entries.iter().map(|entry| entry.0).collect();
+    let order = entries.iter().map(|entry| entry.2).collect();
+    (order, times, KeyRanges::Dense { min, ranges })
 }
 
 /// Sorts the usable rows by their keys in Arrow's row format, then time and created.
@@ -643,6 +711,38 @@ mod tests {
             let values = empty.take(&found).unwrap();
             assert_eq!(values[0].data_type(), schema.field(2).data_type());
             assert_eq!(values[0].null_count(), 6);
+        }
+    }
+
+    #[test]
+    fn rows_without_a_key_or_time_never_match() {
+        let schema = schema();
+        let batch = RecordBatch::try_new(
+            Arc::clone(&schema),
+            vec![
+                Arc::new(Int64Array::from(vec![Some(7), None, Some(7), Some(7), Some(3)])),
+                Arc::new(Date32Array::from(vec![Some(1), Some(2), None, Some(4), Some(9)])),
+                Arc::new(TimestampMicrosecondArray::from(vec![Some(0), Some(0), Some(0), None, Some(0)])),
+                Arc::new(Int64Array::from(vec![10, 20, 30, 40, 50])),
+            ],
+        )
+        .unwrap();
+        // Close keys (counted into ranges) and keys far apart (sorted as tuples).
+        for far in [false, true] {
+            let batch = if far {
+                let keys = batch.column(0).as_primitive::<Int64Type>().unary::<_, Int64Type>(|key| key << 40);
+                let mut columns = batch.columns().to_vec();
+                columns[0] = Arc::new(keys);
+                RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
+            } else {
+                batch.clone()
+            };
+            let index = FeatureIndex::build(&schema, vec![batch], &columns(), &[3]).unwrap();
+            assert!(index.order.is_some());
+            let key = |k: i64| if far { k << 40 } else { k };
+            let probes = [(key(7), 0), (key(7), 3), (key(7), 5), (key(3), 9), (key(5), 9)];
+            // The row with a NULL created-at is still found (its creation loses ties only).
+            assert_eq!(probe(&index, &probes, 100), vec![None, Some(10), Some(40), Some(50), None]);
         }
     }
 
