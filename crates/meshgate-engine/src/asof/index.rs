@@ -62,9 +62,15 @@ enum OutputValues {
 #[derive(Debug)]
 enum KeyRanges {
     /// Integer keys close together: ranges by `key - min` (an empty range: no rows).
-    Dense { min: i64, ranges: Vec<(u32, u32)> },
+    Dense {
+        min: i64,
+        ranges: Vec<(u32, u32)>,
+    },
     Integer(HashMap<i64, (u32, u32)>),
-    Encoded { converter: RowConverter, ranges: HashMap<Vec<u8>, (u32, u32)> },
+    Encoded {
+        converter: RowConverter,
+        ranges: HashMap<Vec<u8>, (u32, u32)>,
+    },
 }
 
 /// One batch's key, event time and creation time as integers.
@@ -356,12 +362,10 @@ fn sort_integer(parts: Vec<Part>) -> (Vec<u32>, Vec<i64>, KeyRanges) {
     let mut first = 0u32;
     for part in &parts {
         let rows = part.keys.len();
-        entries.extend(
-            part.usable_rows().map(|row| {
-                let (key, time, created) = part.entry(row);
-                (key, time, created, first + row as u32)
-            }),
-        );
+        entries.extend(part.usable_rows().map(|row| {
+            let (key, time, created) = part.entry(row);
+            (key, time, created, first + row as u32)
+        }));
         first += rows as u32;
     }
     drop(parts);
@@ -532,7 +536,12 @@ fn gathers_from_batches(data_type: &DataType) -> bool {
     data_type.is_primitive()
         || matches!(
             data_type,
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary | DataType::Utf8View | DataType::BinaryView
+            DataType::Utf8
+                | DataType::LargeUtf8
+                | DataType::Binary
+                | DataType::LargeBinary
+                | DataType::Utf8View
+                | DataType::BinaryView
         )
 }
 
@@ -694,7 +703,8 @@ mod tests {
             batch(vec![Some("a"), Some("b")], vec![3, 2], vec!["late-a", "early-b"]),
         ];
         let index = FeatureIndex::build(&schema, batches, &columns, &[2]).unwrap();
-        let keys: ArrayRef = Arc::new(StringArray::from(vec![Some("a"), Some("a"), Some("b"), Some("c"), None, Some("b")]));
+        let keys: ArrayRef =
+            Arc::new(StringArray::from(vec![Some("a"), Some("a"), Some("b"), Some("c"), None, Some("b")]));
         let days: ArrayRef = Arc::new(Date32Array::from(vec![2, 9, 4, 9, 9, 1]));
         let found = index.lookup(&[Arc::clone(&keys)], &days, None, false).unwrap();
         let values = index.take(&found).unwrap();
