@@ -12,6 +12,8 @@ test_point_in_time_tpch.py."""
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
@@ -108,6 +110,20 @@ def test_the_same_through_adbc(server):
         cur.execute(DEMO_SQL)
         got = cur.fetch_arrow_table()
     assert_same_rows(got, demo_expected())
+
+
+def test_explain_analyze_shows_what_the_index_read_and_cost(steward):
+    """A steward's EXPLAIN ANALYZE reports each as-of join's feature rows, index build
+    time and lookup time (docs/ml.md)."""
+    plan = flight_sql_query(steward, f"EXPLAIN ANALYZE {DEMO_SQL}").column("plan").to_pylist()
+    line = next(row for row in "\n".join(plan).splitlines() if f"AsOfJoinExec: features={FEATURES}" in row)
+    metrics = dict(re.findall(r"(\w+)=([^,\]]+)", line.split("metrics=[", 1)[1]))
+    (rows,) = raw(f"SELECT count(*) FROM {source(FEATURES)}")[0]
+    number, *unit = metrics["feature_rows"].split()
+    shown = float(number) * {"": 1, "K": 1e3, "M": 1e6}["".join(unit)]
+    assert abs(shown - rows) <= rows * 0.005, (metrics["feature_rows"], rows)
+    assert metrics["output_rows"] == "15.00 K"
+    assert "index_build_time" in metrics and "elapsed_compute" in metrics, metrics
 
 
 def test_features_never_come_from_the_entity_day_or_later(steward):
