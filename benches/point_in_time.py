@@ -41,6 +41,16 @@ from meshbench.server import Server  # noqa: E402
 
 TTL_DAYS = 30
 
+# The feature tables' columns and roles (both copies have the same).
+FEATURE_SCHEMA = """        schema:
+          - { name: c_custkey, type: int64, nullable: false, role: entity_key }
+          - { name: feature_date, type: date32, nullable: false, role: event_time }
+          - { name: created_at, type: timestamp, nullable: false, role: created_at }
+          - { name: lines, type: int64, nullable: false, role: feature }
+          - { name: quantity, type: "decimal(25, 2)", role: feature }
+          - { name: shipped_value, type: "decimal(25, 2)", role: feature }
+"""
+
 MESH = """\
 # TPC-H orders as entities and a daily feature table derived from lineitem, for
 # benches/point_in_time.py. Written by that script; locations are relative to this file.
@@ -71,26 +81,12 @@ domains:
         version: 1.0.0
         location: features/customer_daily/
         format: parquet
-        schema:
-          - {{ name: c_custkey, type: int64, nullable: false, role: entity_key }}
-          - {{ name: feature_date, type: date32, nullable: false, role: event_time }}
-          - {{ name: created_at, type: timestamp, nullable: false, role: created_at }}
-          - {{ name: lines, type: int64, nullable: false, role: feature }}
-          - {{ name: quantity, type: "decimal(25, 2)", role: feature }}
-          - {{ name: shipped_value, type: "decimal(25, 2)", role: feature }}
-      - name: customer_daily_shuffled
+{schema}      - name: customer_daily_shuffled
         description: The same rows as customer_daily, in no particular order
         version: 1.0.0
         location: features/customer_daily_shuffled/
         format: parquet
-        schema:
-          - {{ name: c_custkey, type: int64, nullable: false, role: entity_key }}
-          - {{ name: feature_date, type: date32, nullable: false, role: event_time }}
-          - {{ name: created_at, type: timestamp, nullable: false, role: created_at }}
-          - {{ name: lines, type: int64, nullable: false, role: feature }}
-          - {{ name: quantity, type: "decimal(25, 2)", role: feature }}
-          - {{ name: shipped_value, type: "decimal(25, 2)", role: feature }}
-"""
+{schema}"""
 
 ENTITIES = "SELECT o_orderkey, o_custkey AS c_custkey, o_orderdate FROM sales.orders"
 FEATURES = "features.customer_daily.lines, features.customer_daily.quantity, features.customer_daily.shipped_value"
@@ -136,7 +132,7 @@ def write_features(data: Path) -> Path:
             TO '{shuffled}/part-0.parquet' (FORMAT PARQUET, ROW_GROUP_SIZE 122880)
         """)
     config = data / "mesh-pit.yaml"
-    config.write_text(MESH.format())
+    config.write_text(MESH.format(schema=FEATURE_SCHEMA))
     return config
 
 
