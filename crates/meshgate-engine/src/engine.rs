@@ -495,9 +495,20 @@ impl Engine {
     }
 
     /// [`Engine::query_from`] for a plan `principal` runs, with what it reads.
-    fn planned(&self, principal: &Principal, plan: LogicalPlan, mut state: SessionState, started: Instant) -> Query {
-        state.config_mut().set_extension(Arc::new(meshgate_catalog::DataPins::default()));
+    fn planned(&self, principal: &Principal, plan: LogicalPlan, state: SessionState, started: Instant) -> Query {
         let reads = product_reads(&plan, &self.policy, principal);
+        self.planned_reading(plan, state, reads, started)
+    }
+
+    /// [`Engine::planned`] with the products `plan` reads already known.
+    fn planned_reading(
+        &self,
+        plan: LogicalPlan,
+        mut state: SessionState,
+        reads: Vec<ProductRead>,
+        started: Instant,
+    ) -> Query {
+        state.config_mut().set_extension(Arc::new(meshgate_catalog::DataPins::default()));
         Query { reads, ..self.query_from(QueryKind::Plan { plan, state }, started) }
     }
 
@@ -660,9 +671,9 @@ impl Engine {
     ) -> Result<Query, EngineError> {
         let default_schema = settings.default_schema.as_deref();
         let key = PlanCache::key(principal, default_schema, settings, sql);
-        if let Some((plan, mut state)) = self.plans.get(&key) {
+        if let Some((plan, mut state, reads)) = self.plans.get(&key) {
             state.mark_start_execution();
-            return Ok(self.planned(principal, plan, state, started));
+            return Ok(self.planned_reading(plan, state, reads, started));
         }
         let view = self.view(Arc::clone(principal)).with_provenance(settings.provenance);
         let mut state = self.session_for(&view);
@@ -714,8 +725,9 @@ impl Engine {
         tokio::task::yield_now().await;
         let plan = analyzed(&state, plan)?;
         verify_read_only(&plan)?;
-        self.plans.insert(key, plan.clone(), state.clone());
-        Ok(self.planned(principal, plan, state, started))
+        let reads = product_reads(&plan, &self.policy, principal);
+        self.plans.insert(key, (plan.clone(), state.clone(), reads.clone()));
+        Ok(self.planned_reading(plan, state, reads, started))
     }
 
     /// Plans a serialized Substrait plan as `principal`, in the same governed session

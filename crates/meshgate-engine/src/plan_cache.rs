@@ -2,8 +2,9 @@
 //! statement up to three times per execution (prepare, GetFlightInfo, DoGet). A plan
 //! holds the principal's governed tables, so the key includes the whole principal and
 //! a plan never serves anyone else. Optimization and physical planning still run per
-//! execution, so `now()` and file listings are fresh. The cache lives in the engine,
-//! which a reload replaces.
+//! execution, so `now()` and file listings are fresh. The products each plan reads
+//! (and the rules that applied) are kept with it: they follow from the plan and the
+//! principal. The cache lives in the engine, which a reload replaces.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -12,13 +13,18 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use meshgate_policy::Principal;
 
+use crate::reads::ProductRead;
+
 /// Entries kept before the cache starts over.
 const CAPACITY: usize = 512;
 
 #[derive(Debug, Default)]
 pub(crate) struct PlanCache {
-    plans: Mutex<HashMap<Key, (LogicalPlan, SessionState)>>,
+    plans: Mutex<HashMap<Key, Entry>>,
 }
+
+/// A plan, its session and the products it reads.
+pub(crate) type Entry = (LogicalPlan, SessionState, Vec<ProductRead>);
 
 /// Principal, default schema, time zone, provenance, SQL.
 type Key = (String, Option<String>, Option<String>, bool, String);
@@ -31,17 +37,17 @@ impl PlanCache {
         (format!("{principal:?}"), default_schema.map(str::to_owned), time_zone, settings.provenance, sql.to_owned())
     }
 
-    pub fn get(&self, key: &Key) -> Option<(LogicalPlan, SessionState)> {
+    pub fn get(&self, key: &Key) -> Option<Entry> {
         let plans = self.plans.lock().ok()?;
         plans.get(key).cloned()
     }
 
-    pub fn insert(&self, key: Key, plan: LogicalPlan, state: SessionState) {
+    pub fn insert(&self, key: Key, entry: Entry) {
         if let Ok(mut plans) = self.plans.lock() {
             if plans.len() >= CAPACITY {
                 plans.clear();
             }
-            plans.insert(key, (plan, state));
+            plans.insert(key, entry);
         }
     }
 }

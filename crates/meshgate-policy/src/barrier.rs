@@ -1,11 +1,20 @@
-//! `BarrierExec`: the top of every governed scan. Nothing from above crosses it:
-//! no filter, projection or limit pushdown, no sort pushdown, and its statistics are
-//! unknown, so nothing is answered from the raw files' statistics.
+//! `BarrierExec`: the top of every governed scan. By default nothing from above
+//! crosses it: no filter, projection or limit pushdown, no sort pushdown, and its
+//! statistics are unknown, so nothing is answered from the raw files' statistics.
 //!
-//! One exception, when the principal may see every row of the product ("transparent"):
-//! then nothing below is hidden except masked values, so filters over unmasked columns
-//! may pass down (for pruning and join filters) and row counts and unmasked column
-//! statistics may pass up (for join order).
+//! When the principal may see every row of the product ("transparent"), nothing below
+//! is hidden except masked values, so filters over unmasked columns may pass down (for
+//! pruning and join filters) and row counts and unmasked column statistics may pass up
+//! (for join order).
+//!
+//! When rows are hidden, filters pass down only if they cannot fail on any row and
+//! read only unmasked columns ([`crate::cannot_fail`]), and only when the row filter
+//! itself cannot fail either (else a user filter below would choose which rows the
+//! row filter runs on, and its errors would tell about single rows). On a hidden row
+//! such a filter can only drop it, as the row filter does. The only figure that passes
+//! up is the number of rows the principal sees, when it is known without reading the
+//! files (an accelerated copy counts what the row filter keeps): what the principal's
+//! own `count(*)` says, as an estimate, so that joins are ordered as for everyone else.
 
 use std::sync::Arc;
 
@@ -17,6 +26,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{ColumnStatistics, DataFusionError, Result, Statistics};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::PhysicalExpr;
+use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_plan::execution_plan::{ChildrenPropertiesMode, ReplaceChildrenOptions};
 use datafusion::physical_plan::filter_pushdown::{ChildFilterDescription, FilterDescription, FilterPushdownPhase};
 use datafusion::physical_plan::statistics::{ChildStats, StatisticsArgs};
@@ -29,12 +39,29 @@ pub struct BarrierExec {
     properties: Arc<PlanProperties>,
     /// `Some(unmasked per output column)` when no row is hidden from the principal.
     transparent: Option<Arc<[bool]>>,
+    /// Rows the principal sees, when known without reading the product.
+    visible_rows: Option<usize>,
+    /// Unmasked per output column, when rows are hidden: which columns filters that
+    /// cannot fail may read below the barrier.
+    unmasked: Option<Arc<[bool]>>,
 }
 
 impl BarrierExec {
     pub fn new(product: Arc<str>, input: Arc<dyn ExecutionPlan>, transparent: Option<Vec<bool>>) -> Self {
         let properties = Arc::clone(input.properties());
-        Self { product, input, properties, transparent: transparent.map(Arc::from) }
+        Self { product, input, properties, transparent: transparent.map(Arc::from), visible_rows: None, unmasked: None }
+    }
+
+    /// This barrier reporting `rows` (what the principal's row filter keeps) as an
+    /// estimate of its row count.
+    pub fn with_visible_rows(self, rows: Option<usize>) -> Self {
+        Self { visible_rows: rows, ..self }
+    }
+
+    /// This barrier, hiding rows, letting filters that cannot fail and read only the
+    /// columns `unmasked` marks pass down. Only for a row filter that cannot fail.
+    pub fn with_unmasked(self, unmasked: Vec<bool>) -> Self {
+        Self { unmasked: Some(unmasked.into()), ..self }
     }
 
     /// The governed product, as `domain.product`.
@@ -113,11 +140,17 @@ impl ExecutionPlan for BarrierExec {
     fn statistics_from_inputs(
         &self,
         input_stats: &[Arc<Statistics>],
-        _args: &StatisticsArgs,
+        args: &StatisticsArgs,
     ) -> Result<Arc<Statistics>> {
         let schema = self.schema();
         let (Some(unmasked), Some(input)) = (&self.transparent, input_stats.first()) else {
-            return Ok(Arc::new(Statistics::new_unknown(&schema)));
+            let mut stats = Statistics::new_unknown(&schema);
+            // Only for the whole output: how the visible rows split between partitions
+            // is not known.
+            if let (Some(rows), None) = (self.visible_rows, args.partition()) {
+                stats.num_rows = Precision::Inexact(rows);
+            }
+            return Ok(Arc::new(stats));
         };
         // Every row is visible, so counts and unmasked column statistics are exactly
         // what the principal could compute; masked columns' statistics would describe
@@ -141,11 +174,26 @@ impl ExecutionPlan for BarrierExec {
         parent_filters: Vec<Arc<dyn PhysicalExpr>>,
         _config: &ConfigOptions,
     ) -> Result<FilterDescription> {
-        let Some(unmasked) = &self.transparent else {
-            return Ok(FilterDescription::all_unsupported(&parent_filters, &self.children()));
+        let (unmasked, filters) = match (&self.transparent, &self.unmasked) {
+            (Some(unmasked), _) => (unmasked, parent_filters),
+            (None, Some(unmasked)) => {
+                // A filter that could fail goes in as a column the child does not have,
+                // so it is reported unsupported in its place (the optimizer reads only
+                // whether each position was taken).
+                let schema = self.schema();
+                let filters = parent_filters
+                    .into_iter()
+                    .map(|filter| match crate::cannot_fail::cannot_fail(&filter, &schema, unmasked) {
+                        true => filter,
+                        false => Arc::new(Column::new("", usize::MAX)) as Arc<dyn PhysicalExpr>,
+                    })
+                    .collect();
+                (unmasked, filters)
+            }
+            (None, None) => return Ok(FilterDescription::all_unsupported(&parent_filters, &self.children())),
         };
         let allowed: HashSet<usize> = unmasked.iter().enumerate().filter(|(_, u)| **u).map(|(i, _)| i).collect();
-        let child = ChildFilterDescription::from_child_with_allowed_indices(&parent_filters, allowed, &self.input)?;
+        let child = ChildFilterDescription::from_child_with_allowed_indices(&filters, allowed, &self.input)?;
         Ok(FilterDescription::new().with_child(child))
     }
 

@@ -221,10 +221,16 @@ impl TableProvider for GovernedTable {
         };
         let source_schema = DFSchema::try_from(source.schema().as_ref().clone())?;
         // A filter that keeps every row is left out: it would only blur the statistics.
+        let (mut visible_rows, mut filter_cannot_fail) = (None, true);
         let filtered: Arc<dyn ExecutionPlan> = if self.all_rows {
             source
         } else {
             let predicate = state.create_physical_expr(self.filter.clone(), &source_schema)?;
+            let every_column = vec![true; source.schema().fields().len()];
+            filter_cannot_fail = crate::cannot_fail::cannot_fail(&predicate, &source.schema(), &every_column);
+            if !self.provenance {
+                visible_rows = rows_kept(state, &data, &self.filter);
+            }
             Arc::new(FilterExec::try_new(predicate, source)?)
         };
         let mut expressions = Vec::with_capacity(wanted.len());
@@ -235,6 +241,23 @@ impl TableProvider for GovernedTable {
         // columns through: they describe only what the principal can see.
         let transparent = self.all_rows.then(|| wanted.iter().map(|o| o.unmasked).collect());
         let masked: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(expressions, filtered)?);
-        Ok(Arc::new(BarrierExec::new(self.entry.product.qualified_name().into(), masked, transparent)))
+        let mut barrier = BarrierExec::new(self.entry.product.qualified_name().into(), masked, transparent)
+            .with_visible_rows(visible_rows);
+        // Filters below a row filter that can fail would choose the rows it fails on.
+        if filter_cannot_fail {
+            barrier = barrier.with_unmasked(wanted.iter().map(|o| o.unmasked).collect());
+        }
+        Ok(Arc::new(barrier))
     }
+}
+
+/// The rows `filter` (a row filter) keeps of an accelerated copy: counted in memory
+/// once per copy and filter, so that joins with this product are ordered as they are
+/// for a principal who sees every row. `None` for files (counting would read them).
+fn rows_kept(state: &dyn Session, data: &meshgate_catalog::ProductData, filter: &Expr) -> Option<usize> {
+    let copy = data.accelerated()?;
+    let schema = DFSchema::try_from(copy.schema().as_ref().clone()).ok()?;
+    let predicate = state.create_physical_expr(filter.clone(), &schema).ok()?;
+    // A filter that fails here fails the query itself, with its own error.
+    copy.rows_where(&predicate).ok().and_then(|rows| usize::try_from(rows).ok())
 }

@@ -4,6 +4,7 @@
 //! [`verify_plan`] fails any plan with a product scan outside one.
 
 mod barrier;
+mod cannot_fail;
 mod catalog;
 mod condition;
 mod error;

@@ -1,12 +1,14 @@
 //! `AcceleratedCopy`: one product's rows in memory, as they were in the files it
 //! was built from, split into partitions for the cores.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::Result;
+use datafusion::common::{DataFusionError, Result};
+use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
 
 use super::memory::Reservation;
@@ -23,7 +25,12 @@ pub struct AcceleratedCopy {
     loaded_at: SystemTime,
     build_time: Duration,
     reservation: Reservation,
+    /// Rows each row filter keeps ([`Self::rows_where`]), by the filter's debug form.
+    kept: Mutex<HashMap<String, u64>>,
 }
+
+/// Row filters whose counts a copy keeps before it starts over.
+const KEPT_COUNTS: usize = 256;
 
 impl AcceleratedCopy {
     pub(crate) fn new(
@@ -35,7 +42,16 @@ impl AcceleratedCopy {
     ) -> Self {
         let rows = partitions.iter().flatten().map(|batch| batch.num_rows() as u64).sum();
         let partitions = Arc::new(partitions);
-        Self { schema, partitions, rows, files, loaded_at: SystemTime::now(), build_time, reservation }
+        Self {
+            schema,
+            partitions,
+            rows,
+            files,
+            loaded_at: SystemTime::now(),
+            build_time,
+            reservation,
+            kept: Mutex::default(),
+        }
     }
 
     pub fn schema(&self) -> &SchemaRef {
@@ -59,6 +75,34 @@ impl AcceleratedCopy {
     /// How long building it took.
     pub fn build_time(&self) -> Duration {
         self.build_time
+    }
+
+    /// How many of the copy's rows `predicate` (planned against the copy's schema)
+    /// keeps. Counted once per predicate and copy: meant for a principal's row filter,
+    /// whose count is what that principal's `count(*)` says, nothing about the rows it
+    /// hides. Keyed by the predicate's debug form, which spells every literal with its
+    /// type (a NULL and the text 'NULL' differ).
+    pub fn rows_where(&self, predicate: &Arc<dyn PhysicalExpr>) -> Result<u64> {
+        let key = format!("{predicate:?}");
+        if let Some(rows) = self.kept.lock().ok().and_then(|kept| kept.get(&key).copied()) {
+            return Ok(rows);
+        }
+        let mut rows = 0u64;
+        for batch in self.partitions.iter().flatten() {
+            let kept = predicate.evaluate(batch)?.into_array(batch.num_rows())?;
+            let kept = kept
+                .as_boolean_opt()
+                .ok_or_else(|| DataFusionError::Internal(format!("row filter {predicate} is not boolean")))?;
+            // NULL keeps no row, as in a filter (`true_count` counts only set, valid bits).
+            rows += kept.true_count() as u64;
+        }
+        if let Ok(mut kept) = self.kept.lock() {
+            if kept.len() >= KEPT_COUNTS {
+                kept.clear();
+            }
+            kept.insert(key, rows);
+        }
+        Ok(rows)
     }
 
     /// A scan of the copy for `product`; filters and limits stay above it (it applies
