@@ -4,7 +4,8 @@ and as one with row filters and column masks on every large product.
 The governed principal's filters keep (almost) every row and its masks touch columns
 the queries read, so both principals do the same amount of work and the ratio is the
 price of enforcement: the policy filter, the mask projection, the barrier (no
-statistics shortcuts, no user predicates below it except plain comparisons).
+statistics from the files below it; only filters that cannot fail, such as plain
+comparisons and join bounds on unmasked columns, below the policy filter).
 """
 
 from __future__ import annotations

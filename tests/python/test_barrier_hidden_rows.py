@@ -106,28 +106,38 @@ def plan_text(client, sql: str) -> str:
     return "\n".join(str(v) for v in table.column("plan").to_pylist())
 
 
-# A join whose probe key is computed: 100 / (id - HIDDEN) fails on HIDDEN only.
-COMPUTED_KEY = (
-    f"SELECT count(*) AS n FROM (VALUES (0), (1), (2), (100)) AS m(v) "
-    f"JOIN shop.orders o ON m.v = 100 / (o.id - {HIDDEN})"
-)
+def fails_on_hidden(i: int) -> int:
+    """100 / (i - HIDDEN), as SQL divides integers (truncating); fails on HIDDEN only."""
+    return int(100 / (i - HIDDEN))
+
+
+# Queries evaluating 100 / (id - HIDDEN) on orders, and how many of the visible
+# orders each answers: a join on it (the join's bounds are not let below the row
+# filter) and a WHERE clause (the filter is not).
+FAILING_ON_HIDDEN = [
+    ("SELECT count(*) AS n FROM (VALUES (0), (1), (2), (100)) AS m(v) "
+     f"JOIN shop.orders o ON m.v = 100 / (o.id - {HIDDEN})",
+     lambda i: fails_on_hidden(i) in (0, 1, 2, 100)),
+    (f"SELECT count(*) AS n FROM shop.orders WHERE 100 / (id - {HIDDEN}) = 2", lambda i: fails_on_hidden(i) == 2),
+]
 
 
 @pytest.mark.parametrize("accelerated", [False, True], ids=["files", "accelerated"])
-def test_a_computed_join_key_never_runs_on_hidden_rows(start_server, shop, accelerated):
+def test_an_expression_that_fails_never_runs_on_hidden_rows(start_server, shop, accelerated):
     hidden = start_server(config(shop, row_filter="hide", accelerated=accelerated))
     shown = start_server(config(shop, row_filter="show", accelerated=accelerated))
     try:
-        expected = sum(1 for i in range(ORDERS) if visible(i, "hide") and int(100 / (i - HIDDEN)) in (0, 1, 2, 100))
-        got = flight_sql_query(flight_client(hidden.uri), COMPUTED_KEY).column("n").to_pylist()
-        assert got == [expected], got
-        # The same query fails for a principal who sees the row: the key is evaluated,
-        # on visible rows only.
-        with pytest.raises(Exception) as failed:
-            flight_sql_query(flight_client(shown.uri), COMPUTED_KEY)
-        assert "divide by zero" in describe_exc(failed.value).lower(), describe_exc(failed.value)
-        assert flight_grpc_code(failed.value) in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"), \
-            describe_exc(failed.value)
+        for sql, matches in FAILING_ON_HIDDEN:
+            expected = sum(1 for i in range(ORDERS) if visible(i, "hide") and matches(i))
+            got = flight_sql_query(flight_client(hidden.uri), sql).column("n").to_pylist()
+            assert got == [expected], (sql, got)
+            # The same query fails for a principal who sees the row: the expression is
+            # evaluated, on visible rows only.
+            with pytest.raises(Exception) as failed:
+                flight_sql_query(flight_client(shown.uri), sql)
+            assert "divide by zero" in describe_exc(failed.value).lower(), describe_exc(failed.value)
+            assert flight_grpc_code(failed.value) in ("INVALID_ARGUMENT", "FAILED_PRECONDITION"), \
+                describe_exc(failed.value)
     finally:
         hidden.stop(check=True)
         shown.stop(check=True)
