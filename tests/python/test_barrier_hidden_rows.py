@@ -16,6 +16,7 @@ principal is anonymous and a steward (full EXPLAIN), with a row filter that hide
 from __future__ import annotations
 
 import re
+import time
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -106,6 +107,12 @@ def plan_text(client, sql: str) -> str:
     return "\n".join(str(v) for v in table.column("plan").to_pylist())
 
 
+def orders_scan(client, sql: str) -> tuple[str, str]:
+    """The line of the plan that reads the orders' files, and the whole plan."""
+    plan = plan_text(client, sql)
+    return next(line for line in plan.splitlines() if "DataSourceExec" in line and "orders" in line), plan
+
+
 def fails_on_hidden(i: int) -> int:
     """100 / (i - HIDDEN), as SQL divides integers (truncating); fails on HIDDEN only."""
     return int(100 / (i - HIDDEN))
@@ -151,14 +158,12 @@ def test_a_join_filter_reaches_the_files_below_a_hiding_row_filter(start_server,
                + ")) AS k(id) JOIN shop.orders o ON o.id = k.id")
         got = sorted(flight_sql_query(client, sql).to_pylist(), key=lambda r: r["id"])
         assert got == [{"id": 10, "secret": "-"}, {"id": 12, "secret": "-"}, {"id": 13, "secret": "-"}], got
-        plan = plan_text(client, sql)
-        scan = next(line for line in plan.splitlines() if "DataSourceExec" in line and "orders" in line)
+        scan, plan = orders_scan(client, sql)
         assert "DynamicFilter" in scan, plan
         # A join on the masked column is not let through: it would compare raw values.
         masked = "SELECT count(*) FROM (VALUES ('s-10')) AS k(s) JOIN shop.orders o ON o.secret = k.s"
         assert flight_sql_query(client, masked).column(0).to_pylist() == [0]
-        plan = plan_text(client, masked)
-        scan = next(line for line in plan.splitlines() if "DataSourceExec" in line and "orders" in line)
+        scan, plan = orders_scan(client, masked)
         assert "DynamicFilter" not in scan, plan
     finally:
         server.stop(check=True)
@@ -172,8 +177,7 @@ def test_a_row_filter_that_could_fail_lets_no_filter_below_it(start_server, shop
         client = flight_client(server.uri)
         sql = "SELECT o.id FROM (VALUES (CAST(10 AS BIGINT)), (13)) AS k(id) JOIN shop.orders o ON o.id = k.id"
         assert flight_sql_query(client, sql).to_pylist() == [{"id": 10}]
-        plan = plan_text(client, sql)
-        scan = next(line for line in plan.splitlines() if "DataSourceExec" in line and "orders" in line)
+        scan, plan = orders_scan(client, sql)
         assert "DynamicFilter" not in scan, plan
     finally:
         server.stop(check=True)
@@ -205,7 +209,6 @@ def test_an_accelerated_product_with_hidden_rows_is_joined_small_side_first(star
                                               "WHERE domain = 'shop'").to_pylist()
             return all(row["accelerated_rows"] for row in copies)
 
-        import time
         deadline = time.monotonic() + 60
         while not ready():
             assert time.monotonic() < deadline, "the copies were not built within 60 s"

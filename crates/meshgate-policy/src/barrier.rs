@@ -37,19 +37,20 @@ pub struct BarrierExec {
     product: Arc<str>,
     input: Arc<dyn ExecutionPlan>,
     properties: Arc<PlanProperties>,
-    /// `Some(unmasked per output column)` when no row is hidden from the principal.
-    transparent: Option<Arc<[bool]>>,
+    /// Unmasked per output column: the columns filters may read below the barrier
+    /// (`None`: no filter passes).
+    unmasked: Option<Arc<[bool]>>,
+    /// The row filter may hide rows from the principal (not "transparent").
+    hides_rows: bool,
     /// Rows the principal sees, when known without reading the product.
     visible_rows: Option<usize>,
-    /// Unmasked per output column, when rows are hidden: which columns filters that
-    /// cannot fail may read below the barrier.
-    unmasked: Option<Arc<[bool]>>,
 }
 
 impl BarrierExec {
     pub fn new(product: Arc<str>, input: Arc<dyn ExecutionPlan>, transparent: Option<Vec<bool>>) -> Self {
         let properties = Arc::clone(input.properties());
-        Self { product, input, properties, transparent: transparent.map(Arc::from), visible_rows: None, unmasked: None }
+        let hides_rows = transparent.is_none();
+        Self { product, input, properties, unmasked: transparent.map(Arc::from), hides_rows, visible_rows: None }
     }
 
     /// This barrier reporting `rows` (what the principal's row filter keeps) as an
@@ -71,7 +72,7 @@ impl BarrierExec {
 
     /// `Some(unmasked per output column)` when no row is hidden from the principal.
     pub fn transparent(&self) -> Option<&[bool]> {
-        self.transparent.as_deref()
+        self.unmasked.as_deref().filter(|_| !self.hides_rows)
     }
 }
 
@@ -131,7 +132,7 @@ impl ExecutionPlan for BarrierExec {
     }
 
     fn child_stats_requests(&self, partition: Option<usize>) -> Vec<ChildStats> {
-        match self.transparent {
+        match self.transparent() {
             Some(_) => vec![ChildStats::At(partition)],
             None => vec![ChildStats::Skip],
         }
@@ -143,7 +144,7 @@ impl ExecutionPlan for BarrierExec {
         args: &StatisticsArgs,
     ) -> Result<Arc<Statistics>> {
         let schema = self.schema();
-        let (Some(unmasked), Some(input)) = (&self.transparent, input_stats.first()) else {
+        let (Some(unmasked), Some(input)) = (self.transparent(), input_stats.first()) else {
             let mut stats = Statistics::new_unknown(&schema);
             // Only for the whole output: how the visible rows split between partitions
             // is not known.
@@ -174,24 +175,21 @@ impl ExecutionPlan for BarrierExec {
         parent_filters: Vec<Arc<dyn PhysicalExpr>>,
         _config: &ConfigOptions,
     ) -> Result<FilterDescription> {
-        let (unmasked, filters) = match (&self.transparent, &self.unmasked) {
-            (Some(unmasked), _) => (unmasked, parent_filters),
-            (None, Some(unmasked)) => {
-                // A filter that could fail goes in as a column the child does not have,
-                // so it is reported unsupported in its place (the optimizer reads only
-                // whether each position was taken).
-                let schema = self.schema();
-                let filters = parent_filters
-                    .into_iter()
-                    .map(|filter| match crate::cannot_fail::cannot_fail(&filter, &schema, unmasked) {
-                        true => filter,
-                        false => Arc::new(Column::new("", usize::MAX)) as Arc<dyn PhysicalExpr>,
-                    })
-                    .collect();
-                (unmasked, filters)
-            }
-            (None, None) => return Ok(FilterDescription::all_unsupported(&parent_filters, &self.children())),
+        let Some(unmasked) = &self.unmasked else {
+            return Ok(FilterDescription::all_unsupported(&parent_filters, &self.children()));
         };
+        let mut filters = parent_filters;
+        if self.hides_rows {
+            // A filter that could fail goes in as a column the child does not have, so
+            // it is reported unsupported in its place (the optimizer reads only whether
+            // each position was taken).
+            let schema = self.schema();
+            for filter in &mut filters {
+                if !crate::cannot_fail::cannot_fail(filter, &schema, unmasked) {
+                    *filter = Arc::new(Column::new("", usize::MAX));
+                }
+            }
+        }
         let allowed: HashSet<usize> = unmasked.iter().enumerate().filter(|(_, u)| **u).map(|(i, _)| i).collect();
         let child = ChildFilterDescription::from_child_with_allowed_indices(&filters, allowed, &self.input)?;
         Ok(FilterDescription::new().with_child(child))

@@ -21,7 +21,8 @@ use datafusion::physical_expr::expressions::{
 /// Whether `expr`, over `schema`, cannot fail on any row and reads only the columns
 /// `unmasked` marks.
 pub(crate) fn cannot_fail(expr: &Arc<dyn PhysicalExpr>, schema: &Schema, unmasked: &[bool]) -> bool {
-    let comparable = |expr: &Arc<dyn PhysicalExpr>| expr.data_type(schema).is_ok_and(|ty| plain(&ty));
+    // The type of a value compared: one whose comparisons cannot fail, or `None`.
+    let compared = |expr: &Arc<dyn PhysicalExpr>| expr.data_type(schema).ok().filter(plain);
     if let Some(column) = expr.downcast_ref::<Column>() {
         return unmasked.get(column.index()).copied().unwrap_or(false)
             && schema.fields().get(column.index()).is_some_and(|field| field.name() == column.name());
@@ -43,7 +44,7 @@ pub(crate) fn cannot_fail(expr: &Arc<dyn PhysicalExpr>, schema: &Schema, unmaske
                 | Operator::GtEq
                 | Operator::IsDistinctFrom
                 | Operator::IsNotDistinctFrom => {
-                    comparable(left) && left.data_type(schema).ok() == right.data_type(schema).ok()
+                    compared(left).is_some_and(|ty| right.data_type(schema).is_ok_and(|other| other == ty))
                 }
                 _ => false,
             };
@@ -58,13 +59,11 @@ pub(crate) fn cannot_fail(expr: &Arc<dyn PhysicalExpr>, schema: &Schema, unmaske
         return cannot_fail(is_not_null.arg(), schema, unmasked);
     }
     if let Some(in_list) = expr.downcast_ref::<InListExpr>() {
-        let ty = in_list.expr().data_type(schema).ok();
-        return comparable(in_list.expr())
-            && cannot_fail(in_list.expr(), schema, unmasked)
-            && in_list
-                .list()
-                .iter()
-                .all(|item| item.downcast_ref::<Literal>().is_some() && item.data_type(schema).ok() == ty);
+        let Some(ty) = compared(in_list.expr()) else { return false };
+        return cannot_fail(in_list.expr(), schema, unmasked)
+            && in_list.list().iter().all(|item| {
+                item.downcast_ref::<Literal>().is_some() && item.data_type(schema).is_ok_and(|other| other == ty)
+            });
     }
     if let Some(cast) = expr.downcast_ref::<CastExpr>() {
         return cast.expr().data_type(schema).is_ok_and(|from| widens(&from, cast.cast_type()))
@@ -75,7 +74,7 @@ pub(crate) fn cannot_fail(expr: &Arc<dyn PhysicalExpr>, schema: &Schema, unmaske
         // lookups it is filled with at run time compare those with values of their type.
         let children = expr.children();
         return !children.is_empty()
-            && children.iter().all(|child| comparable(child) && cannot_fail(child, schema, unmasked));
+            && children.iter().all(|child| compared(child).is_some() && cannot_fail(child, schema, unmasked));
     }
     false
 }

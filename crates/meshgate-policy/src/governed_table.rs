@@ -237,16 +237,18 @@ impl TableProvider for GovernedTable {
         for output in &wanted {
             expressions.push((state.create_physical_expr(output.expr.clone(), &source_schema)?, output.name.clone()));
         }
+        let masked: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(expressions, filtered)?);
+        let product = self.entry.product.qualified_name().into();
+        let unmasked: Vec<bool> = wanted.iter().map(|o| o.unmasked).collect();
         // With no row hidden, the barrier may let statistics and filters on unmasked
         // columns through: they describe only what the principal can see.
-        let transparent = self.all_rows.then(|| wanted.iter().map(|o| o.unmasked).collect());
-        let masked: Arc<dyn ExecutionPlan> = Arc::new(ProjectionExec::try_new(expressions, filtered)?);
-        let mut barrier = BarrierExec::new(self.entry.product.qualified_name().into(), masked, transparent)
-            .with_visible_rows(visible_rows);
-        // Filters below a row filter that can fail would choose the rows it fails on.
-        if filter_cannot_fail {
-            barrier = barrier.with_unmasked(wanted.iter().map(|o| o.unmasked).collect());
-        }
+        let barrier = if self.all_rows {
+            BarrierExec::new(product, masked, Some(unmasked))
+        } else {
+            let barrier = BarrierExec::new(product, masked, None).with_visible_rows(visible_rows);
+            // Filters below a row filter that can fail would choose the rows it fails on.
+            if filter_cannot_fail { barrier.with_unmasked(unmasked) } else { barrier }
+        };
         Ok(Arc::new(barrier))
     }
 }
@@ -256,8 +258,10 @@ impl TableProvider for GovernedTable {
 /// for a principal who sees every row. `None` for files (counting would read them).
 fn rows_kept(state: &dyn Session, data: &meshgate_catalog::ProductData, filter: &Expr) -> Option<usize> {
     let copy = data.accelerated()?;
-    let schema = DFSchema::try_from(copy.schema().as_ref().clone()).ok()?;
-    let predicate = state.create_physical_expr(filter.clone(), &schema).ok()?;
+    let plan = |schema: &SchemaRef| {
+        let schema = DFSchema::try_from(schema.as_ref().clone())?;
+        state.create_physical_expr(filter.clone(), &schema)
+    };
     // A filter that fails here fails the query itself, with its own error.
-    copy.rows_where(&predicate).ok().and_then(|rows| usize::try_from(rows).ok())
+    copy.rows_where(filter, plan).ok().and_then(|rows| usize::try_from(rows).ok())
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::{DataFusionError, Result};
+use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -25,8 +26,8 @@ pub struct AcceleratedCopy {
     loaded_at: SystemTime,
     build_time: Duration,
     reservation: Reservation,
-    /// Rows each row filter keeps ([`Self::rows_where`]), by the filter's debug form.
-    kept: Mutex<HashMap<String, u64>>,
+    /// Rows each row filter keeps ([`Self::rows_where`]).
+    kept: Mutex<HashMap<Expr, u64>>,
 }
 
 /// Row filters whose counts a copy keeps before it starts over.
@@ -77,16 +78,20 @@ impl AcceleratedCopy {
         self.build_time
     }
 
-    /// How many of the copy's rows `predicate` (planned against the copy's schema)
-    /// keeps. Counted once per predicate and copy: meant for a principal's row filter,
-    /// whose count is what that principal's `count(*)` says, nothing about the rows it
-    /// hides. Keyed by the predicate's debug form, which spells every literal with its
-    /// type (a NULL and the text 'NULL' differ).
-    pub fn rows_where(&self, predicate: &Arc<dyn PhysicalExpr>) -> Result<u64> {
-        let key = format!("{predicate:?}");
-        if let Some(rows) = self.kept.lock().ok().and_then(|kept| kept.get(&key).copied()) {
+    /// How many of the copy's rows `filter` keeps, planned by `plan` against the copy's
+    /// schema when it was not counted before. Counted once per filter and copy: meant
+    /// for a principal's row filter, whose count is what that principal's `count(*)`
+    /// says, nothing about the rows it hides. Keyed by the filter itself, whose
+    /// literals carry their types (a NULL and the text 'NULL' differ).
+    pub fn rows_where(
+        &self,
+        filter: &Expr,
+        plan: impl FnOnce(&SchemaRef) -> Result<Arc<dyn PhysicalExpr>>,
+    ) -> Result<u64> {
+        if let Some(rows) = self.kept.lock().ok().and_then(|kept| kept.get(filter).copied()) {
             return Ok(rows);
         }
+        let predicate = plan(&self.schema)?;
         let mut rows = 0u64;
         for batch in self.partitions.iter().flatten() {
             let kept = predicate.evaluate(batch)?.into_array(batch.num_rows())?;
@@ -100,7 +105,7 @@ impl AcceleratedCopy {
             if kept.len() >= KEPT_COUNTS {
                 kept.clear();
             }
-            kept.insert(key, rows);
+            kept.insert(filter.clone(), rows);
         }
         Ok(rows)
     }
