@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole meshgate test suite: Rust unit and integration tests, then the Python
 # client tests (ADBC, pyarrow.flight, polars, DuckDB, a loopback S3 server) against
-# the real binary. Installs what it needs: a Python venv in .venv from the pinned
-# tests/python/requirements.txt.
+# the real binary. Installs what it needs: a Python venv from the pinned
+# tests/python/requirements.txt, kept outside the checkout (MESHGATE_VENV, by default
+# ~/.cache/meshgate-venv) so that fresh clones share one copy of torch and the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,7 +23,8 @@ else
 fi
 
 echo "==> Python client tests"
-venv=.venv
+venv="${MESHGATE_VENV:-$HOME/.cache/meshgate-venv}"
+mkdir -p "$(dirname "$venv")"
 stamp="$venv/.requirements.sha256"
 want=$(sha256sum tests/python/requirements.txt | cut -d' ' -f1)
 if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
