@@ -29,7 +29,7 @@ pub use error::{ConfigError, ConfigErrors, PinError, ProblemKind, ProductError, 
 pub use files::ProductFile;
 pub use health::{Health, disk_full, evaluating_an_expression, spill_failure};
 pub use inventory::Inventory;
-pub use product_table::{ProductData, ProductTable};
+pub use product_table::{DataIdentity, ProductData, ProductTable};
 pub use provenance::{SOURCE_FILE, SOURCE_ROW, provenance_fields, with_provenance};
 pub use recovery::{Backoff, RecoveryTask};
 pub use scan_exec::{ProductScanExec, reads_product_data};

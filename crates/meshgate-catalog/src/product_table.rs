@@ -4,7 +4,7 @@
 //! opened again in the background (`recovery`) and, once readable, serves from the
 //! same table.
 
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -117,7 +117,24 @@ impl ProductTable {
     }
 }
 
+/// Which [`ProductData`] something was made from, without keeping that data alive.
+#[derive(Debug, Clone)]
+pub struct DataIdentity(Weak<Opened>);
+
+impl DataIdentity {
+    /// Whether `data` is the data this names (never true once that data was replaced
+    /// and freed: the name keeps its address from being used again).
+    pub fn is(&self, data: &ProductData) -> bool {
+        std::ptr::eq(self.0.as_ptr(), Arc::as_ptr(&data.opened))
+    }
+}
+
 impl ProductData {
+    /// A name for this data that does not keep it alive.
+    pub fn identity(&self) -> DataIdentity {
+        DataIdentity(Arc::downgrade(&self.opened))
+    }
+
     pub fn schema(&self) -> SchemaRef {
         Arc::clone(&self.opened.schema)
     }

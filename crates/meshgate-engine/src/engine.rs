@@ -35,6 +35,7 @@ use crate::distributed::{Distribution, SpreadSlot};
 use crate::error::EngineError;
 use crate::lineage::{ColumnSource, column_sources};
 use crate::partitions::independent_partitions;
+use crate::physical_reuse::Reuse;
 use crate::plan_cache::PlanCache;
 use crate::point_in_time::rewrite_point_in_time;
 use crate::reads::{ProductRead, product_reads};
@@ -151,6 +152,8 @@ pub struct Query {
     /// The workers it may be spread over, and how it was (set when it starts).
     distribution: Option<Arc<Distribution>>,
     spread: SpreadSlot,
+    /// Where its physical plan is kept between runs, when it can be.
+    reuse: Option<Arc<Reuse>>,
 }
 
 #[derive(Debug)]
@@ -259,7 +262,8 @@ impl Query {
         }
         let plan = plan.with_param_values(typed)?;
         let kind = QueryKind::Plan { plan, state };
-        Ok(Self { kind, ..self })
+        // The kept physical plan is the statement's, whatever its parameters.
+        Ok(Self { kind, reuse: None, ..self })
     }
 
     /// How the result can be read: how many independent streams, and how many rows
@@ -379,6 +383,24 @@ impl Query {
         let deadline = self.deadline;
         match self.kind {
             QueryKind::Plan { plan, state } => {
+                // Plans that read only accelerated copies are never distributed: the
+                // copies are this process's.
+                if let Some(reuse) = &self.reuse
+                    && let Some(data) = reuse.current()
+                {
+                    let physical = match reuse.take(&data) {
+                        Some(kept) => {
+                            tracing::debug!("physical plan reused");
+                            kept
+                        }
+                        None => {
+                            let physical = physical_within(&state, &plan, self.deadline).await?;
+                            reuse.keep(&data, &physical);
+                            physical
+                        }
+                    };
+                    return Ok(with_deadline(execute_stream(physical, state.task_ctx())?, deadline));
+                }
                 let physical = physical_within(&state, &plan, self.deadline).await?;
                 if let Some(distribution) = &self.distribution
                     && let Some((staged, staged_state)) =
@@ -491,13 +513,14 @@ impl Engine {
             deadline: self.query_timeout.map(|timeout| (started + timeout, timeout)),
             distribution: self.distribution.clone(),
             spread: SpreadSlot::default(),
+            reuse: None,
         }
     }
 
     /// [`Engine::query_from`] for a plan `principal` runs, with what it reads.
     fn planned(&self, principal: &Principal, plan: LogicalPlan, state: SessionState, started: Instant) -> Query {
         let reads = product_reads(&plan, &self.policy, principal);
-        self.planned_reading(plan, state, reads, started)
+        self.planned_reading(plan, state, reads, None, started)
     }
 
     /// [`Engine::planned`] with the products `plan` reads already known.
@@ -506,10 +529,11 @@ impl Engine {
         plan: LogicalPlan,
         mut state: SessionState,
         reads: Vec<ProductRead>,
+        reuse: Option<Arc<Reuse>>,
         started: Instant,
     ) -> Query {
         state.config_mut().set_extension(Arc::new(meshgate_catalog::DataPins::default()));
-        Query { reads, ..self.query_from(QueryKind::Plan { plan, state }, started) }
+        Query { reads, reuse, ..self.query_from(QueryKind::Plan { plan, state }, started) }
     }
 
     /// What `principal` sees of the mesh.
@@ -671,9 +695,9 @@ impl Engine {
     ) -> Result<Query, EngineError> {
         let default_schema = settings.default_schema.as_deref();
         let key = PlanCache::key(principal, default_schema, settings, sql);
-        if let Some((plan, mut state, reads)) = self.plans.get(&key) {
+        if let Some((plan, mut state, reads, reuse)) = self.plans.get(&key) {
             state.mark_start_execution();
-            return Ok(self.planned_reading(plan, state, reads, started));
+            return Ok(self.planned_reading(plan, state, reads, reuse, started));
         }
         let view = self.view(Arc::clone(principal)).with_provenance(settings.provenance);
         let mut state = self.session_for(&view);
@@ -726,8 +750,9 @@ impl Engine {
         let plan = analyzed(&state, plan)?;
         verify_read_only(&plan)?;
         let reads = product_reads(&plan, &self.policy, principal);
-        self.plans.insert(key, (plan.clone(), state.clone(), reads.clone()));
-        Ok(self.planned_reading(plan, state, reads, started))
+        let reuse = Reuse::for_plan(&plan);
+        self.plans.insert(key, (plan.clone(), state.clone(), reads.clone(), reuse.clone()));
+        Ok(self.planned_reading(plan, state, reads, reuse, started))
     }
 
     /// Plans a serialized Substrait plan as `principal`, in the same governed session

@@ -14,6 +14,7 @@ mod error;
 mod functions;
 mod lineage;
 mod partitions;
+mod physical_reuse;
 mod plan_cache;
 mod point_in_time;
 mod reads;

@@ -4,15 +4,18 @@
 //! a plan never serves anyone else. Optimization and physical planning still run per
 //! execution, so `now()` and file listings are fresh. The products each plan reads
 //! (and the rules that applied) are kept with it: they follow from the plan and the
-//! principal. The cache lives in the engine, which a reload replaces.
+//! principal. A plan that reads only accelerated copies also keeps its physical plan
+//! (see [`crate::physical_reuse`]). The cache lives in the engine, which a reload
+//! replaces.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 use meshgate_policy::Principal;
 
+use crate::physical_reuse::Reuse;
 use crate::reads::ProductRead;
 
 /// Entries kept before the cache starts over.
@@ -23,8 +26,8 @@ pub(crate) struct PlanCache {
     plans: Mutex<HashMap<Key, Entry>>,
 }
 
-/// A plan, its session and the products it reads.
-pub(crate) type Entry = (LogicalPlan, SessionState, Vec<ProductRead>);
+/// A plan, its session, the products it reads and room for its physical plan.
+pub(crate) type Entry = (LogicalPlan, SessionState, Vec<ProductRead>, Option<Arc<Reuse>>);
 
 /// Principal, default schema, time zone, provenance, SQL.
 type Key = (String, Option<String>, Option<String>, bool, String);

@@ -113,6 +113,11 @@ impl GovernedTable {
         text
     }
 
+    /// Whether scans carry provenance columns (and so read the files, accelerated or not).
+    pub fn provenance(&self) -> bool {
+        self.provenance
+    }
+
     /// Whether the row filter may hide rows from this principal: then figures about
     /// the whole product (row counts, sizes, measured quality values) are not theirs.
     pub fn hides_rows(&self) -> bool {

@@ -17,6 +17,6 @@ mod task;
 
 pub use copy::AcceleratedCopy;
 pub use memory::AccelerationMemory;
-pub use scan::AcceleratedScanExec;
+pub use scan::{AcceleratedScanExec, release_accelerated_copies};
 pub use status::{AccelerationState, AccelerationStatus};
 pub use task::{AccelerationTask, accelerate};

@@ -1,8 +1,15 @@
 //! `AcceleratedScanExec`: the scan of an accelerated copy. A leaf of its own type (not
 //! a generic memory scan) so the plan verifier knows it for product data, like a file
 //! scan: it must sit under its product's barrier.
+//!
+//! A plan kept to run again (the engine's reuse of physical plans) holds its scans
+//! *released*: they name the copy without keeping it alive, so a copy refreshed away
+//! is freed as soon as no running query reads it. Resetting the plan's state before a
+//! run takes the copy again, or fails when it is gone.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
+
+use datafusion::common::tree_node::{Transformed, TreeNode};
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
@@ -20,11 +27,21 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Par
 #[derive(Debug)]
 pub struct AcceleratedScanExec {
     product: Arc<str>,
-    partitions: Arc<Vec<Vec<RecordBatch>>>,
+    partitions: Partitions,
     /// The copy's schema (before projection).
     schema: SchemaRef,
     projection: Option<Vec<usize>>,
     properties: Arc<PlanProperties>,
+}
+
+type Batches = Vec<Vec<RecordBatch>>;
+
+/// The copy's partitions: held while the scan may run, released while its plan waits
+/// to be run again.
+#[derive(Debug, Clone)]
+enum Partitions {
+    Held(Arc<Batches>),
+    Released(Weak<Batches>),
 }
 
 impl AcceleratedScanExec {
@@ -41,7 +58,30 @@ impl AcceleratedScanExec {
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
-        Ok(Self { product, partitions, schema, projection, properties })
+        Ok(Self { product, partitions: Partitions::Held(partitions), schema, projection, properties })
+    }
+
+    fn with_partitions(&self, partitions: Partitions) -> Self {
+        Self {
+            product: Arc::clone(&self.product),
+            partitions,
+            schema: Arc::clone(&self.schema),
+            projection: self.projection.clone(),
+            properties: Arc::clone(&self.properties),
+        }
+    }
+
+    /// The partitions, unless this scan is released and its copy is gone.
+    fn held(&self) -> Result<Arc<Batches>> {
+        match &self.partitions {
+            Partitions::Held(partitions) => Ok(Arc::clone(partitions)),
+            Partitions::Released(partitions) => partitions.upgrade().ok_or_else(|| {
+                DataFusionError::Execution(format!(
+                    "the accelerated copy of {} this plan was made for has been refreshed away",
+                    self.product
+                ))
+            }),
+        }
     }
 
     /// The product whose copy this reads, as `domain.product`.
@@ -52,8 +92,14 @@ impl AcceleratedScanExec {
 
 impl DisplayAs for AcceleratedScanExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let rows: usize = self.partitions.iter().flatten().map(RecordBatch::num_rows).sum();
-        write!(f, "AcceleratedScanExec: product={}, partitions={}, rows={rows}", self.product, self.partitions.len())
+        let partitions = self.properties.partitioning.partition_count();
+        match self.held() {
+            Ok(held) => {
+                let rows: usize = held.iter().flatten().map(RecordBatch::num_rows).sum();
+                write!(f, "AcceleratedScanExec: product={}, partitions={partitions}, rows={rows}", self.product)
+            }
+            Err(_) => write!(f, "AcceleratedScanExec: product={}, partitions={partitions}, released", self.product),
+        }
     }
 }
 
@@ -84,8 +130,16 @@ impl ExecutionPlan for AcceleratedScanExec {
         Ok(self)
     }
 
+    /// A released scan takes its copy again (and fails when the copy is gone).
+    fn reset_state(self: Arc<Self>) -> Result<Arc<dyn ExecutionPlan>> {
+        match &self.partitions {
+            Partitions::Held(_) => Ok(self),
+            Partitions::Released(_) => Ok(Arc::new(self.with_partitions(Partitions::Held(self.held()?)))),
+        }
+    }
+
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let batches = self.partitions.get(partition).cloned().unwrap_or_default();
+        let batches = self.held()?.get(partition).cloned().unwrap_or_default();
         let stream = MemoryStream::try_new(batches, Arc::clone(&self.schema), self.projection.clone())?;
         Ok(Box::pin(stream))
     }
@@ -95,13 +149,55 @@ impl ExecutionPlan for AcceleratedScanExec {
         _input_stats: &[Arc<Statistics>],
         args: &StatisticsArgs,
     ) -> Result<Arc<Statistics>> {
+        let partitions = self.held()?;
         let statistics = match args.partition() {
             Some(partition) => {
-                let batches = self.partitions.get(partition).cloned().unwrap_or_default();
+                let batches = partitions.get(partition).cloned().unwrap_or_default();
                 compute_record_batch_statistics(&[batches], &self.schema, self.projection.clone())
             }
-            None => compute_record_batch_statistics(&self.partitions, &self.schema, self.projection.clone()),
+            None => compute_record_batch_statistics(&partitions, &self.schema, self.projection.clone()),
         };
         Ok(Arc::new(statistics))
+    }
+}
+
+/// `plan` with its accelerated scans released (see the module's notes), to be kept
+/// and run again after `reset_plan_states` takes the copies again.
+pub fn release_accelerated_copies(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+    plan.transform_up(|node| {
+        let Some(scan) = node.downcast_ref::<AcceleratedScanExec>() else { return Ok(Transformed::no(node)) };
+        let released = match &scan.partitions {
+            Partitions::Held(partitions) => Partitions::Released(Arc::downgrade(partitions)),
+            Partitions::Released(_) => return Ok(Transformed::no(node)),
+        };
+        Ok(Transformed::yes(Arc::new(scan.with_partitions(released)) as Arc<dyn ExecutionPlan>))
+    })
+    .map(|released| released.data)
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::execution::TaskContext;
+    use datafusion::physical_plan::collect;
+    use datafusion::physical_plan::execution_plan::reset_plan_states;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_released_scan_runs_again_while_its_copy_lives_and_never_keeps_it_alive() {
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+        let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
+        let copy = Arc::new(vec![vec![batch]]);
+        let scan = AcceleratedScanExec::try_new("shop.users".into(), Arc::clone(&copy), schema, None).unwrap();
+        let released = release_accelerated_copies(Arc::new(scan)).unwrap();
+        assert_eq!(Arc::strong_count(&copy), 1, "a released scan holds no copy");
+        let again = reset_plan_states(Arc::clone(&released)).unwrap();
+        let batches = collect(again, Arc::new(TaskContext::default())).await.unwrap();
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 3);
+        drop(copy);
+        let gone = reset_plan_states(released).unwrap_err().to_string();
+        assert!(gone.contains("accelerated copy of shop.users") && gone.contains("refreshed away"), "{gone}");
     }
 }
