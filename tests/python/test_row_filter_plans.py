@@ -36,7 +36,7 @@ def consent(i: int) -> bool | None:
 
 
 def write_shop(root) -> None:
-    for name in ("payments", "signups"):
+    for name in ("payments", "signups", "refunds"):
         (root / name).mkdir()
         pq.write_table(
             pa.table({
@@ -62,12 +62,16 @@ def config(root) -> str:
                     {"id": "no-refunds", "mode": "restrictive", "products": ["shop.payments"], "filter": "amount >= 0"},
                     {"id": "consented", "mode": "restrictive", "products": ["shop.payments", "shop.signups"],
                      "filter": consented},
+                    # Divides only where the WHEN holds: rows with amount = 0 are hidden, never divided by.
+                    {"id": "big-ids-per-amount", "mode": "restrictive", "products": ["shop.refunds"],
+                     "filter": "CASE WHEN amount <> 0 THEN id / amount > 1 ELSE false END"},
                 ],
                 "columns": [{"id": "all-columns", "select": "*", "action": "allow"}],
             }],
         },
         "domains": {"shop": {"owner": "shop-team@example.com", "products": [
-            {"name": name, "location": str(root / name) + "/", "format": "parquet"} for name in ("payments", "signups")
+            {"name": name, "location": str(root / name) + "/", "format": "parquet"}
+            for name in ("payments", "signups", "refunds")
         ]}},
     }
     return str(write_yaml(root / "mesh.yaml", doc))
@@ -136,3 +140,15 @@ def test_a_row_filter_that_folds_to_true_hides_nothing(server):
     assert "a row filter applies to you" in describe_exc(refused.value), describe_exc(refused.value)
     kept = query(server, "SELECT id FROM shop.signups ORDER BY id", "ml_training").column("id").to_pylist()
     assert kept == [i for i in range(ROWS) if consent(i) is True]
+
+
+def test_a_case_in_a_row_filter_still_guards_its_branches(server):
+    """A CASE is kept as written: its THEN never runs on rows its WHEN excludes, so a
+    division there cannot fail on (and tell about) a hidden row."""
+    def kept(i: int) -> bool:
+        a = amount(i)
+        return a is not None and a != 0 and Decimal(i) / a > 1
+
+    got = query(server, "SELECT id FROM shop.refunds ORDER BY id", "analytics").column("id").to_pylist()
+    assert got == [i for i in range(ROWS) if kept(i)]
+    assert any(amount(i) == 0 for i in range(ROWS))

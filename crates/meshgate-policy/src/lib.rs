@@ -9,6 +9,7 @@ mod catalog;
 mod condition;
 mod error;
 mod explain;
+mod filter_fold;
 mod governed_table;
 pub mod identity;
 mod load;

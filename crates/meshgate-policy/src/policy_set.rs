@@ -8,9 +8,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::simplify::SimplifyContext;
 use datafusion::logical_expr::{Expr, ExprSchemable, ScalarUDF, lit};
-use datafusion::optimizer::simplify_expressions::ExprSimplifier;
 use meshgate_catalog::ProductEntry;
 use meshgate_catalog::config::Product;
 
@@ -200,25 +198,10 @@ impl PolicySet {
             None => (permissive, keeps_all),
         };
         // A filter that cannot be typed here fails at the scan, with the query's own error.
-        let filter = self.simplified(filter.clone(), raw).unwrap_or(filter);
+        let filter = crate::filter_fold::fold(&self.state, filter.clone(), raw).unwrap_or(filter);
         // A filter that folds to `true` (the principal's attributes are literals by now) hides nothing.
         let keeps_all = keeps_all || matches!(&filter, Expr::Literal(ScalarValue::Boolean(Some(true)), _));
         Ok((filter, keeps_all))
-    }
-
-    /// `filter` typed for the raw columns and simplified as DataFusion simplifies a
-    /// query's own filters: constants folded, casts moved from columns to literals
-    /// (`l_quantity >= 0` compares decimals as stored instead of casting every row),
-    /// `x AND true` reduced. The filter is planned inside the scan, below the optimizer
-    /// that would otherwise do this. No query start time is given, so `now()` and its
-    /// kind stay calls, evaluated at each execution.
-    fn simplified(&self, filter: Expr, raw: &DFSchema) -> Result<Expr> {
-        let context = SimplifyContext::builder()
-            .with_schema(Arc::new(raw.clone()))
-            .with_config_options(Arc::clone(self.state.config_options()))
-            .build();
-        let simplifier = ExprSimplifier::new(context);
-        simplifier.simplify(simplifier.coerce(filter, raw)?)
     }
 
     /// The governed table of `entry` for `principal`, or `None` when they may not read it.
