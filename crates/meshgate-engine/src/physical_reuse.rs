@@ -67,9 +67,9 @@ impl Reuse {
         let mut reusable = true;
         let _ = plan.apply_with_subqueries(|node| {
             if let LogicalPlan::TableScan(scan) = node {
-                let governed = source_as_provider(&scan.source)
-                    .ok()
-                    .and_then(|provider| provider.downcast_ref::<GovernedTable>().map(|t| (t.product().table.clone(), t.provenance())));
+                let governed = source_as_provider(&scan.source).ok().and_then(|provider| {
+                    provider.downcast_ref::<GovernedTable>().map(|t| (t.product().table.clone(), t.provenance()))
+                });
                 match governed {
                     Some((table, false)) => tables.push(table),
                     _ => reusable = false,

@@ -22,7 +22,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::common::{DFSchema, Result, ScalarValue};
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, Operator};
+use datafusion::logical_expr::{BinaryExpr, Cast, ColumnarValue, Expr, ExprSchemable, Operator, Volatility};
 
 /// `filter`, coerced for `raw` and reduced as the module says.
 pub(crate) fn fold(state: &SessionState, filter: Expr, raw: &DFSchema) -> Result<Expr> {
@@ -42,10 +42,12 @@ pub(crate) fn fold(state: &SessionState, filter: Expr, raw: &DFSchema) -> Result
             })
         })?
         .data;
-    Ok(constants.transform_up(|expr| Ok(logic(expr).unwrap_or_else(|expr| Transformed::no(unwrap_cast(expr, raw)))))?.data)
+    Ok(constants
+        .transform_up(|expr| Ok(logic(expr).unwrap_or_else(|expr| Transformed::no(unwrap_cast(expr, raw)))))?
+        .data)
 }
 
-/// No column, no subquery, no placeholder, nothing volatile.
+/// No column, no subquery, no placeholder, no function whose result may change.
 fn constant(expr: &Expr) -> bool {
     let mut constant = true;
     let _ = expr.apply(|expr| {
@@ -59,7 +61,8 @@ fn constant(expr: &Expr) -> bool {
             | Expr::InSubquery(_)
             | Expr::AggregateFunction(_)
             | Expr::WindowFunction(_) => false,
-            Expr::ScalarFunction(function) => function.func.signature().volatility != datafusion::logical_expr::Volatility::Volatile,
+            // Only immutable functions: a filter is kept with its cached plan.
+            Expr::ScalarFunction(function) => function.func.signature().volatility == Volatility::Immutable,
             _ => true,
         };
         Ok(if constant { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
@@ -107,8 +110,12 @@ fn unwrap_cast(expr: Expr, raw: &DFSchema) -> Expr {
         return expr;
     }
     let unwrapped = match (left.as_ref(), right.as_ref()) {
-        (Expr::Cast(cast), Expr::Literal(value, _)) => narrowed(cast, value, raw).map(|(column, value)| (column, *op, value)),
-        (Expr::Literal(value, _), Expr::Cast(cast)) => narrowed(cast, value, raw).map(|(column, value)| (value, *op, column)),
+        (Expr::Cast(cast), Expr::Literal(value, _)) => {
+            narrowed(cast, value, raw).map(|(column, value)| (column, *op, value))
+        }
+        (Expr::Literal(value, _), Expr::Cast(cast)) => {
+            narrowed(cast, value, raw).map(|(column, value)| (value, *op, column))
+        }
         _ => None,
     };
     match unwrapped {
@@ -127,7 +134,8 @@ fn narrowed(cast: &Cast, value: &ScalarValue, raw: &DFSchema) -> Option<(Expr, E
         return None;
     }
     let narrow = value.cast_to(&from).ok()?;
-    (narrow.cast_to(to).ok()? == *value && !narrow.is_null()).then(|| (cast.expr.as_ref().clone(), Expr::Literal(narrow, None)))
+    (narrow.cast_to(to).ok()? == *value && !narrow.is_null())
+        .then(|| (cast.expr.as_ref().clone(), Expr::Literal(narrow, None)))
 }
 
 /// Casts that keep every value and its order.
@@ -151,7 +159,8 @@ fn widening(from: &DataType, to: &DataType) -> bool {
         (Utf8 | LargeUtf8 | Utf8View, Utf8 | LargeUtf8 | Utf8View) => true,
         _ => match (rank(from), rank(to)) {
             (Some((signed_from, from_bytes)), Some((signed_to, to_bytes))) => {
-                (signed_from == signed_to && to_bytes >= from_bytes) || (!signed_from && signed_to && to_bytes > from_bytes)
+                (signed_from == signed_to && to_bytes >= from_bytes)
+                    || (!signed_from && signed_to && to_bytes > from_bytes)
             }
             _ => false,
         },
