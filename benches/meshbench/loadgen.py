@@ -31,6 +31,7 @@ import os
 import random
 import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -90,7 +91,52 @@ class Workload:
 
 # --------------------------------------------------------------------------- clients
 
-_GET_INFO_LOCK = threading.Lock()
+class _DriverInfoGuard:
+    """Works around a data race in the ADBC Flight SQL driver (1.13): get_info writes
+    the server's info codes into a map that every connection of the process shares, and
+    every other call reads that map when it starts its trace span (execute, get_objects,
+    get_table_schema...). A write during a read kills the process ("fatal error:
+    concurrent map read and map write" in driverbase.DriverInfo). So get_info runs
+    alone in its process, and the other calls run together but never beside it; a
+    waiting get_info goes before new calls, so it does not starve."""
+
+    def __init__(self):
+        self._cv = threading.Condition()
+        self._calls = 0
+        self._info_running = False
+        self._info_waiting = 0
+
+    @contextmanager
+    def call(self):
+        with self._cv:
+            while self._info_running or self._info_waiting:
+                self._cv.wait()
+            self._calls += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._calls -= 1
+                if self._calls == 0:
+                    self._cv.notify_all()
+
+    @contextmanager
+    def get_info(self):
+        with self._cv:
+            self._info_waiting += 1
+            while self._info_running or self._calls:
+                self._cv.wait()
+            self._info_waiting -= 1
+            self._info_running = True
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._info_running = False
+                self._cv.notify_all()
+
+
+_DRIVER_INFO = _DriverInfoGuard()
 
 
 class Client:
@@ -118,12 +164,14 @@ class Client:
         list(self.flight.list_actions(self.options))
 
     def query(self, sql: str):
-        self.cur.execute(sql)
-        return self.cur.fetch_arrow_table()
+        with _DRIVER_INFO.call():
+            self.cur.execute(sql)
+            return self.cur.fetch_arrow_table()
 
     def export(self, sql: str) -> "Digest":
-        self.cur.execute(sql)
-        reader = self.cur.fetch_record_batch()
+        with _DRIVER_INFO.call():  # the batches are read outside: no span starts there
+            self.cur.execute(sql)
+            reader = self.cur.fetch_record_batch()
         digest = Digest()
         try:
             for batch in reader:
@@ -133,19 +181,17 @@ class Client:
         return digest.finish()
 
     def metadata(self, op: str, arg):
-        if op == "get_objects":
-            return objects_rows(self.conn.adbc_get_objects(depth=arg).read_all())
         if op == "get_info":
-            # The ADBC Flight SQL driver (1.13) registers info codes in a map shared by
-            # every connection of the process; concurrent get_info calls crash the process
-            # ("fatal error: concurrent map writes" in driverbase.DriverInfo).
-            with _GET_INFO_LOCK:
+            with _DRIVER_INFO.get_info():
                 return info_value(self.conn.adbc_get_info())
-        if op == "get_table_schema":
-            schema_name, table = arg.split(".")
-            return self.conn.adbc_get_table_schema(table, db_schema_filter=schema_name)
-        if op == "get_table_types":
-            return sorted(self.conn.adbc_get_table_types())
+        with _DRIVER_INFO.call():
+            if op == "get_objects":
+                return objects_rows(self.conn.adbc_get_objects(depth=arg).read_all())
+            if op == "get_table_schema":
+                schema_name, table = arg.split(".")
+                return self.conn.adbc_get_table_schema(table, db_schema_filter=schema_name)
+            if op == "get_table_types":
+                return sorted(self.conn.adbc_get_table_types())
         raise ValueError(op)
 
     def do_get(self, ticket: bytes):
