@@ -260,7 +260,8 @@ impl TableProvider for GovernedTable {
 
 /// The rows `filter` (a row filter) keeps of an accelerated copy: counted in memory
 /// once per copy and filter, so that joins with this product are ordered as they are
-/// for a principal who sees every row. `None` for files (counting would read them).
+/// for a principal who sees every row. `None` for files and spilled copies (counting
+/// would read them).
 fn rows_kept(state: &dyn Session, data: &meshgate_catalog::ProductData, filter: &Expr) -> Option<usize> {
     let copy = data.accelerated()?;
     let plan = |schema: &SchemaRef| {
@@ -268,5 +269,5 @@ fn rows_kept(state: &dyn Session, data: &meshgate_catalog::ProductData, filter: 
         state.create_physical_expr(filter.clone(), &schema)
     };
     // A filter that fails here fails the query itself, with its own error.
-    copy.rows_where(filter, plan).ok().and_then(|rows| usize::try_from(rows).ok())
+    copy.rows_where(filter, plan).ok().flatten().and_then(|rows| usize::try_from(rows).ok())
 }

@@ -1,6 +1,8 @@
 //! Building a copy: the product's files scanned whole, their batches dealt round-robin
 //! into one partition per core, every byte counted against the product's `max_bytes`
-//! and the mesh's budget as it arrives.
+//! and the mesh's budget as it arrives. A copy that would not fit in memory, of a
+//! product that may spill, goes on in local files instead (its batches so far written
+//! out and let go), counted against the spill budget.
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -17,9 +19,10 @@ use datafusion::execution::SessionState;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 use futures::StreamExt;
 
-use super::copy::AcceleratedCopy;
-use super::memory::AccelerationMemory;
-use crate::config::acceleration::format_bytes;
+use super::copy::{AcceleratedCopy, CopyData};
+use super::memory::{AccelerationMemory, Reservation};
+use super::spill::SpillWriter;
+use crate::config::acceleration::{SpillConfig, format_bytes};
 
 /// Why no copy was built.
 #[derive(Debug)]
@@ -36,6 +39,16 @@ pub(crate) struct Limits<'a> {
     pub max_bytes: Option<u64>,
     /// Bytes of the copy the new one replaces: given back when it is swapped in.
     pub replaces: u64,
+    /// Disk of the copy the new one replaces.
+    pub replaces_disk: u64,
+    /// Where to go on when memory is not enough (the product may spill).
+    pub spill: Option<SpillConfig>,
+}
+
+/// Where the copy being built goes.
+enum Sink {
+    Memory(Vec<Vec<RecordBatch>>, Reservation),
+    Disk(SpillWriter),
 }
 
 /// The files a planned scan reads (path, size, modification time, ETag), and the
@@ -79,8 +92,7 @@ pub(crate) async fn build(
     let started = Instant::now();
     let failed = |error: datafusion::error::DataFusionError| BuildError::Failed(error.to_string());
     let count = state.config().target_partitions().max(1);
-    let mut partitions: Vec<Vec<RecordBatch>> = vec![Vec::new(); count];
-    let mut reservation = limits.memory.reserve();
+    let mut sink = Sink::Memory(vec![Vec::new(); count], limits.memory.reserve());
     let mut stream = execute_stream(scan, state.task_ctx()).map_err(failed)?;
     let mut next = 0;
     while let Some(batch) = stream.next().await {
@@ -93,12 +105,81 @@ pub(crate) async fn build(
         } else {
             RecordBatch::try_new(Arc::clone(&schema), batch.columns().to_vec()).map_err(|error| failed(error.into()))?
         };
-        reservation.grow(batch.get_array_memory_size() as u64);
-        check_limits(name, reservation.bytes(), &limits)?;
-        partitions[next].push(batch);
+        sink = match sink {
+            Sink::Memory(mut partitions, mut reservation) => {
+                reservation.grow(batch.get_array_memory_size() as u64);
+                match (check_limits(name, reservation.bytes(), &limits), &limits.spill) {
+                    (Ok(()), _) => {
+                        partitions[next].push(batch);
+                        Sink::Memory(partitions, reservation)
+                    }
+                    (Err(refused), None) => return Err(refused),
+                    (Err(_), Some(spill)) => {
+                        partitions[next].push(batch);
+                        let (directory, schema, disk) =
+                            (spill.directory.clone(), Arc::clone(&schema), limits.memory.reserve_disk());
+                        let writer = blocking(move || {
+                            let mut writer = SpillWriter::create(&directory, &schema, count, disk)?;
+                            for (partition, batches) in partitions.iter().enumerate() {
+                                for batch in batches {
+                                    writer.write(partition, batch)?;
+                                }
+                            }
+                            Ok(writer)
+                        })
+                        .await
+                        .map_err(failed)?;
+                        drop(reservation); // the batches went with `partitions`
+                        check_disk(name, writer.bytes(), &limits)?;
+                        Sink::Disk(writer)
+                    }
+                }
+            }
+            Sink::Disk(writer) => {
+                let partition = next;
+                let writer = blocking(move || {
+                    let mut writer = writer;
+                    writer.write(partition, &batch)?;
+                    Ok(writer)
+                })
+                .await
+                .map_err(failed)?;
+                check_disk(name, writer.bytes(), &limits)?;
+                Sink::Disk(writer)
+            }
+        };
         next = (next + 1) % count;
     }
-    Ok(AcceleratedCopy::new(schema, partitions, files, started.elapsed(), reservation))
+    let (data, reservation) = match sink {
+        Sink::Memory(partitions, reservation) => (CopyData::Memory(partitions), reservation),
+        Sink::Disk(writer) => {
+            let files = blocking(move || writer.finish()).await.map_err(failed)?;
+            (CopyData::Spilled(Arc::new(files)), limits.memory.reserve())
+        }
+    };
+    Ok(AcceleratedCopy::new(schema, data, files, started.elapsed(), reservation))
+}
+
+/// Runs file writes off the async threads.
+async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| datafusion::error::DataFusionError::External(Box::new(error)))?
+}
+
+fn check_disk(name: &str, bytes: u64, limits: &Limits<'_>) -> Result<(), BuildError> {
+    let Some(spill) = &limits.spill else { return Ok(()) };
+    let others = limits.memory.spilled().saturating_sub(bytes).saturating_sub(limits.replaces_disk);
+    if others + bytes > spill.budget {
+        return Err(BuildError::Refused(format!(
+            "{name} is not accelerated: its data does not fit in memory and takes more than the {} left of the \
+             spill budget (acceleration.spill.budget: {}, of which other spilled copies take {})",
+            format_bytes(spill.budget.saturating_sub(others)),
+            format_bytes(spill.budget),
+            format_bytes(others)
+        )));
+    }
+    Ok(())
 }
 
 fn check_limits(name: &str, bytes: u64, limits: &Limits<'_>) -> Result<(), BuildError> {

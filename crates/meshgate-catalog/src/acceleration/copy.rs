@@ -1,5 +1,5 @@
-//! `AcceleratedCopy`: one product's rows in memory, as they were in the files it
-//! was built from, split into partitions for the cores.
+//! `AcceleratedCopy`: one product's rows in memory (or spilled to local files), as
+//! they were in the files it was built from, split into partitions for the cores.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,12 +14,38 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use super::memory::Reservation;
 use super::scan::AcceleratedScanExec;
+use super::spill::SpilledFiles;
 
-/// A product's rows held in memory.
+/// Where a copy's rows are.
+#[derive(Debug)]
+pub(crate) enum CopyData {
+    /// In memory, one list of batches per partition.
+    Memory(Vec<Vec<RecordBatch>>),
+    /// In local files, one per partition.
+    Spilled(Arc<SpilledFiles>),
+}
+
+impl CopyData {
+    pub fn partitions(&self) -> usize {
+        match self {
+            CopyData::Memory(partitions) => partitions.len(),
+            CopyData::Spilled(files) => files.partitions(),
+        }
+    }
+
+    pub fn rows(&self) -> u64 {
+        match self {
+            CopyData::Memory(partitions) => partitions.iter().flatten().map(|batch| batch.num_rows() as u64).sum(),
+            CopyData::Spilled(files) => files.rows(None),
+        }
+    }
+}
+
+/// A product's rows held in memory, or spilled to local files.
 #[derive(Debug)]
 pub struct AcceleratedCopy {
     schema: SchemaRef,
-    partitions: Arc<Vec<Vec<RecordBatch>>>,
+    data: Arc<CopyData>,
     rows: u64,
     /// Identifies the files it was read from (paths, sizes, modification times).
     pub(crate) files: u64,
@@ -36,16 +62,15 @@ const KEPT_COUNTS: usize = 256;
 impl AcceleratedCopy {
     pub(crate) fn new(
         schema: SchemaRef,
-        partitions: Vec<Vec<RecordBatch>>,
+        data: CopyData,
         files: u64,
         build_time: Duration,
         reservation: Reservation,
     ) -> Self {
-        let rows = partitions.iter().flatten().map(|batch| batch.num_rows() as u64).sum();
-        let partitions = Arc::new(partitions);
+        let rows = data.rows();
         Self {
             schema,
-            partitions,
+            data: Arc::new(data),
             rows,
             files,
             loaded_at: SystemTime::now(),
@@ -63,9 +88,22 @@ impl AcceleratedCopy {
         self.rows
     }
 
-    /// Memory its batches take.
+    /// Memory its batches take (0 when spilled).
     pub fn bytes(&self) -> u64 {
         self.reservation.bytes()
+    }
+
+    /// Local disk its spilled files take (0 in memory).
+    pub fn disk_bytes(&self) -> u64 {
+        match self.data.as_ref() {
+            CopyData::Memory(_) => 0,
+            CopyData::Spilled(files) => files.bytes(),
+        }
+    }
+
+    /// Whether it was spilled to local files.
+    pub fn spilled(&self) -> bool {
+        matches!(self.data.as_ref(), CopyData::Spilled(_))
     }
 
     /// When it was built.
@@ -82,18 +120,20 @@ impl AcceleratedCopy {
     /// schema when it was not counted before. Counted once per filter and copy: meant
     /// for a principal's row filter, whose count is what that principal's `count(*)`
     /// says, nothing about the rows it hides. Keyed by the filter itself, whose
-    /// literals carry their types (a NULL and the text 'NULL' differ).
+    /// literals carry their types (a NULL and the text 'NULL' differ). `None` for a
+    /// spilled copy: counting would read its files while planning.
     pub fn rows_where(
         &self,
         filter: &Expr,
         plan: impl FnOnce(&SchemaRef) -> Result<Arc<dyn PhysicalExpr>>,
-    ) -> Result<u64> {
+    ) -> Result<Option<u64>> {
+        let CopyData::Memory(partitions) = self.data.as_ref() else { return Ok(None) };
         if let Some(rows) = self.kept.lock().ok().and_then(|kept| kept.get(filter).copied()) {
-            return Ok(rows);
+            return Ok(Some(rows));
         }
         let predicate = plan(&self.schema)?;
         let mut rows = 0u64;
-        for batch in self.partitions.iter().flatten() {
+        for batch in partitions.iter().flatten() {
             let kept = predicate.evaluate(batch)?.into_array(batch.num_rows())?;
             let kept = kept
                 .as_boolean_opt()
@@ -107,7 +147,7 @@ impl AcceleratedCopy {
             }
             kept.insert(filter.clone(), rows);
         }
-        Ok(rows)
+        Ok(Some(rows))
     }
 
     /// A scan of the copy for `product`; filters and limits stay above it (it applies
@@ -115,7 +155,7 @@ impl AcceleratedCopy {
     pub(crate) fn scan(&self, product: Arc<str>, projection: Option<&Vec<usize>>) -> Result<Arc<dyn ExecutionPlan>> {
         let scan = AcceleratedScanExec::try_new(
             product,
-            Arc::clone(&self.partitions),
+            Arc::clone(&self.data),
             Arc::clone(&self.schema),
             projection.cloned(),
         )?;

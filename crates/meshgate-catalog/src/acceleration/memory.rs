@@ -1,21 +1,30 @@
 //! The memory accelerated copies hold, counted against the mesh's budget
-//! (`acceleration.budget`), apart from the pool running queries draw on.
+//! (`acceleration.budget`), apart from the pool running queries draw on; and the local
+//! disk spilled copies take, against `acceleration.spill.budget`.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use crate::config::acceleration::DEFAULT_BUDGET;
+use crate::config::acceleration::{DEFAULT_BUDGET, SpillConfig};
 
-/// Bytes held by every accelerated copy alive, and the budget they must fit in.
+/// Bytes held by every accelerated copy alive, and the budget they must fit in; the
+/// same for spilled copies on disk.
 #[derive(Debug)]
 pub struct AccelerationMemory {
     held: AtomicU64,
     budget: AtomicU64,
+    spilled: AtomicU64,
+    spill: Mutex<Option<SpillConfig>>,
 }
 
 impl Default for AccelerationMemory {
     fn default() -> Self {
-        Self { held: AtomicU64::new(0), budget: AtomicU64::new(DEFAULT_BUDGET) }
+        Self {
+            held: AtomicU64::new(0),
+            budget: AtomicU64::new(DEFAULT_BUDGET),
+            spilled: AtomicU64::new(0),
+            spill: Mutex::new(None),
+        }
     }
 }
 
@@ -37,32 +46,64 @@ impl AccelerationMemory {
         self.budget.store(bytes, Ordering::Relaxed);
     }
 
+    /// Bytes spilled copies take on disk now.
+    pub fn spilled(&self) -> u64 {
+        self.spilled.load(Ordering::Relaxed)
+    }
+
+    /// Where copies that do not fit in memory go, as the serving configuration says.
+    pub fn spill(&self) -> Option<SpillConfig> {
+        self.spill.lock().ok().and_then(|spill| spill.clone())
+    }
+
+    pub(crate) fn set_spill(&self, spill: Option<SpillConfig>) {
+        if let Ok(mut current) = self.spill.lock() {
+            *current = spill;
+        }
+    }
+
     pub(crate) fn reserve(self: &Arc<Self>) -> Reservation {
-        Reservation { memory: Arc::clone(self), bytes: 0 }
+        Reservation { memory: Arc::clone(self), bytes: 0, disk: false }
+    }
+
+    pub(crate) fn reserve_disk(self: &Arc<Self>) -> Reservation {
+        Reservation { memory: Arc::clone(self), bytes: 0, disk: true }
+    }
+
+    fn counter(&self, disk: bool) -> &AtomicU64 {
+        if disk { &self.spilled } else { &self.held }
     }
 }
 
-/// Bytes one copy holds; given back when the copy is dropped.
+/// Bytes one copy holds in memory, or takes on disk; given back when the copy is
+/// dropped.
 #[derive(Debug)]
 pub(crate) struct Reservation {
     memory: Arc<AccelerationMemory>,
     bytes: u64,
+    disk: bool,
 }
 
 impl Reservation {
     pub fn grow(&mut self, bytes: u64) {
         self.bytes += bytes;
-        self.memory.held.fetch_add(bytes, Ordering::Relaxed);
+        self.memory.counter(self.disk).fetch_add(bytes, Ordering::Relaxed);
     }
 
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+
+    /// Moves what it counts into a new reservation, leaving this one empty.
+    pub fn take(&mut self) -> Reservation {
+        let bytes = std::mem::take(&mut self.bytes);
+        Reservation { memory: Arc::clone(&self.memory), bytes, disk: self.disk }
+    }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.memory.held.fetch_sub(self.bytes, Ordering::Relaxed);
+        self.memory.counter(self.disk).fetch_sub(self.bytes, Ordering::Relaxed);
     }
 }
 
@@ -80,7 +121,11 @@ mod tests {
         assert_eq!(memory.held(), 150);
         drop(first);
         assert_eq!(memory.held(), 50);
+        let mut disk = memory.reserve_disk();
+        disk.grow(70);
+        assert_eq!((memory.held(), memory.spilled()), (50, 70));
         drop(second);
-        assert_eq!(memory.held(), 0);
+        drop(disk);
+        assert_eq!((memory.held(), memory.spilled()), (0, 0));
     }
 }

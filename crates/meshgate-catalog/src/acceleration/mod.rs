@@ -12,6 +12,7 @@ mod build;
 mod copy;
 mod memory;
 mod scan;
+mod spill;
 mod status;
 mod task;
 

@@ -11,9 +11,9 @@ use std::sync::{Arc, Weak};
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
 
-use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::common::stats::Precision;
 use datafusion::common::{DataFusionError, Result, Statistics, project_schema};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
@@ -23,7 +23,11 @@ use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::statistics::StatisticsArgs;
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties};
 
-/// Streams one accelerated copy's partitions, projected.
+use super::copy::CopyData;
+use super::spill::SpilledFiles;
+
+/// Streams one accelerated copy's partitions (from memory, or from its spilled files),
+/// projected.
 #[derive(Debug)]
 pub struct AcceleratedScanExec {
     product: Arc<str>,
@@ -34,27 +38,25 @@ pub struct AcceleratedScanExec {
     properties: Arc<PlanProperties>,
 }
 
-type Batches = Vec<Vec<RecordBatch>>;
-
 /// The copy's partitions: held while the scan may run, released while its plan waits
 /// to be run again.
 #[derive(Debug, Clone)]
 enum Partitions {
-    Held(Arc<Batches>),
-    Released(Weak<Batches>),
+    Held(Arc<CopyData>),
+    Released(Weak<CopyData>),
 }
 
 impl AcceleratedScanExec {
     pub(crate) fn try_new(
         product: Arc<str>,
-        partitions: Arc<Vec<Vec<RecordBatch>>>,
+        partitions: Arc<CopyData>,
         schema: SchemaRef,
         projection: Option<Vec<usize>>,
     ) -> Result<Self> {
         let projected = project_schema(&schema, projection.as_ref())?;
         let properties = Arc::new(PlanProperties::new(
             EquivalenceProperties::new(projected),
-            Partitioning::UnknownPartitioning(partitions.len().max(1)),
+            Partitioning::UnknownPartitioning(partitions.partitions().max(1)),
             EmissionType::Incremental,
             Boundedness::Bounded,
         ));
@@ -72,7 +74,7 @@ impl AcceleratedScanExec {
     }
 
     /// The partitions, unless this scan is released and its copy is gone.
-    fn held(&self) -> Result<Arc<Batches>> {
+    fn held(&self) -> Result<Arc<CopyData>> {
         match &self.partitions {
             Partitions::Held(partitions) => Ok(Arc::clone(partitions)),
             Partitions::Released(partitions) => partitions.upgrade().ok_or_else(|| {
@@ -95,8 +97,9 @@ impl DisplayAs for AcceleratedScanExec {
         let partitions = self.properties.partitioning.partition_count();
         match self.held() {
             Ok(held) => {
-                let rows: usize = held.iter().flatten().map(RecordBatch::num_rows).sum();
-                write!(f, "AcceleratedScanExec: product={}, partitions={partitions}, rows={rows}", self.product)
+                let spilled = if matches!(held.as_ref(), CopyData::Spilled(_)) { ", spilled" } else { "" };
+                let rows = held.rows();
+                write!(f, "AcceleratedScanExec: product={}, partitions={partitions}, rows={rows}{spilled}", self.product)
             }
             Err(_) => write!(f, "AcceleratedScanExec: product={}, partitions={partitions}, released", self.product),
         }
@@ -139,9 +142,16 @@ impl ExecutionPlan for AcceleratedScanExec {
     }
 
     fn execute(&self, partition: usize, _context: Arc<TaskContext>) -> Result<SendableRecordBatchStream> {
-        let batches = self.held()?.get(partition).cloned().unwrap_or_default();
-        let stream = MemoryStream::try_new(batches, Arc::clone(&self.schema), self.projection.clone())?;
-        Ok(Box::pin(stream))
+        match self.held()?.as_ref() {
+            CopyData::Memory(partitions) => {
+                let batches = partitions.get(partition).cloned().unwrap_or_default();
+                let stream = MemoryStream::try_new(batches, Arc::clone(&self.schema), self.projection.clone())?;
+                Ok(Box::pin(stream))
+            }
+            CopyData::Spilled(files) => {
+                SpilledFiles::stream(files, &self.product, partition, &self.schema, self.projection.clone())
+            }
+        }
     }
 
     fn statistics_from_inputs(
@@ -149,13 +159,21 @@ impl ExecutionPlan for AcceleratedScanExec {
         _input_stats: &[Arc<Statistics>],
         args: &StatisticsArgs,
     ) -> Result<Arc<Statistics>> {
-        let partitions = self.held()?;
-        let statistics = match args.partition() {
-            Some(partition) => {
+        let statistics = match (self.held()?.as_ref(), args.partition()) {
+            (CopyData::Memory(partitions), Some(partition)) => {
                 let batches = partitions.get(partition).cloned().unwrap_or_default();
                 compute_record_batch_statistics(&[batches], &self.schema, self.projection.clone())
             }
-            None => compute_record_batch_statistics(&partitions, &self.schema, self.projection.clone()),
+            (CopyData::Memory(partitions), None) => {
+                compute_record_batch_statistics(partitions, &self.schema, self.projection.clone())
+            }
+            // Row counts only: the files are not read to plan.
+            (CopyData::Spilled(files), partition) => {
+                let projected = project_schema(&self.schema, self.projection.as_ref())?;
+                let mut statistics = Statistics::new_unknown(&projected);
+                statistics.num_rows = Precision::Exact(usize::try_from(files.rows(partition)).unwrap_or(usize::MAX));
+                statistics
+            }
         };
         Ok(Arc::new(statistics))
     }
@@ -177,7 +195,7 @@ pub fn release_accelerated_copies(plan: Arc<dyn ExecutionPlan>) -> Result<Arc<dy
 
 #[cfg(test)]
 mod tests {
-    use datafusion::arrow::array::Int64Array;
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use datafusion::execution::TaskContext;
     use datafusion::physical_plan::collect;
@@ -189,7 +207,7 @@ mod tests {
     async fn a_released_scan_runs_again_while_its_copy_lives_and_never_keeps_it_alive() {
         let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
         let batch = RecordBatch::try_new(Arc::clone(&schema), vec![Arc::new(Int64Array::from(vec![1, 2, 3]))]).unwrap();
-        let copy = Arc::new(vec![vec![batch]]);
+        let copy = Arc::new(CopyData::Memory(vec![vec![batch]]));
         let scan = AcceleratedScanExec::try_new("shop.users".into(), Arc::clone(&copy), schema, None).unwrap();
         let released = release_accelerated_copies(Arc::new(scan)).unwrap();
         assert_eq!(Arc::strong_count(&copy), 1, "a released scan holds no copy");

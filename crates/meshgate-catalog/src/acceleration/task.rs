@@ -22,6 +22,7 @@ use crate::snapshot::{MeshSnapshot, ProductEntry};
 /// taken over when it was read from the same files.
 pub async fn accelerate(snapshot: &MeshSnapshot, memory: &Arc<AccelerationMemory>, previous: Option<&MeshSnapshot>) {
     memory.set_budget(snapshot.config().acceleration_budget);
+    memory.set_spill(snapshot.config().acceleration_spill.clone());
     for entry in accelerated(snapshot) {
         let product = &entry.product;
         let current = previous
@@ -100,8 +101,21 @@ pub(crate) async fn refresh(
         memory,
         max_bytes: acceleration.and_then(|acceleration| acceleration.max_bytes),
         replaces: current.as_ref().map_or(0, |copy| copy.bytes()),
+        replaces_disk: current.as_ref().map_or(0, |copy| copy.disk_bytes()),
+        spill: memory.spill().filter(|_| acceleration.is_some_and(|acceleration| acceleration.spill)),
     };
     match build(&name, scan, data.schema(), files, &state, limits).await {
+        Ok(copy) if copy.spilled() => {
+            tracing::info!(
+                product = %name,
+                rows = copy.rows(),
+                disk_bytes = copy.disk_bytes(),
+                seconds = copy.build_time().as_secs_f64(),
+                spilled = %format_bytes(memory.spilled()),
+                "accelerated: served from local files (its data does not fit in memory)"
+            );
+            serve(entry, copy, files);
+        }
         Ok(copy) => {
             tracing::info!(
                 product = %name,
@@ -112,18 +126,22 @@ pub(crate) async fn refresh(
                 budget = %format_bytes(memory.budget()),
                 "accelerated: served from memory"
             );
-            entry.table.set_copy(Some(Arc::new(copy)));
-            entry.acceleration.record(|outcome| {
-                outcome.problem = None;
-                outcome.checked_at = Some(SystemTime::now());
-                outcome.attempted = Some(files);
-            });
+            serve(entry, copy, files);
         }
         Err(BuildError::Refused(message)) => failed(entry, current, true, message, Some(files)),
         Err(BuildError::Failed(error)) => {
             failed(entry, current, false, format!("{name} could not be accelerated: {error}"), Some(files))
         }
     }
+}
+
+fn serve(entry: &ProductEntry, copy: AcceleratedCopy, files: u64) {
+    entry.table.set_copy(Some(Arc::new(copy)));
+    entry.acceleration.record(|outcome| {
+        outcome.problem = None;
+        outcome.checked_at = Some(SystemTime::now());
+        outcome.attempted = Some(files);
+    });
 }
 
 fn failed(

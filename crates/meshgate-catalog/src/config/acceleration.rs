@@ -5,6 +5,9 @@
 //! # mesh file
 //! acceleration:
 //!   budget: 2GiB            # all accelerated copies together (default 1GiB)
+//!   spill:                  # optional: copies that do not fit in memory go to local files
+//!     directory: /var/lib/meshgate/spill
+//!     budget: 200GiB        # all spilled copies together (default 64GiB)
 //!   default:                # every product, unless its descriptor says otherwise
 //!     refresh: on_change
 //! # descriptor
@@ -12,10 +15,12 @@
 //!   engine: memory          # the only engine
 //!   refresh: every 10m      # on_change (default) | every DURATION | manual
 //!   max_bytes: 4GiB
+//!   spill: false            # stay in memory or be refused (default: spill when the mesh can)
 //! # or, to opt out of the mesh default:
 //! acceleration: { enabled: false }
 //! ```
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -26,6 +31,9 @@ use crate::error::ConfigError;
 /// Memory for accelerated copies when the mesh file sets no budget.
 pub const DEFAULT_BUDGET: u64 = 1 << 30;
 
+/// Local disk for spilled copies when `acceleration.spill` sets no budget.
+pub const DEFAULT_SPILL_BUDGET: u64 = 64 << 30;
+
 /// The section as written (descriptor, or the mesh file's `default`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,6 +43,7 @@ pub struct AccelerationSpec {
     /// `on_change`, `manual`, `every 10m`, or `{ every: 10m }`.
     pub refresh: Option<serde_norway::Value>,
     pub max_bytes: Option<String>,
+    pub spill: Option<bool>,
 }
 
 /// The mesh file's section as written.
@@ -42,7 +51,24 @@ pub struct AccelerationSpec {
 #[serde(deny_unknown_fields)]
 pub struct MeshAccelerationSpec {
     pub budget: Option<String>,
+    pub spill: Option<SpillSpec>,
     pub default: Option<AccelerationSpec>,
+}
+
+/// `acceleration.spill` as written.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpillSpec {
+    pub directory: String,
+    pub budget: Option<String>,
+}
+
+/// Where copies too large for memory are written, and how much disk they may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpillConfig {
+    /// Absolute (a relative one resolves against the mesh file's directory).
+    pub directory: PathBuf,
+    pub budget: u64,
 }
 
 /// A product held in memory: how it is refreshed and how large it may be.
@@ -51,6 +77,9 @@ pub struct Acceleration {
     pub refresh: Refresh,
     /// At most this many bytes in memory for this product.
     pub max_bytes: Option<u64>,
+    /// Written to local files when it does not fit in memory (the mesh's
+    /// `acceleration.spill` set, and the product does not say `spill: false`).
+    pub spill: bool,
 }
 
 /// When an accelerated copy is built again.
@@ -90,20 +119,70 @@ pub(crate) fn budget(spec: Option<&MeshAccelerationSpec>, errors: &mut Vec<Confi
     }
 }
 
+/// The mesh file's `acceleration.spill`, checked; errors name its fields.
+pub(crate) fn spill(
+    spec: Option<&MeshAccelerationSpec>,
+    base_dir: &Path,
+    errors: &mut Vec<ConfigError>,
+) -> Option<SpillConfig> {
+    let spec = spec?.spill.as_ref()?;
+    let before = errors.len();
+    let written = spec.directory.trim();
+    if written.is_empty() {
+        errors.push(ConfigError::new("acceleration.spill.directory", "must name a local directory"));
+    } else if written.contains("://") {
+        errors.push(ConfigError::new(
+            "acceleration.spill.directory",
+            format!("'{written}' is not a local directory (spilled copies are written to local disk)"),
+        ));
+    }
+    let budget = match spec.budget.as_deref().map(parse_byte_size) {
+        None => DEFAULT_SPILL_BUDGET,
+        Some(Ok(0)) => {
+            errors.push(ConfigError::new("acceleration.spill.budget", "must be more than zero"));
+            0
+        }
+        Some(Ok(bytes)) => bytes,
+        Some(Err(message)) => {
+            errors.push(ConfigError::new("acceleration.spill.budget", message));
+            0
+        }
+    };
+    (errors.len() == before).then(|| SpillConfig { directory: lexical_absolute(&base_dir.join(written)), budget })
+}
+
+/// `path` without `.` and `..` parts (the directory may not exist yet).
+pub(crate) fn lexical_absolute(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
 /// The mesh default, checked on its own (errors at `acceleration.default.*`), so a
 /// mistake there is reported once rather than for every product.
-pub(crate) fn check_default(spec: Option<&MeshAccelerationSpec>, errors: &mut Vec<ConfigError>) {
+pub(crate) fn check_default(spec: Option<&MeshAccelerationSpec>, spill: bool, errors: &mut Vec<ConfigError>) {
     if let Some(default) = spec.and_then(|spec| spec.default.as_ref()) {
-        resolve("acceleration.default", Some(default), None, errors);
+        resolve("acceleration.default", Some(default), None, spill, errors);
     }
 }
 
 /// A product's acceleration: its own section over the mesh default, field by field.
-/// `None` when neither asks for it, or its own says `enabled: false`.
+/// `None` when neither asks for it, or its own says `enabled: false`. `spill_configured`:
+/// the mesh file sets `acceleration.spill` (without it, `spill: true` is a mistake).
 pub(crate) fn resolve(
     path: &str,
     own: Option<&AccelerationSpec>,
     default: Option<&AccelerationSpec>,
+    spill_configured: bool,
     errors: &mut Vec<ConfigError>,
 ) -> Option<Acceleration> {
     if own.is_none() && default.is_none() {
@@ -147,7 +226,21 @@ pub(crate) fn resolve(
             None
         }
     });
-    (enabled && errors.len() == before).then_some(Acceleration { refresh, max_bytes })
+    let (from, at) = field(|spec| spec.spill.is_some());
+    let spill = match from.and_then(|spec| spec.spill) {
+        Some(true) if !spill_configured => {
+            report(
+                &at,
+                "spill",
+                "the mesh file sets no acceleration.spill directory to spill to (acceleration: { spill: { directory: PATH } })"
+                    .into(),
+            );
+            false
+        }
+        Some(spill) => spill,
+        None => spill_configured,
+    };
+    (enabled && errors.len() == before).then_some(Acceleration { refresh, max_bytes, spill })
 }
 
 fn refresh(value: &serde_norway::Value) -> Result<Refresh, String> {
@@ -221,20 +314,25 @@ mod tests {
         let default = spec("{ refresh: every 10m, max_bytes: 1GiB }");
         let own = spec("{ max_bytes: 2GiB }");
         let mut errors = Vec::new();
-        let resolved = resolve("p", Some(&own), Some(&default), &mut errors).unwrap();
+        let resolved = resolve("p", Some(&own), Some(&default), false, &mut errors).unwrap();
         assert!(errors.is_empty());
         assert_eq!(resolved.refresh, Refresh::Every(Duration::from_secs(600)));
         assert_eq!(resolved.max_bytes, Some(2 << 30));
-        assert_eq!(resolve("p", Some(&spec("{ enabled: false }")), Some(&default), &mut errors), None);
-        assert_eq!(resolve("p", None, None, &mut errors), None);
-        assert_eq!(resolve("p", None, Some(&default), &mut errors).unwrap().max_bytes, Some(1 << 30));
+        assert!(!resolved.spill);
+        assert_eq!(resolve("p", Some(&spec("{ enabled: false }")), Some(&default), false, &mut errors), None);
+        assert_eq!(resolve("p", None, None, false, &mut errors), None);
+        assert_eq!(resolve("p", None, Some(&default), false, &mut errors).unwrap().max_bytes, Some(1 << 30));
+        // Where the mesh spills, every product does unless it says otherwise.
+        assert!(resolve("p", None, Some(&default), true, &mut errors).unwrap().spill);
+        assert!(!resolve("p", Some(&spec("{ spill: false }")), Some(&default), true, &mut errors).unwrap().spill);
+        assert!(errors.is_empty());
     }
 
     #[test]
     fn mistakes_are_reported_at_their_paths() {
         let own = spec("{ engine: duckdb, refresh: sometimes, max_bytes: lots }");
         let mut errors = Vec::new();
-        assert_eq!(resolve("domains.sales.products[0].acceleration", Some(&own), None, &mut errors), None);
+        assert_eq!(resolve("domains.sales.products[0].acceleration", Some(&own), None, false, &mut errors), None);
         let paths: Vec<&str> = errors.iter().map(|error| error.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -247,12 +345,29 @@ mod tests {
         // A mistake in the default is the default's (reported once, by check_default),
         // not each product's.
         let mut errors = Vec::new();
-        resolve("p", None, Some(&own), &mut errors);
+        resolve("p", None, Some(&own), false, &mut errors);
         assert!(errors.is_empty());
-        let mesh = MeshAccelerationSpec { budget: None, default: Some(own) };
-        check_default(Some(&mesh), &mut errors);
+        let mesh = MeshAccelerationSpec { budget: None, spill: None, default: Some(own) };
+        check_default(Some(&mesh), false, &mut errors);
         assert_eq!(errors.len(), 3);
         assert!(errors.iter().all(|error| error.path.starts_with("acceleration.default.")));
+    }
+
+    #[test]
+    fn spilling_needs_a_directory_and_says_where_it_is() {
+        let mut errors = Vec::new();
+        assert_eq!(resolve("p.acceleration", Some(&spec("{ spill: true }")), None, false, &mut errors), None);
+        assert_eq!(errors[0].path, "p.acceleration.spill");
+        assert!(errors[0].message.contains("acceleration.spill directory"), "{}", errors[0].message);
+
+        let mesh = |yaml: &str| -> MeshAccelerationSpec { serde_norway::from_str(yaml).unwrap() };
+        let mut errors = Vec::new();
+        let base = Path::new("/srv/mesh");
+        let spilled = spill(Some(&mesh("{ spill: { directory: ../spill/./copies } }")), base, &mut errors).unwrap();
+        assert_eq!(spilled, SpillConfig { directory: "/srv/spill/copies".into(), budget: DEFAULT_SPILL_BUDGET });
+        assert_eq!(spill(Some(&mesh("{ spill: { directory: s3://b/x, budget: 0 } }")), base, &mut errors), None);
+        let paths: Vec<&str> = errors.iter().map(|error| error.path.as_str()).collect();
+        assert_eq!(paths, ["acceleration.spill.directory", "acceleration.spill.budget"]);
     }
 
     #[test]

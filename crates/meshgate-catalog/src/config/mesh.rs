@@ -3,7 +3,7 @@
 use datafusion::arrow::datatypes::DataType;
 use url::Url;
 
-pub use super::acceleration::{Acceleration, Refresh};
+pub use super::acceleration::{Acceleration, Refresh, SpillConfig};
 pub use super::contract::Contract;
 pub use super::model::{Role, Status};
 
@@ -21,6 +21,8 @@ pub struct MeshConfig {
     pub base_dir: std::path::PathBuf,
     /// Memory all accelerated products may hold together, in bytes.
     pub acceleration_budget: u64,
+    /// Where copies that do not fit in memory are written, if anywhere.
+    pub acceleration_spill: Option<SpillConfig>,
 }
 
 impl MeshConfig {

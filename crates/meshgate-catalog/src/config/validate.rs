@@ -25,11 +25,13 @@ pub(crate) struct Validator<'a> {
     errors: &'a mut Vec<ConfigError>,
     /// The mesh file's `acceleration.default`, under every product's own section.
     acceleration_default: Option<super::acceleration::AccelerationSpec>,
+    /// The mesh file sets `acceleration.spill`.
+    spill_configured: bool,
 }
 
 impl<'a> Validator<'a> {
     pub fn new(errors: &'a mut Vec<ConfigError>) -> Self {
-        Self { errors, acceleration_default: None }
+        Self { errors, acceleration_default: None, spill_configured: false }
     }
 
     fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
@@ -40,9 +42,14 @@ impl<'a> Validator<'a> {
         self.identifier("catalog", &mesh.catalog);
         let stores = self.stores(mesh);
         let acceleration_budget = super::acceleration::budget(mesh.acceleration.as_ref(), self.errors);
-        super::acceleration::check_default(mesh.acceleration.as_ref(), self.errors);
+        let acceleration_spill = super::acceleration::spill(mesh.acceleration.as_ref(), base_dir, self.errors);
+        self.spill_configured = mesh.acceleration.as_ref().is_some_and(|spec| spec.spill.is_some());
+        super::acceleration::check_default(mesh.acceleration.as_ref(), self.spill_configured, self.errors);
         self.acceleration_default = mesh.acceleration.as_ref().and_then(|spec| spec.default.clone());
-        let domains = domains.into_iter().map(|domain| self.domain(&mesh.catalog, domain)).collect();
+        let domains: Vec<Domain> = domains.into_iter().map(|domain| self.domain(&mesh.catalog, domain)).collect();
+        if let Some(spill) = &acceleration_spill {
+            self.spill_apart_from_products(&spill.directory, &domains);
+        }
         self.errors.is_empty().then(|| MeshConfig {
             catalog: mesh.catalog.clone(),
             stores,
@@ -51,7 +58,30 @@ impl<'a> Validator<'a> {
             governance: mesh.governance.clone(),
             base_dir: base_dir.to_path_buf(),
             acceleration_budget,
+            acceleration_spill,
         })
+    }
+
+    /// Spilled copies hold raw rows (masked columns unmasked, hidden rows kept): their
+    /// directory must not be, or be inside, a product's folder, where a product could
+    /// read them.
+    fn spill_apart_from_products(&mut self, directory: &Path, domains: &[Domain]) {
+        for product in domains.iter().flat_map(|domain| &domain.products) {
+            let Ok(folder) = product.location.to_file_path() else { continue };
+            let folder = super::acceleration::lexical_absolute(&folder);
+            if directory.starts_with(&folder) || folder.starts_with(directory) {
+                self.error(
+                    "acceleration.spill.directory",
+                    format!(
+                        "{} overlaps the location of {}.{} ({}): spilled copies must be kept apart from product data",
+                        directory.display(),
+                        product.domain,
+                        product.name,
+                        folder.display()
+                    ),
+                );
+            }
+        }
     }
 
     fn identifier(&mut self, path: &str, name: &str) -> bool {
@@ -254,6 +284,7 @@ impl<'a> Validator<'a> {
             &format!("{path}.acceleration"),
             spec.acceleration.as_ref(),
             self.acceleration_default.as_ref(),
+            self.spill_configured,
             self.errors,
         );
         if self.errors.len() != before {

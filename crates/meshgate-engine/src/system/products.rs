@@ -45,6 +45,7 @@ static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         time("accelerated_at", true),
         count("accelerated_rows"),
         count("accelerated_bytes"),
+        count("accelerated_disk_bytes"),
         text("acceleration_problem", true),
     ]))
 });
@@ -114,6 +115,7 @@ pub(super) async fn rows(view: &MeshView, sources: &SystemSources) -> Result<Rec
             Cell::Time(copy.as_ref().map(|copy| super::quality::millis(copy.loaded_at()))),
             count(copy_seen.map(|copy| copy.rows())),
             count(copy_seen.map(|copy| copy.bytes())),
+            count(copy_seen.map(|copy| copy.disk_bytes())),
             Cell::Str(acceleration_problem.as_deref()),
         ])?;
     }

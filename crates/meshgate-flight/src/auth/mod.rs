@@ -328,6 +328,7 @@ mod tests {
             governance: None,
             base_dir: std::env::temp_dir(),
             acceleration_budget: meshgate_catalog::config::acceleration::DEFAULT_BUDGET,
+            acceleration_spill: None,
         };
         let attributes = BTreeMap::from([("segment".to_owned(), AttrType::Utf8)]);
         Authenticator::from_config(&config, &attributes, b"server secret").unwrap()

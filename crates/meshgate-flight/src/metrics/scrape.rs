@@ -75,6 +75,20 @@ pub(super) fn families(current: &Current) -> Vec<MetricFamily> {
                 .iter()
                 .map(|(labels, copy, _)| (labels.clone(), copy.as_ref().map_or(0.0, |c| c.bytes() as f64))),
         ));
+        if let Some(spill) = &snapshot.config().acceleration_spill {
+            families.push(gauge(
+                "meshgate_acceleration_spill_budget_bytes",
+                "Local disk the spilled accelerated copies may take together (acceleration.spill.budget).",
+                spill.budget as f64,
+            ));
+        }
+        families.extend(labelled(
+            "meshgate_product_accelerated_disk_bytes",
+            "Local disk the product's accelerated copy takes when it did not fit in memory and was spilled (0 in memory).",
+            accelerated
+                .iter()
+                .map(|(labels, copy, _)| (labels.clone(), copy.as_ref().map_or(0.0, |c| c.disk_bytes() as f64))),
+        ));
         families.extend(labelled(
             "meshgate_product_acceleration_ready",
             "1 when the accelerated product is served from a copy of its files as they are; 0 when loading, \
