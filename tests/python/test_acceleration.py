@@ -2,7 +2,9 @@
 files do, for every principal and policy; files added are served after a refresh and
 never mixed with the old copy within one query; a refresh that fails keeps the previous
 copy and says so (catalog and query warnings); the memory budget and `max_bytes` refuse
-an oversized product with a clear message, and it is then served from its files.
+an oversized product with a clear message, and it is then served from its files; where
+the mesh has a spill directory, a copy that does not fit in memory is served from
+private local files instead, and they go with the copy.
 
 Every server here is a real `meshgate serve` on loopback, queried with pyarrow.flight.
 Nothing waits a fixed time: each step polls for what it expects, with a deadline.
@@ -11,7 +13,9 @@ Nothing waits a fixed time: each step polls for what it expects, with a deadline
 from __future__ import annotations
 
 import json
+import os
 import signal
+import stat
 import threading
 import time
 from datetime import date
@@ -90,7 +94,7 @@ def product_row(client, name: str) -> dict:
     table = flight_sql_query(
         client,
         "SELECT acceleration, acceleration_refresh, accelerated_at, accelerated_rows, accelerated_bytes, "
-        f"acceleration_problem FROM mesh_catalog.products WHERE domain = 'shop' AND name = '{name}'",
+        f"accelerated_disk_bytes, acceleration_problem FROM mesh_catalog.products WHERE domain = 'shop' AND name = '{name}'",
     )
     (row,) = table.to_pylist()
     return row
@@ -272,6 +276,89 @@ def test_the_budget_and_max_bytes_refuse_an_oversized_product(serve, shop):
         assert warnings_of(client, f"SELECT count(*) FROM shop.{name}") == []
 
 
+def spilled_copies(spill_dir) -> list:
+    """The copy directories under this server's area of the spill directory."""
+    return sorted(p for area in spill_dir.glob("meshgate-*") for p in area.iterdir())
+
+
+def test_a_copy_too_large_for_memory_is_served_from_private_local_files(serve, shop):
+    spill_dir = shop / "spill"
+    mesh = shop_mesh(
+        shop,
+        {
+            "orders": {"dir": "orders", "acceleration": {"refresh": "every 1s"}},
+            "live": {"dir": "live", "acceleration": {"spill": False}},
+        },
+        acceleration={"budget": "2KiB", "spill": {"directory": str(spill_dir)}},
+    )
+    server = serve(mesh, name="accel-spill")
+    client = flight.FlightClient(server.uri)
+    line = wait_for_log(server, "shop.orders", "served from local files")
+    assert "does not fit in memory" in line, line
+    status = poll(lambda: _ready(product_row(client, "orders")), "orders spilled")
+    assert status["accelerated_rows"] == 3 * ROWS_PER_FILE and status["accelerated_bytes"] == 0, status
+    assert status["accelerated_disk_bytes"] > 0, status
+    # The product that may not spill is refused, as before.
+    assert product_row(client, "live")["acceleration"] == "refused"
+
+    # Same answers as the files (the product not accelerated is read from the same files).
+    for sql in QUERIES:
+        assert rows(client, sql.format(t="shop.orders")) == rows(client, sql.format(t="shop.live")), sql
+
+    # Private to the server: its area and each copy's folder 0700, the files 0600.
+    (copy,) = spilled_copies(spill_dir)
+    for folder in (copy.parent, copy):
+        assert stat.S_IMODE(os.stat(folder).st_mode) == 0o700, folder
+    parts = list(copy.iterdir())
+    assert parts and all(stat.S_IMODE(os.stat(p).st_mode) == 0o600 for p in parts), parts
+
+    # A file added: a new spilled copy serves it, and the old copy's files are removed.
+    order_file(shop / "data" / "orders" / "part-9.parquet", first=9 * ROWS_PER_FILE)
+    poll(lambda: _assert_count(client, "shop.orders", 4 * ROWS_PER_FILE), "the new file served")
+    poll(lambda: _assert_one_copy_other_than(spill_dir, copy), "the old copy's files removed")
+    assert product_row(client, "orders")["accelerated_rows"] == 4 * ROWS_PER_FILE
+
+    # A server that stops leaves no spilled row behind.
+    server.stop(check=True)
+    assert list(spill_dir.iterdir()) == []
+
+
+def _ready(status: dict) -> dict:
+    assert status["acceleration"] == "ready", status
+    return status
+
+
+def _assert_one_copy_other_than(spill_dir, old) -> None:
+    copies = spilled_copies(spill_dir)
+    assert len(copies) == 1 and copies[0] != old, copies
+
+
+def test_the_spill_budget_refuses_a_copy_and_leaves_no_file(serve, shop):
+    spill_dir = shop / "spill"
+    mesh = shop_mesh(
+        shop,
+        {"orders": {"dir": "orders", "acceleration": {}}},
+        acceleration={"budget": "2KiB", "spill": {"directory": str(spill_dir), "budget": "4KiB"}},
+    )
+    server = serve(mesh, name="accel-spill-budget")
+    client = flight.FlightClient(server.uri)
+    line = wait_for_log(server, "shop.orders is not accelerated")
+    assert "does not fit in memory and takes more than the 4.0 KiB left of the spill budget " \
+           "(acceleration.spill.budget: 4.0 KiB" in line, line
+    assert product_row(client, "orders")["acceleration"] == "refused"
+    assert rows(client, "SELECT count(*) FROM shop.orders") == [(3 * ROWS_PER_FILE,)]
+    assert spilled_copies(spill_dir) == []
+
+
+def test_a_spill_directory_among_product_data_is_refused(start_server, shop):
+    mesh = shop_mesh(shop, {"orders": {"dir": "orders", "acceleration": {}}},
+                     acceleration={"spill": {"directory": str(shop / "data")}})
+    with pytest.raises(ServerStartError) as failed:
+        start_server(mesh, name="accel-bad-spill")
+    assert "acceleration.spill.directory" in failed.value.stderr, failed.value.stderr
+    assert "overlaps the location of shop.orders" in failed.value.stderr, failed.value.stderr
+
+
 @pytest.mark.parametrize(
     "section, path, message",
     [
@@ -279,7 +366,7 @@ def test_the_budget_and_max_bytes_refuse_an_oversized_product(serve, shop):
         ({"refresh": "hourly"}, "domains.shop.products.orders.acceleration.refresh", "'hourly' is not a refresh"),
         ({"refresh": "every 0m"}, "domains.shop.products.orders.acceleration.refresh", "must be longer than zero"),
         ({"max_bytes": "lots"}, "domains.shop.products.orders.acceleration.max_bytes", "is not a size"),
-        ({"spill": True}, "domains.shop.products.orders.acceleration", "spill"),
+        ({"spill": True}, "domains.shop.products.orders.acceleration.spill", "no acceleration.spill directory"),
     ],
 )
 def test_a_bad_acceleration_section_is_refused_with_its_path(start_server, shop, section, path, message):
@@ -314,15 +401,20 @@ GOVERNED = [
 
 @pytest.fixture(scope="module")
 def demo_pair(start_server, tmp_path_factory):
-    """The demo mesh twice, with the same mask keys: as it is, and with every product
-    accelerated."""
+    """The demo mesh three times, with the same mask keys: as it is, with every product
+    accelerated in memory, and with every product accelerated and spilled to local
+    files (a memory budget of one byte)."""
     root = tmp_path_factory.mktemp("accel-demo")
     plain = write_yaml(root / "plain.yaml", demo_mesh_doc())
     doc = demo_mesh_doc()
     doc["acceleration"] = {"default": {"engine": "memory", "refresh": "manual"}}
     accelerated = write_yaml(root / "accelerated.yaml", doc)
+    doc["acceleration"] = {"budget": "1B", "spill": {"directory": str(root / "spill")},
+                           "default": {"engine": "memory", "refresh": "manual"}}
+    spilled = write_yaml(root / "spilled.yaml", doc)
     servers = [start_server(plain, env=govmodel.MASK_ENV, name="demo-plain"),
-               start_server(accelerated, env=govmodel.MASK_ENV, name="demo-accelerated")]
+               start_server(accelerated, env=govmodel.MASK_ENV, name="demo-accelerated"),
+               start_server(spilled, env=govmodel.MASK_ENV, name="demo-spilled")]
     pools = [ClientPool(server.uri) for server in servers]
     yield pools
     for pool in pools:
@@ -332,11 +424,14 @@ def demo_pair(start_server, tmp_path_factory):
 
 
 def test_every_demo_product_is_accelerated(demo_pair):
-    _, accelerated = demo_pair
-    table = flight_sql_query(accelerated.client("stella"),
-                             "SELECT domain, name, acceleration FROM mesh_catalog.products WHERE status <> 'retired'")
-    states = {(row["domain"], row["name"]): row["acceleration"] for row in table.to_pylist()}
-    assert states and all(state == "ready" for state in states.values()), states
+    _, accelerated, spilled = demo_pair
+    sql = "SELECT domain, name, acceleration, accelerated_disk_bytes FROM mesh_catalog.products " \
+          "WHERE status <> 'retired'"
+    for pool, on_disk in ((accelerated, False), (spilled, True)):
+        table = flight_sql_query(pool.client("stella"), sql)
+        states = {(row["domain"], row["name"]): (row["acceleration"], row["accelerated_disk_bytes"] > 0)
+                  for row in table.to_pylist()}
+        assert states and all(state == ("ready", on_disk) for state in states.values()), states
 
 
 def outcome(pool, user, sql):
@@ -349,24 +444,26 @@ def outcome(pool, user, sql):
 
 @pytest.mark.parametrize("user, sql", GOVERNED, ids=[f"{u}-{i}" for i, (u, _) in enumerate(GOVERNED)])
 def test_governance_is_the_same_accelerated(demo_pair, user, sql):
-    plain, accelerated = demo_pair
+    plain, accelerated, spilled = demo_pair
     expected = outcome(plain, user, sql)
     assert outcome(accelerated, user, sql) == expected
+    assert outcome(spilled, user, sql) == expected
 
 
 def test_what_each_principal_may_read_is_the_same_accelerated(demo_pair):
     """Forbidden products stay absent and row filters keep their rows, table by table."""
-    plain, accelerated = demo_pair
+    plain, *accelerated_ones = demo_pair
     listing = "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema <> 'mesh_catalog'"
 
     for user in ("ana", "carl", "sam"):
         tables = outcome(plain, user, listing)
-        assert tables == outcome(accelerated, user, listing), user
-        for schema, table in tables[1]:
-            if schema == "information_schema":
-                continue
-            sql = f'SELECT count(*) FROM {schema}."{table}"'
-            assert outcome(plain, user, sql) == outcome(accelerated, user, sql), (user, sql)
-        for forbidden in ("sales.no_such_product", "customers.customer_secret"):
-            sql = f"SELECT count(*) FROM {forbidden}"
-            assert outcome(plain, user, sql) == outcome(accelerated, user, sql), (user, sql)
+        for accelerated in accelerated_ones:
+            assert tables == outcome(accelerated, user, listing), user
+            for schema, table in tables[1]:
+                if schema == "information_schema":
+                    continue
+                sql = f'SELECT count(*) FROM {schema}."{table}"'
+                assert outcome(plain, user, sql) == outcome(accelerated, user, sql), (user, sql)
+            for forbidden in ("sales.no_such_product", "customers.customer_secret"):
+                sql = f"SELECT count(*) FROM {forbidden}"
+                assert outcome(plain, user, sql) == outcome(accelerated, user, sql), (user, sql)

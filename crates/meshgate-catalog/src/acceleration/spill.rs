@@ -8,8 +8,8 @@
 //! files, and the configuration refuses a spill directory that overlaps a product's
 //! folder), so they are read only as the copy's scan, under the product's barrier.
 //! The files are removed when the copy is dropped (the last query reading it done),
-//! and a directory a former process left behind is removed when the next one first
-//! spills there.
+//! all of them when the server stops, and a directory a process that did not stop
+//! cleanly left behind is removed when the next one first spills there.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -54,6 +54,14 @@ fn process_area(directory: &Path) -> io::Result<PathBuf> {
     private_dir(&area)?;
     prepared.push(area.clone());
     Ok(area)
+}
+
+/// Removes every spilled copy this process wrote (its areas), when the server stops.
+pub fn remove_spilled_copies() {
+    let areas = std::mem::take(&mut *PREPARED.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    for area in areas {
+        remove_copy_dir(&area);
+    }
 }
 
 #[cfg(unix)]
