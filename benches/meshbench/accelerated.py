@@ -9,7 +9,9 @@ side with, in this process:
     datafusion-memory  DataFusion (datafusion-python) with every table in memory
 
 as the unrestricted principal (its row filter keeps every row) and as the governance
-phase's analyst principal. Every engine's result is checked against DuckDB on Parquet.
+phase's analyst principal; and a third server with a memory budget of one byte and a
+spill directory, so every copy is spilled to local Arrow IPC files (meshgate-spilled,
+unrestricted principal). Every engine's result is checked against DuckDB on Parquet.
 Also measured: how long building the copies took and the memory they hold per GB of
 Parquet (from the server's log and RSS), the export CPU ratio (server CPU seconds to
 send lineitem from memory over one pyarrow.flight stream, over the CPU seconds
@@ -28,7 +30,15 @@ acceleration:
   budget: {budget}
   default: {{ engine: memory, refresh: manual }}
 """
+SPILLED_YAML = """
+acceleration:
+  budget: 1B
+  spill: {{ directory: {directory} }}
+  default: {{ engine: memory, refresh: manual }}
+"""
 BUILT = re.compile(r"accelerated: served from memory product=(\S+) rows=(\d+) bytes=(\d+) seconds=([0-9.]+)")
+SPILLED = re.compile(r"accelerated: served from local files[^\n]*? product=(\S+) rows=(\d+) disk_bytes=(\d+) "
+                     r"seconds=([0-9.]+)")
 EXPORT_SQL = "SELECT * FROM sales.lineitem"
 
 
@@ -112,6 +122,12 @@ def phase_accelerated(args, binary: str, mesh: str, data_dir: str, base: str, *,
         dst.write(src.read() + ACCELERATION_YAML.format(budget=f"{budget}B"))
     log_path = base + ".accelerated.server.log"
     server = Server(binary, accelerated_mesh, log_path)
+    spill_dir = os.path.abspath(base + ".spill")
+    spilled_mesh = os.path.splitext(mesh)[0] + "-spilled.yaml"
+    with open(mesh) as src, open(spilled_mesh, "w") as dst:
+        dst.write(src.read() + SPILLED_YAML.format(directory=spill_dir))
+    spilled_log = base + ".spilled.server.log"
+    spilled_server = Server(binary, spilled_mesh, spilled_log)
     out: dict = {"parquet_bytes": parquet_bytes, "queries": {}, "errors": []}
     engines: dict = {}
     try:
@@ -130,9 +146,18 @@ def phase_accelerated(args, binary: str, mesh: str, data_dir: str, base: str, *,
         log(f"accelerated meshgate at {uri}: {len(built)} copies, {copy_bytes / 2**20:,.0f} MiB "
             f"({out['bytes_per_parquet_byte']:.2f}x the Parquet), built in {out['copy_seconds']:.1f}s")
 
+        spilled_uri = spilled_server.start()
+        with open(spilled_log) as f:
+            spilled = [m.groups() for m in SPILLED.finditer(f.read())]
+        out["spilled"] = {"copies": len(spilled), "disk_bytes": sum(int(size) for _, _, size, _ in spilled),
+                          "seconds": sum(float(secs) for *_, secs in spilled)}
+        log(f"spilled meshgate at {spilled_uri}: {len(spilled)} copies, "
+            f"{out['spilled']['disk_bytes'] / 2**20:,.0f} MiB on disk, built in {out['spilled']['seconds']:.1f}s")
+
         engines = {
             "meshgate": Meshgate(uri),
             "meshgate-analyst": Meshgate(uri, user=governance.GOVERNED_USER, password=governance.GOVERNED_PASSWORD),
+            "meshgate-spilled": Meshgate(spilled_uri),
             "duckdb": DuckDB(data_dir),
         }
         t0 = time.perf_counter()
@@ -172,6 +197,8 @@ def phase_accelerated(args, binary: str, mesh: str, data_dir: str, base: str, *,
                 q["ratio_duckdb"] = m["meshgate"] / m["duckdb"]
             if "meshgate-analyst" in m and "duckdb" in m:
                 q["analyst_ratio_duckdb"] = m["meshgate-analyst"] / m["duckdb"]
+            if "meshgate-spilled" in m and "duckdb" in m:
+                q["spilled_ratio_duckdb"] = m["meshgate-spilled"] / m["duckdb"]
             out["queries"][qid] = q
             log(f"{qid} " + "  ".join(f"{k} {v:.3f}s" for k, v in m.items())
                 + (f"  ratio {q['ratio_duckdb']:.2f}" if "ratio_duckdb" in q else ""))
@@ -179,6 +206,7 @@ def phase_accelerated(args, binary: str, mesh: str, data_dir: str, base: str, *,
         out["geomean"] = {name: geomean([q["median"][name] for q in complete]) for name in engines}
         out["geomean_ratio_duckdb"] = geomean([q.get("ratio_duckdb") for q in complete])
         out["geomean_analyst_ratio_duckdb"] = geomean([q.get("analyst_ratio_duckdb") for q in complete])
+        out["geomean_spilled_ratio_duckdb"] = geomean([q.get("spilled_ratio_duckdb") for q in complete])
         out["geomean_queries"] = len(complete)
 
         # ---- export CPU: the server's CPU to send lineitem from memory, one stream
@@ -225,6 +253,10 @@ def phase_accelerated(args, binary: str, mesh: str, data_dir: str, base: str, *,
         for eng in engines.values():
             eng.close()
         out["exit_code"] = server.stop()
+        out["spilled_exit_code"] = spilled_server.stop()
+        out["spill_dir_left"] = sorted(os.listdir(spill_dir)) if os.path.isdir(spill_dir) else []
+        if out["spill_dir_left"]:
+            out["errors"].append(f"the spilled server left {out['spill_dir_left']} in {spill_dir}")
     return out
 
 
@@ -235,16 +267,18 @@ def render(a: dict, fmt) -> list[str]:
              "every engine's result is checked against DuckDB on Parquet (the analyst's masks change values: "
              "timed only).")
     L.append("")
-    names = ["meshgate", "meshgate-analyst", "duckdb", "duckdb-memory", "datafusion-memory"]
-    L.append("| query | " + " | ".join(names) + " | meshgate / duckdb | analyst / duckdb |")
-    L.append("|---|" + "---:|" * (len(names) + 2))
+    names = ["meshgate", "meshgate-analyst", "meshgate-spilled", "duckdb", "duckdb-memory", "datafusion-memory"]
+    L.append("| query | " + " | ".join(names) + " | meshgate / duckdb | analyst / duckdb | spilled / duckdb |")
+    L.append("|---|" + "---:|" * (len(names) + 3))
     for qid, q in a.get("queries", {}).items():
         m = q["median"]
         L.append(f"| {qid} | " + " | ".join(fmt(m.get(n)) for n in names)
-                 + f" | {fmt(q.get('ratio_duckdb'), '.2f')} | {fmt(q.get('analyst_ratio_duckdb'), '.2f')} |")
+                 + f" | {fmt(q.get('ratio_duckdb'), '.2f')} | {fmt(q.get('analyst_ratio_duckdb'), '.2f')}"
+                 + f" | {fmt(q.get('spilled_ratio_duckdb'), '.2f')} |")
     g = a.get("geomean", {})
     L.append("| **geomean** | " + " | ".join(fmt(g.get(n)) for n in names)
-             + f" | **{fmt(a.get('geomean_ratio_duckdb'), '.2f')}** | **{fmt(a.get('geomean_analyst_ratio_duckdb'), '.2f')}** |")
+             + f" | **{fmt(a.get('geomean_ratio_duckdb'), '.2f')}** | **{fmt(a.get('geomean_analyst_ratio_duckdb'), '.2f')}**"
+             + f" | **{fmt(a.get('geomean_spilled_ratio_duckdb'), '.2f')}** |")
     L.append("")
     L.append(f"Copies: {len(a.get('copies', {}))} products, {fmt((a.get('copy_bytes') or 0) / 2**20, ',.0f')} MiB in "
              f"memory for {fmt(a.get('parquet_bytes', 0) / 2**20, ',.0f')} MiB of Parquet "
@@ -252,6 +286,13 @@ def render(a: dict, fmt) -> list[str]:
              f"{fmt(a.get('copy_seconds'), '.1f')} s (server ready after {fmt(a.get('startup_seconds'), '.1f')} s). "
              f"DuckDB took {fmt(a.get('duckdb_load_seconds'), '.1f')} s and DataFusion "
              f"{fmt(a.get('datafusion_load_seconds'), '.1f')} s to load the same tables.")
+    sp = a.get("spilled")
+    if sp:
+        L.append(f"Spilled (memory budget 1 B, `acceleration.spill`): {sp['copies']} copies, "
+                 f"{fmt(sp['disk_bytes'] / 2**20, ',.0f')} MiB of Arrow IPC on local disk "
+                 f"({fmt(sp['disk_bytes'] / a['parquet_bytes'] if a.get('parquet_bytes') else None, '.2f')} bytes "
+                 f"per Parquet byte), written in {fmt(sp['seconds'], '.1f')} s; files left after it stopped: "
+                 f"{len(a.get('spill_dir_left', []))}.")
     x = a.get("export")
     if x:
         L.append("")

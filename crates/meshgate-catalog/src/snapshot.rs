@@ -67,7 +67,11 @@ impl ProductEntry {
             time(copy.loaded_at()),
             time(problem.at),
             // How far over its limits the data went is not for every reader.
-            if problem.refused { "its data no longer fits in the memory set aside for it" } else { &problem.message }
+            if problem.refused {
+                "its data no longer fits in the memory (or local disk) set aside for it"
+            } else {
+                &problem.message
+            }
         ))
     }
 

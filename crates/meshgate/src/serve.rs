@@ -158,8 +158,6 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     if tokio::task::spawn_blocking(move || audit.shutdown()).await.is_err() {
         tracing::error!("closing the audit log failed");
     }
-    // Spilled accelerated copies hold raw rows: none is left on disk.
-    let _ = tokio::task::spawn_blocking(meshgate_catalog::acceleration::remove_spilled_copies).await;
     match result {
         Ok(()) => {
             tracing::info!("stopped");

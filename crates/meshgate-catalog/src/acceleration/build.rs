@@ -91,6 +91,13 @@ pub(crate) async fn build(
 ) -> Result<AcceleratedCopy, BuildError> {
     let started = Instant::now();
     let failed = |error: datafusion::error::DataFusionError| BuildError::Failed(error.to_string());
+    // Writing the spilled copy: a full disk means it does not fit.
+    let spill_failed = |error: datafusion::error::DataFusionError| match error {
+        datafusion::error::DataFusionError::ResourcesExhausted(message) => {
+            BuildError::Refused(format!("{name} is not accelerated: {message}"))
+        }
+        other => failed(other),
+    };
     let count = state.config().target_partitions().max(1);
     let mut sink = Sink::Memory(vec![Vec::new(); count], limits.memory.reserve());
     let mut stream = execute_stream(scan, state.task_ctx()).map_err(failed)?;
@@ -115,6 +122,8 @@ pub(crate) async fn build(
                     }
                     (Err(refused), None) => return Err(refused),
                     (Err(_), Some(spill)) => {
+                        // What is held goes to disk first: it must fit there.
+                        check_disk(name, reservation.bytes(), &limits)?;
                         partitions[next].push(batch);
                         let (directory, schema, disk) =
                             (spill.directory.clone(), Arc::clone(&schema), limits.memory.reserve_disk());
@@ -128,7 +137,7 @@ pub(crate) async fn build(
                             Ok(writer)
                         })
                         .await
-                        .map_err(failed)?;
+                        .map_err(spill_failed)?;
                         drop(reservation); // the batches went with `partitions`
                         check_disk(name, writer.bytes(), &limits)?;
                         Sink::Disk(writer)
@@ -136,6 +145,7 @@ pub(crate) async fn build(
                 }
             }
             Sink::Disk(writer) => {
+                check_disk(name, writer.bytes() + batch.get_array_memory_size() as u64, &limits)?;
                 let partition = next;
                 let writer = blocking(move || {
                     let mut writer = writer;
@@ -143,7 +153,7 @@ pub(crate) async fn build(
                     Ok(writer)
                 })
                 .await
-                .map_err(failed)?;
+                .map_err(spill_failed)?;
                 check_disk(name, writer.bytes(), &limits)?;
                 Sink::Disk(writer)
             }
@@ -153,7 +163,7 @@ pub(crate) async fn build(
     let (data, reservation) = match sink {
         Sink::Memory(partitions, reservation) => (CopyData::Memory(partitions), reservation),
         Sink::Disk(writer) => {
-            let files = blocking(move || writer.finish()).await.map_err(failed)?;
+            let files = blocking(move || writer.finish()).await.map_err(spill_failed)?;
             (CopyData::Spilled(Arc::new(files)), limits.memory.reserve())
         }
     };

@@ -106,6 +106,14 @@ impl AcceleratedCopy {
         matches!(self.data.as_ref(), CopyData::Spilled(_))
     }
 
+    /// The spill directory its files are in, when spilled.
+    pub fn spilled_in(&self) -> Option<&std::path::Path> {
+        match self.data.as_ref() {
+            CopyData::Memory(_) => None,
+            CopyData::Spilled(files) => Some(files.directory()),
+        }
+    }
+
     /// When it was built.
     pub fn loaded_at(&self) -> SystemTime {
         self.loaded_at

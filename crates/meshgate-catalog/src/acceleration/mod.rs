@@ -19,6 +19,5 @@ mod task;
 pub use copy::AcceleratedCopy;
 pub use memory::AccelerationMemory;
 pub use scan::{AcceleratedScanExec, release_accelerated_copies};
-pub use spill::remove_spilled_copies;
 pub use status::{AccelerationState, AccelerationStatus};
 pub use task::{AccelerationTask, accelerate};

@@ -12,8 +12,8 @@ use std::sync::{Arc, Weak};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::stats::Precision;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::common::{DataFusionError, Result, Statistics, project_schema};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
@@ -99,7 +99,11 @@ impl DisplayAs for AcceleratedScanExec {
             Ok(held) => {
                 let spilled = if matches!(held.as_ref(), CopyData::Spilled(_)) { ", spilled" } else { "" };
                 let rows = held.rows();
-                write!(f, "AcceleratedScanExec: product={}, partitions={partitions}, rows={rows}{spilled}", self.product)
+                write!(
+                    f,
+                    "AcceleratedScanExec: product={}, partitions={partitions}, rows={rows}{spilled}",
+                    self.product
+                )
             }
             Err(_) => write!(f, "AcceleratedScanExec: product={}, partitions={partitions}, released", self.product),
         }
@@ -167,11 +171,16 @@ impl ExecutionPlan for AcceleratedScanExec {
             (CopyData::Memory(partitions), None) => {
                 compute_record_batch_statistics(partitions, &self.schema, self.projection.clone())
             }
-            // Row counts only: the files are not read to plan.
+            // Row counts, and bytes estimated from the files' size: the files are not
+            // read to plan.
             (CopyData::Spilled(files), partition) => {
                 let projected = project_schema(&self.schema, self.projection.as_ref())?;
                 let mut statistics = Statistics::new_unknown(&projected);
-                statistics.num_rows = Precision::Exact(usize::try_from(files.rows(partition)).unwrap_or(usize::MAX));
+                let rows = files.rows(partition);
+                statistics.num_rows = Precision::Exact(usize::try_from(rows).unwrap_or(usize::MAX));
+                let share = rows as f64 / files.rows(None).max(1) as f64 * projected.fields().len() as f64
+                    / self.schema.fields().len().max(1) as f64;
+                statistics.total_byte_size = Precision::Inexact((files.bytes() as f64 * share) as usize);
                 statistics
             }
         };

@@ -71,7 +71,16 @@ pub(crate) async fn refresh(
 ) {
     let name = entry.product.qualified_name();
     let data = entry.table.data();
-    let current = current.filter(|copy| copy.schema() == &data.schema());
+    let acceleration = entry.product.acceleration.as_ref();
+    let spill = memory.spill().filter(|_| acceleration.is_some_and(|acceleration| acceleration.spill));
+    // A spilled copy is kept only where spilling is still allowed, to the same place,
+    // within the budget (a reload may have changed any of them).
+    let current = current.filter(|copy| {
+        copy.schema() == &data.schema()
+            && copy.spilled_in().is_none_or(|directory| {
+                spill.as_ref().is_some_and(|spill| spill.directory == directory && copy.disk_bytes() <= spill.budget)
+            })
+    });
     let ctx = SessionContext::new_with_config_rt(snapshot.session_config().clone(), Arc::clone(snapshot.runtime()));
     let state = ctx.state();
     let planned = async {
@@ -96,13 +105,12 @@ pub(crate) async fn refresh(
     if current.is_none() && outcome.attempted == Some(files) && outcome.problem.as_ref().is_some_and(|p| p.refused) {
         return; // Refused for these very files: only a change can make it fit.
     }
-    let acceleration = entry.product.acceleration.as_ref();
     let limits = Limits {
         memory,
         max_bytes: acceleration.and_then(|acceleration| acceleration.max_bytes),
         replaces: current.as_ref().map_or(0, |copy| copy.bytes()),
         replaces_disk: current.as_ref().map_or(0, |copy| copy.disk_bytes()),
-        spill: memory.spill().filter(|_| acceleration.is_some_and(|acceleration| acceleration.spill)),
+        spill,
     };
     match build(&name, scan, data.schema(), files, &state, limits).await {
         Ok(copy) if copy.spilled() => {

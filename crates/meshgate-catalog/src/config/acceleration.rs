@@ -133,7 +133,7 @@ pub(crate) fn spill(
     } else if written.contains("://") {
         errors.push(ConfigError::new(
             "acceleration.spill.directory",
-            format!("'{written}' is not a local directory (spilled copies are written to local disk)"),
+            format!("'{written}' is a URL: write the path of a local directory (spilled copies go to local disk)"),
         ));
     }
     let budget = match spec.budget.as_deref().map(parse_byte_size) {
@@ -148,23 +148,9 @@ pub(crate) fn spill(
             0
         }
     };
-    (errors.len() == before).then(|| SpillConfig { directory: lexical_absolute(&base_dir.join(written)), budget })
-}
-
-/// `path` without `.` and `..` parts (the directory may not exist yet).
-pub(crate) fn lexical_absolute(path: &Path) -> PathBuf {
-    use std::path::Component;
-    let mut out = PathBuf::new();
-    for part in path.components() {
-        match part {
-            Component::CurDir => {}
-            Component::ParentDir => {
-                out.pop();
-            }
-            other => out.push(other.as_os_str()),
-        }
-    }
-    out
+    let joined = base_dir.join(written);
+    let directory = super::validate::normalize(&std::path::absolute(&joined).unwrap_or(joined));
+    (errors.len() == before).then_some(SpillConfig { directory, budget })
 }
 
 /// The mesh default, checked on its own (errors at `acceleration.default.*`), so a
@@ -228,7 +214,7 @@ pub(crate) fn resolve(
     });
     let (from, at) = field(|spec| spec.spill.is_some());
     let spill = match from.and_then(|spec| spec.spill) {
-        Some(true) if !spill_configured => {
+        Some(true) if !spill_configured && enabled => {
             report(
                 &at,
                 "spill",
@@ -359,12 +345,19 @@ mod tests {
         assert_eq!(resolve("p.acceleration", Some(&spec("{ spill: true }")), None, false, &mut errors), None);
         assert_eq!(errors[0].path, "p.acceleration.spill");
         assert!(errors[0].message.contains("acceleration.spill directory"), "{}", errors[0].message);
+        // Nothing to spill when not accelerated.
+        let off = spec("{ enabled: false, spill: true }");
+        assert_eq!(resolve("q.acceleration", Some(&off), None, false, &mut errors), None);
+        assert_eq!(errors.len(), 1);
 
         let mesh = |yaml: &str| -> MeshAccelerationSpec { serde_norway::from_str(yaml).unwrap() };
         let mut errors = Vec::new();
         let base = Path::new("/srv/mesh");
         let spilled = spill(Some(&mesh("{ spill: { directory: ../spill/./copies } }")), base, &mut errors).unwrap();
         assert_eq!(spilled, SpillConfig { directory: "/srv/spill/copies".into(), budget: DEFAULT_SPILL_BUDGET });
+        // Next to a mesh file named without a directory: absolute all the same.
+        let here = spill(Some(&mesh("{ spill: { directory: spill } }")), Path::new(""), &mut errors).unwrap();
+        assert_eq!(here.directory, std::env::current_dir().unwrap().join("spill"));
         assert_eq!(spill(Some(&mesh("{ spill: { directory: s3://b/x, budget: 0 } }")), base, &mut errors), None);
         let paths: Vec<&str> = errors.iter().map(|error| error.path.as_str()).collect();
         assert_eq!(paths, ["acceleration.spill.directory", "acceleration.spill.budget"]);

@@ -63,13 +63,14 @@ impl<'a> Validator<'a> {
     }
 
     /// Spilled copies hold raw rows (masked columns unmasked, hidden rows kept): their
-    /// directory must not be, or be inside, a product's folder, where a product could
-    /// read them.
+    /// directory must not be, or be inside, or hold a product's folder, as written or
+    /// with symbolic links followed.
     fn spill_apart_from_products(&mut self, directory: &Path, domains: &[Domain]) {
+        let overlap = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+        let resolved_directory = resolve_links(directory);
         for product in domains.iter().flat_map(|domain| &domain.products) {
             let Ok(folder) = product.location.to_file_path() else { continue };
-            let folder = super::acceleration::lexical_absolute(&folder);
-            if directory.starts_with(&folder) || folder.starts_with(directory) {
+            if overlap(directory, &folder) || overlap(&resolved_directory, &resolve_links(&folder)) {
                 self.error(
                     "acceleration.spill.directory",
                     format!(
@@ -407,7 +408,27 @@ fn is_semver(version: &str) -> bool {
 }
 
 /// Removes `.` and `..` components without touching the filesystem.
-fn normalize(path: &Path) -> std::path::PathBuf {
+/// `path` with its longest existing ancestor's symbolic links followed (the rest of
+/// it may not exist yet).
+fn resolve_links(path: &Path) -> std::path::PathBuf {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(resolved) = existing.canonicalize() {
+            return rest.iter().rev().fold(resolved, |path, part| path.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+/// `path` without `.` and `..` parts, lexically (it may not exist yet).
+pub(super) fn normalize(path: &Path) -> std::path::PathBuf {
     let mut out = std::path::PathBuf::new();
     for component in path.components() {
         match component {
