@@ -101,12 +101,7 @@ impl AcceleratedCopy {
         }
     }
 
-    /// Whether it was spilled to local files.
-    pub fn spilled(&self) -> bool {
-        matches!(self.data.as_ref(), CopyData::Spilled(_))
-    }
-
-    /// The spill directory its files are in, when spilled.
+    /// The spill directory its files are in, when it was spilled to local files.
     pub fn spilled_in(&self) -> Option<&std::path::Path> {
         match self.data.as_ref() {
             CopyData::Memory(_) => None,

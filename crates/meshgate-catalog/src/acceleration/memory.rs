@@ -2,10 +2,10 @@
 //! (`acceleration.budget`), apart from the pool running queries draw on; and the local
 //! disk spilled copies take, against `acceleration.spill.budget`.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
-use crate::config::acceleration::{DEFAULT_BUDGET, SpillConfig};
+use crate::config::acceleration::DEFAULT_BUDGET;
 
 /// Bytes held by every accelerated copy alive, and the budget they must fit in; the
 /// same for spilled copies on disk.
@@ -14,17 +14,11 @@ pub struct AccelerationMemory {
     held: AtomicU64,
     budget: AtomicU64,
     spilled: AtomicU64,
-    spill: Mutex<Option<SpillConfig>>,
 }
 
 impl Default for AccelerationMemory {
     fn default() -> Self {
-        Self {
-            held: AtomicU64::new(0),
-            budget: AtomicU64::new(DEFAULT_BUDGET),
-            spilled: AtomicU64::new(0),
-            spill: Mutex::new(None),
-        }
+        Self { held: AtomicU64::new(0), budget: AtomicU64::new(DEFAULT_BUDGET), spilled: AtomicU64::new(0) }
     }
 }
 
@@ -49,17 +43,6 @@ impl AccelerationMemory {
     /// Bytes spilled copies take on disk now.
     pub fn spilled(&self) -> u64 {
         self.spilled.load(Ordering::Relaxed)
-    }
-
-    /// Where copies that do not fit in memory go, as the serving configuration says.
-    pub fn spill(&self) -> Option<SpillConfig> {
-        self.spill.lock().ok().and_then(|spill| spill.clone())
-    }
-
-    pub(crate) fn set_spill(&self, spill: Option<SpillConfig>) {
-        if let Ok(mut current) = self.spill.lock() {
-            *current = spill;
-        }
     }
 
     pub(crate) fn reserve(self: &Arc<Self>) -> Reservation {
@@ -92,12 +75,6 @@ impl Reservation {
 
     pub fn bytes(&self) -> u64 {
         self.bytes
-    }
-
-    /// Moves what it counts into a new reservation, leaving this one empty.
-    pub fn take(&mut self) -> Reservation {
-        let bytes = std::mem::take(&mut self.bytes);
-        Reservation { memory: Arc::clone(&self.memory), bytes, disk: self.disk }
     }
 }
 

@@ -205,13 +205,8 @@ impl SpillWriter {
             self.writers[partition].get_mut().flush().map_err(|error| spill_error(&self.directory, &error))?;
         }
         self.count_written();
-        self.writers.clear();
-        Ok(SpilledFiles {
-            directory: std::mem::take(&mut self.directory),
-            files: std::mem::take(&mut self.files),
-            rows: std::mem::take(&mut self.rows),
-            reservation: self.reservation.take(),
-        })
+        let Self { directory, files, rows, reservation, .. } = self;
+        Ok(SpilledFiles { directory, files, rows, reservation })
     }
 }
 

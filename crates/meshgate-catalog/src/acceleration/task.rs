@@ -22,7 +22,6 @@ use crate::snapshot::{MeshSnapshot, ProductEntry};
 /// taken over when it was read from the same files.
 pub async fn accelerate(snapshot: &MeshSnapshot, memory: &Arc<AccelerationMemory>, previous: Option<&MeshSnapshot>) {
     memory.set_budget(snapshot.config().acceleration_budget);
-    memory.set_spill(snapshot.config().acceleration_spill.clone());
     for entry in accelerated(snapshot) {
         let product = &entry.product;
         let current = previous
@@ -72,7 +71,11 @@ pub(crate) async fn refresh(
     let name = entry.product.qualified_name();
     let data = entry.table.data();
     let acceleration = entry.product.acceleration.as_ref();
-    let spill = memory.spill().filter(|_| acceleration.is_some_and(|acceleration| acceleration.spill));
+    let spill = snapshot
+        .config()
+        .acceleration_spill
+        .clone()
+        .filter(|_| acceleration.is_some_and(|acceleration| acceleration.spill));
     // A spilled copy is kept only where spilling is still allowed, to the same place,
     // within the budget (a reload may have changed any of them).
     let current = current.filter(|copy| {
@@ -93,13 +96,7 @@ pub(crate) async fn refresh(
         Err(error) => return failed(entry, current, false, format!("{name} could not be read: {error}"), None),
     };
     if let Some(copy) = current.as_ref().filter(|copy| copy.files == files) {
-        entry.table.set_copy(Some(Arc::clone(copy)));
-        entry.acceleration.record(|outcome| {
-            outcome.problem = None;
-            outcome.checked_at = Some(SystemTime::now());
-            outcome.attempted = Some(files);
-        });
-        return;
+        return serve(entry, Arc::clone(copy), files);
     }
     let outcome = entry.acceleration.outcome();
     if current.is_none() && outcome.attempted == Some(files) && outcome.problem.as_ref().is_some_and(|p| p.refused) {
@@ -113,7 +110,7 @@ pub(crate) async fn refresh(
         spill,
     };
     match build(&name, scan, data.schema(), files, &state, limits).await {
-        Ok(copy) if copy.spilled() => {
+        Ok(copy) if copy.spilled_in().is_some() => {
             tracing::info!(
                 product = %name,
                 rows = copy.rows(),
@@ -122,7 +119,7 @@ pub(crate) async fn refresh(
                 spilled = %format_bytes(memory.spilled()),
                 "accelerated: served from local files (its data does not fit in memory)"
             );
-            serve(entry, copy, files);
+            serve(entry, Arc::new(copy), files);
         }
         Ok(copy) => {
             tracing::info!(
@@ -134,7 +131,7 @@ pub(crate) async fn refresh(
                 budget = %format_bytes(memory.budget()),
                 "accelerated: served from memory"
             );
-            serve(entry, copy, files);
+            serve(entry, Arc::new(copy), files);
         }
         Err(BuildError::Refused(message)) => failed(entry, current, true, message, Some(files)),
         Err(BuildError::Failed(error)) => {
@@ -143,8 +140,9 @@ pub(crate) async fn refresh(
     }
 }
 
-fn serve(entry: &ProductEntry, copy: AcceleratedCopy, files: u64) {
-    entry.table.set_copy(Some(Arc::new(copy)));
+/// `copy` serves `entry`: read from `files`, which were found as they are now.
+fn serve(entry: &ProductEntry, copy: Arc<AcceleratedCopy>, files: u64) {
+    entry.table.set_copy(Some(copy));
     entry.acceleration.record(|outcome| {
         outcome.problem = None;
         outcome.checked_at = Some(SystemTime::now());

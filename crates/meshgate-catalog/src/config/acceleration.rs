@@ -106,15 +106,21 @@ impl std::fmt::Display for Refresh {
 /// The mesh file's budget, checked; errors name `acceleration.budget`.
 pub(crate) fn budget(spec: Option<&MeshAccelerationSpec>, errors: &mut Vec<ConfigError>) -> u64 {
     let Some(text) = spec.and_then(|spec| spec.budget.as_deref()) else { return DEFAULT_BUDGET };
+    positive_size(text, |message| errors.push(ConfigError::new("acceleration.budget", message)))
+        .unwrap_or(DEFAULT_BUDGET)
+}
+
+/// A size more than zero, or `None` with the mistake reported.
+fn positive_size(text: &str, mut report: impl FnMut(String)) -> Option<u64> {
     match parse_byte_size(text) {
         Ok(0) => {
-            errors.push(ConfigError::new("acceleration.budget", "must be more than zero"));
-            DEFAULT_BUDGET
+            report("must be more than zero".into());
+            None
         }
-        Ok(bytes) => bytes,
+        Ok(bytes) => Some(bytes),
         Err(message) => {
-            errors.push(ConfigError::new("acceleration.budget", message));
-            DEFAULT_BUDGET
+            report(message);
+            None
         }
     }
 }
@@ -136,21 +142,15 @@ pub(crate) fn spill(
             format!("'{written}' is a URL: write the path of a local directory (spilled copies go to local disk)"),
         ));
     }
-    let budget = match spec.budget.as_deref().map(parse_byte_size) {
-        None => DEFAULT_SPILL_BUDGET,
-        Some(Ok(0)) => {
-            errors.push(ConfigError::new("acceleration.spill.budget", "must be more than zero"));
-            0
-        }
-        Some(Ok(bytes)) => bytes,
-        Some(Err(message)) => {
-            errors.push(ConfigError::new("acceleration.spill.budget", message));
-            0
+    let budget = match spec.budget.as_deref() {
+        None => Some(DEFAULT_SPILL_BUDGET),
+        Some(text) => {
+            positive_size(text, |message| errors.push(ConfigError::new("acceleration.spill.budget", message)))
         }
     };
     let joined = base_dir.join(written);
     let directory = super::validate::normalize(&std::path::absolute(&joined).unwrap_or(joined));
-    (errors.len() == before).then_some(SpillConfig { directory, budget })
+    budget.filter(|_| errors.len() == before).map(|budget| SpillConfig { directory, budget })
 }
 
 /// The mesh default, checked on its own (errors at `acceleration.default.*`), so a
@@ -201,17 +201,9 @@ pub(crate) fn resolve(
         }),
     };
     let (from, at) = field(|spec| spec.max_bytes.is_some());
-    let max_bytes = from.and_then(|spec| spec.max_bytes.as_deref()).and_then(|text| match parse_byte_size(text) {
-        Ok(0) => {
-            report(&at, "max_bytes", "must be more than zero".into());
-            None
-        }
-        Ok(bytes) => Some(bytes),
-        Err(message) => {
-            report(&at, "max_bytes", message);
-            None
-        }
-    });
+    let max_bytes = from
+        .and_then(|spec| spec.max_bytes.as_deref())
+        .and_then(|text| positive_size(text, |message| report(&at, "max_bytes", message)));
     let (from, at) = field(|spec| spec.spill.is_some());
     let spill = match from.and_then(|spec| spec.spill) {
         Some(true) if !spill_configured && enabled => {
